@@ -1,0 +1,513 @@
+-- CloudAgencyOps schema: all DDL, idempotent (applying it twice changes nothing).
+--
+-- Applied by the owner role (DATABASE_OWNER_URL; on Neon the direct, non-pooled URL) with
+-- `python -m shared.schema apply`. The owner owns every table and SECURITY DEFINER function.
+-- The app logs in as `cao_app`: no superuser, no BYPASSRLS, owns nothing, and sees tenant rows
+-- only through row-level security keyed on the transaction-local setting `app.agency_id`
+-- (`NULLIF(current_setting('app.agency_id', true), '')`: a transaction that set no agency sees
+-- no rows). Work that is cross-tenant by nature goes only through the named SECURITY DEFINER
+-- functions at the end of this file.
+--
+-- Changes after a release go into migrations/NNNN_*.sql as well (see shared/schema.py).
+
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'cao_app') THEN
+    CREATE ROLE cao_app NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+  END IF;
+END $$;
+
+CREATE SCHEMA IF NOT EXISTS cao;
+REVOKE ALL ON SCHEMA cao FROM PUBLIC;
+GRANT USAGE ON SCHEMA cao TO cao_app;
+
+-- Helper: the current tenant, or NULL when the transaction set none.
+CREATE OR REPLACE FUNCTION cao.current_agency() RETURNS uuid
+  LANGUAGE sql STABLE
+  AS $$ SELECT NULLIF(current_setting('app.agency_id', true), '')::uuid $$;
+
+-- ---------------------------------------------------------------------------------------------
+-- Agencies and their credentials
+-- ---------------------------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS cao.agencies (
+  id                      uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  name                    text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+  contact_email           text NOT NULL CHECK (length(contact_email) BETWEEN 3 AND 320),
+  created_at              timestamptz NOT NULL DEFAULT now(),
+  -- Settings.
+  default_regions         text[] NOT NULL DEFAULT ARRAY['us-east-1']::text[]
+                            CHECK (cardinality(default_regions) BETWEEN 1 AND 32),
+  cloudtrail_retention_days integer NOT NULL DEFAULT 90
+                            CHECK (cloudtrail_retention_days BETWEEN 1 AND 365),
+  cloudtrail_backfill_days  integer NOT NULL DEFAULT 14
+                            CHECK (cloudtrail_backfill_days BETWEEN 1 AND 90),
+  -- Billing (Polar). Only webhooks and operator commands change these.
+  billing_status          text NOT NULL DEFAULT 'trialing' CHECK (billing_status IN (
+                            'trialing', 'active', 'past_due', 'canceled', 'revoked',
+                            'incomplete', 'unpaid', 'paused')),
+  trial_ends_at           timestamptz NOT NULL DEFAULT now() + interval '14 days',
+  plan                    text NOT NULL DEFAULT 'trial' CHECK (length(plan) <= 64),
+  polar_customer_id       text CHECK (length(polar_customer_id) <= 128),
+  polar_subscription_id   text CHECK (length(polar_subscription_id) <= 128),
+  current_period_end      timestamptz,
+  billing_event_at        timestamptz
+);
+
+-- The ExternalId lives here and nowhere else. One row per generated value; an agency has one
+-- current value; accounts reference the value they were verified with (rotation).
+CREATE TABLE IF NOT EXISTS cao.external_ids (
+  id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  agency_id   uuid NOT NULL REFERENCES cao.agencies(id) ON DELETE CASCADE,
+  value       text NOT NULL UNIQUE
+                CHECK (length(value) BETWEEN 2 AND 1224 AND value ~ '^[A-Za-z0-9_+=,.@:/-]+$'),
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  retired_at  timestamptz
+);
+CREATE UNIQUE INDEX IF NOT EXISTS external_ids_one_current
+  ON cao.external_ids (agency_id) WHERE retired_at IS NULL;
+
+CREATE TABLE IF NOT EXISTS cao.api_keys (
+  id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  agency_id     uuid NOT NULL REFERENCES cao.agencies(id) ON DELETE CASCADE,
+  name          text NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+  role          text NOT NULL CHECK (role IN ('admin', 'member')),
+  key_hash      bytea NOT NULL UNIQUE CHECK (length(key_hash) = 32),
+  key_prefix    text NOT NULL CHECK (length(key_prefix) <= 16),
+  created_at    timestamptz NOT NULL DEFAULT now(),
+  created_by    uuid,
+  last_used_at  timestamptz,
+  revoked_at    timestamptz
+);
+CREATE INDEX IF NOT EXISTS api_keys_agency ON cao.api_keys (agency_id);
+
+-- ---------------------------------------------------------------------------------------------
+-- Client accounts
+-- ---------------------------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS cao.accounts (
+  id                  uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  agency_id           uuid NOT NULL REFERENCES cao.agencies(id) ON DELETE CASCADE,
+  aws_account_id      text NOT NULL CHECK (aws_account_id ~ '^[0-9]{12}$'),
+  role_arn            text NOT NULL CHECK (length(role_arn) <= 2048),
+  alias               text CHECK (length(alias) <= 100),
+  regions             text[] CHECK (regions IS NULL OR cardinality(regions) BETWEEN 1 AND 32),
+  -- The ExternalId this account was last verified with (see external_ids).
+  external_id_id      uuid NOT NULL REFERENCES cao.external_ids(id),
+  status              text NOT NULL DEFAULT 'active' CHECK (status IN (
+                        'active', 'needs_trust_update', 'access_denied', 'paused',
+                        'cost_explorer_not_enabled', 'unsafe_trust_policy', 'unreachable')),
+  status_message      text CHECK (length(status_message) <= 1000),
+  is_management       boolean NOT NULL DEFAULT false,
+  linked_at           timestamptz NOT NULL DEFAULT now(),
+  verified_at         timestamptz,
+  consecutive_denials integer NOT NULL DEFAULT 0,
+  UNIQUE (agency_id, role_arn),
+  UNIQUE (agency_id, id)
+);
+CREATE INDEX IF NOT EXISTS accounts_agency ON cao.accounts (agency_id, linked_at);
+CREATE INDEX IF NOT EXISTS accounts_aws_account ON cao.accounts (aws_account_id);
+
+-- Members of an organization found through a management account's ListAccounts: ID and name
+-- only (never their email).
+CREATE TABLE IF NOT EXISTS cao.discovered_accounts (
+  agency_id         uuid NOT NULL REFERENCES cao.agencies(id) ON DELETE CASCADE,
+  management_id     uuid NOT NULL,
+  aws_account_id    text NOT NULL CHECK (aws_account_id ~ '^[0-9]{12}$'),
+  name              text CHECK (length(name) <= 200),
+  discovered_at     timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (management_id, aws_account_id),
+  FOREIGN KEY (agency_id, management_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS discovered_agency ON cao.discovered_accounts (agency_id);
+
+-- ---------------------------------------------------------------------------------------------
+-- Synced data
+-- ---------------------------------------------------------------------------------------------
+
+-- Aggregated cost: account x service x month x metric. `account_id` is the linked account the
+-- row was synced through; `usage_account_id` the account it is attributed to (a member, when
+-- synced through its organization's management account).
+CREATE TABLE IF NOT EXISTS cao.cost_rows (
+  agency_id         uuid NOT NULL,
+  account_id        uuid NOT NULL,
+  usage_account_id  text NOT NULL CHECK (usage_account_id ~ '^[0-9]{12}$'),
+  month             date NOT NULL CHECK (extract(day FROM month) = 1),
+  service           text NOT NULL CHECK (length(service) BETWEEN 1 AND 256),
+  metric            text NOT NULL CHECK (metric IN ('UnblendedCost', 'AmortizedCost',
+                                                    'NetUnblendedCost')),
+  amount            numeric(20, 10) NOT NULL,
+  currency          text NOT NULL CHECK (currency ~ '^[A-Z]{3}$'),
+  estimated         boolean NOT NULL,
+  synced_at         timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (account_id, usage_account_id, month, service, metric),
+  FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS cost_rows_agency_month ON cao.cost_rows (agency_id, month);
+
+-- Which months of an account have been pulled, and whether AWS still calls them Estimated.
+CREATE TABLE IF NOT EXISTS cao.cost_months (
+  agency_id   uuid NOT NULL,
+  account_id  uuid NOT NULL,
+  month       date NOT NULL,
+  estimated   boolean NOT NULL,
+  synced_at   timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (account_id, month),
+  FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
+);
+
+-- CloudTrail access metadata: the redaction allowlist, nothing else (functions/sync_cloudtrail).
+CREATE TABLE IF NOT EXISTS cao.access_events (
+  id              bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  agency_id       uuid NOT NULL,
+  account_id      uuid NOT NULL,
+  aws_account_id  text NOT NULL CHECK (aws_account_id ~ '^[0-9]{12}$'),
+  region          text NOT NULL CHECK (length(region) <= 32),
+  event_id        text NOT NULL CHECK (length(event_id) <= 128),
+  event_time      timestamptz NOT NULL,
+  event_name      text NOT NULL CHECK (length(event_name) <= 128),
+  principal_arn   text CHECK (length(principal_arn) <= 2048),
+  principal_name  text CHECK (length(principal_name) <= 256),
+  source_ip       text CHECK (length(source_ip) <= 256),
+  is_vendor       boolean NOT NULL DEFAULT false,
+  UNIQUE (account_id, event_id),
+  FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS access_events_agency_time
+  ON cao.access_events (agency_id, event_time DESC, id DESC);
+CREATE INDEX IF NOT EXISTS access_events_account_time
+  ON cao.access_events (account_id, event_time DESC, id DESC);
+CREATE INDEX IF NOT EXISTS access_events_principal
+  ON cao.access_events (agency_id, principal_arn, event_time);
+
+-- ---------------------------------------------------------------------------------------------
+-- Sync job model (owned by functions/sync_costs; reused by functions/sync_cloudtrail)
+-- ---------------------------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS cao.sync_jobs (
+  id                    uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  agency_id             uuid NOT NULL,
+  account_id            uuid NOT NULL,
+  kind                  text NOT NULL CHECK (kind IN ('costs', 'cloudtrail', 'verify')),
+  next_run_at           timestamptz NOT NULL DEFAULT now(),
+  lease_token           uuid,
+  lease_expires_at      timestamptz,
+  deliveries            integer NOT NULL DEFAULT 0,
+  state                 text NOT NULL DEFAULT 'idle' CHECK (state IN (
+                          'idle', 'queued', 'running', 'failed', 'paused')),
+  last_success_at       timestamptz,
+  last_error_class      text CHECK (length(last_error_class) <= 64),
+  last_error_at         timestamptz,
+  consecutive_failures  integer NOT NULL DEFAULT 0,
+  requested_at          timestamptz,
+  UNIQUE (account_id, kind),
+  FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS sync_jobs_due ON cao.sync_jobs (kind, next_run_at);
+CREATE INDEX IF NOT EXISTS sync_jobs_agency ON cao.sync_jobs (agency_id);
+
+-- CloudTrail read position per (account, region): the end of the last window read completely.
+CREATE TABLE IF NOT EXISTS cao.sync_cursors (
+  agency_id     uuid NOT NULL,
+  account_id    uuid NOT NULL,
+  region        text NOT NULL CHECK (length(region) <= 32),
+  position      timestamptz NOT NULL,
+  updated_at    timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (account_id, region),
+  FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
+);
+
+CREATE TABLE IF NOT EXISTS cao.sync_runs (
+  id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  agency_id       uuid NOT NULL,
+  account_id      uuid NOT NULL,
+  kind            text NOT NULL CHECK (kind IN ('costs', 'cloudtrail', 'verify')),
+  started_at      timestamptz NOT NULL DEFAULT now(),
+  finished_at     timestamptz,
+  status          text NOT NULL DEFAULT 'running' CHECK (status IN (
+                    'running', 'succeeded', 'partial', 'failed', 'superseded')),
+  api_calls       integer NOT NULL DEFAULT 0,
+  ce_requests     integer NOT NULL DEFAULT 0,
+  ce_cost_usd     numeric(12, 2) NOT NULL DEFAULT 0,
+  months          date[],
+  rows_written    integer NOT NULL DEFAULT 0,
+  error_class     text CHECK (length(error_class) <= 64),
+  FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS sync_runs_account ON cao.sync_runs (account_id, kind, started_at DESC);
+CREATE INDEX IF NOT EXISTS sync_runs_agency ON cao.sync_runs (agency_id, started_at);
+
+-- ---------------------------------------------------------------------------------------------
+-- Runbooks, audit
+-- ---------------------------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS cao.runbooks (
+  id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  agency_id   uuid NOT NULL REFERENCES cao.agencies(id) ON DELETE CASCADE,
+  account_id  uuid,
+  title       text NOT NULL CHECK (length(title) BETWEEN 1 AND 200),
+  body        text NOT NULL CHECK (length(body) <= 65536),
+  version     integer NOT NULL DEFAULT 1,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  updated_at  timestamptz NOT NULL DEFAULT now(),
+  UNIQUE (agency_id, id),
+  FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE SET NULL (account_id)
+);
+CREATE INDEX IF NOT EXISTS runbooks_agency ON cao.runbooks (agency_id, updated_at DESC);
+
+CREATE TABLE IF NOT EXISTS cao.runbook_versions (
+  agency_id   uuid NOT NULL,
+  runbook_id  uuid NOT NULL,
+  version     integer NOT NULL,
+  account_id  uuid,
+  title       text NOT NULL,
+  body        text NOT NULL,
+  saved_at    timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (runbook_id, version),
+  FOREIGN KEY (agency_id, runbook_id) REFERENCES cao.runbooks (agency_id, id) ON DELETE CASCADE
+);
+
+CREATE TABLE IF NOT EXISTS cao.audit_log (
+  id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  agency_id   uuid NOT NULL REFERENCES cao.agencies(id) ON DELETE CASCADE,
+  at          timestamptz NOT NULL DEFAULT now(),
+  actor       text NOT NULL CHECK (length(actor) <= 100),
+  action      text NOT NULL CHECK (length(action) <= 64),
+  target      text CHECK (length(target) <= 200),
+  details     jsonb NOT NULL DEFAULT '{}'::jsonb CHECK (pg_column_size(details) <= 8192)
+);
+CREATE INDEX IF NOT EXISTS audit_agency_time ON cao.audit_log (agency_id, at DESC);
+
+-- ---------------------------------------------------------------------------------------------
+-- Cross-tenant by nature: not visible to the app role at all (no grants); reached only through
+-- SECURITY DEFINER functions.
+-- ---------------------------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS cao.webhook_deliveries (
+  webhook_id    text PRIMARY KEY CHECK (length(webhook_id) <= 200),
+  event_type    text NOT NULL CHECK (length(event_type) <= 100),
+  agency_id     uuid,
+  received_at   timestamptz NOT NULL DEFAULT now()
+);
+
+-- Fixed-window rate limits (sign-up per source address, sync-now per account).
+CREATE TABLE IF NOT EXISTS cao.rate_limits (
+  bucket        text PRIMARY KEY CHECK (length(bucket) <= 200),
+  window_start  timestamptz NOT NULL,
+  hits          integer NOT NULL
+);
+
+-- ---------------------------------------------------------------------------------------------
+-- Row-level security: enabled and forced on every tenant table.
+-- ---------------------------------------------------------------------------------------------
+
+DO $$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['agencies', 'external_ids', 'api_keys', 'accounts',
+                           'discovered_accounts', 'cost_rows', 'cost_months', 'access_events',
+                           'sync_jobs', 'sync_cursors', 'sync_runs', 'runbooks',
+                           'runbook_versions', 'audit_log']
+  LOOP
+    EXECUTE format('ALTER TABLE cao.%I ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('ALTER TABLE cao.%I FORCE ROW LEVEL SECURITY', t);
+    EXECUTE format('DROP POLICY IF EXISTS tenant ON cao.%I', t);
+    EXECUTE format(
+      'CREATE POLICY tenant ON cao.%I TO cao_app USING (%s = cao.current_agency())'
+      ' WITH CHECK (%s = cao.current_agency())',
+      t,
+      CASE WHEN t = 'agencies' THEN 'id' ELSE 'agency_id' END,
+      CASE WHEN t = 'agencies' THEN 'id' ELSE 'agency_id' END);
+    -- The owner runs the SECURITY DEFINER functions below, which are cross-tenant by design.
+    EXECUTE format('DROP POLICY IF EXISTS owner_all ON cao.%I', t);
+    EXECUTE format('CREATE POLICY owner_all ON cao.%I TO %I USING (true) WITH CHECK (true)',
+                   t, current_user);
+    EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON cao.%I TO cao_app', t);
+  END LOOP;
+END $$;
+
+-- The app role never touches these directly.
+ALTER TABLE cao.webhook_deliveries ENABLE ROW LEVEL SECURITY;
+ALTER TABLE cao.webhook_deliveries FORCE ROW LEVEL SECURITY;
+ALTER TABLE cao.rate_limits ENABLE ROW LEVEL SECURITY;
+ALTER TABLE cao.rate_limits FORCE ROW LEVEL SECURITY;
+DO $$
+BEGIN
+  EXECUTE 'DROP POLICY IF EXISTS owner_all ON cao.webhook_deliveries';
+  EXECUTE format('CREATE POLICY owner_all ON cao.webhook_deliveries TO %I USING (true) WITH CHECK (true)', current_user);
+  EXECUTE 'DROP POLICY IF EXISTS owner_all ON cao.rate_limits';
+  EXECUTE format('CREATE POLICY owner_all ON cao.rate_limits TO %I USING (true) WITH CHECK (true)', current_user);
+END $$;
+REVOKE ALL ON cao.webhook_deliveries, cao.rate_limits FROM cao_app;
+
+-- ---------------------------------------------------------------------------------------------
+-- SECURITY DEFINER functions: the only cross-tenant paths. Each pins search_path, takes only
+-- what it needs, and returns only what the caller needs.
+-- ---------------------------------------------------------------------------------------------
+
+-- Sign-up: create an agency with its first ExternalId and admin key in one step (before the
+-- agency exists there is no tenant to set).
+CREATE OR REPLACE FUNCTION cao.create_agency(
+  p_name text, p_contact_email text, p_external_id text, p_key_hash bytea, p_key_prefix text)
+  RETURNS TABLE (agency_id uuid, key_id uuid)
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$
+DECLARE
+  a uuid;
+  k uuid;
+BEGIN
+  INSERT INTO agencies (name, contact_email) VALUES (p_name, p_contact_email) RETURNING id INTO a;
+  INSERT INTO external_ids (agency_id, value) VALUES (a, p_external_id);
+  INSERT INTO api_keys (agency_id, name, role, key_hash, key_prefix)
+    VALUES (a, 'first admin key', 'admin', p_key_hash, p_key_prefix) RETURNING id INTO k;
+  INSERT INTO audit_log (agency_id, actor, action, target) VALUES (a, 'signup', 'agency.created', a::text);
+  RETURN QUERY SELECT a, k;
+END $$;
+
+-- Authentication: the agency and role of a live API key, by its hash. last_used_at is
+-- refreshed at most once a minute so that reads do not turn into a write per request.
+CREATE OR REPLACE FUNCTION cao.authenticate_key(p_key_hash bytea)
+  RETURNS TABLE (agency_id uuid, key_id uuid, role text)
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$
+BEGIN
+  UPDATE api_keys k SET last_used_at = now()
+   WHERE k.key_hash = p_key_hash AND k.revoked_at IS NULL
+     AND (k.last_used_at IS NULL OR k.last_used_at < now() - interval '1 minute');
+  RETURN QUERY SELECT k.agency_id, k.id, k.role FROM api_keys k
+   WHERE k.key_hash = p_key_hash AND k.revoked_at IS NULL;
+END $$;
+
+-- Whether an agency may sync now (billing entitlement): trial until its end, active and
+-- past-due, canceled until the paid period ends; revoked and the rest never.
+CREATE OR REPLACE FUNCTION cao.is_entitled(a cao.agencies, p_now timestamptz) RETURNS boolean
+  LANGUAGE sql STABLE
+AS $$
+  SELECT CASE a.billing_status
+    WHEN 'trialing' THEN a.trial_ends_at > p_now
+    WHEN 'active' THEN true
+    WHEN 'past_due' THEN true
+    WHEN 'canceled' THEN coalesce(a.current_period_end > p_now, false)
+    ELSE false
+  END
+$$;
+
+-- Dispatcher: due jobs of entitled agencies, marked queued so a second dispatcher run in the
+-- same minute does not publish them again. Locks are held only for this statement.
+CREATE OR REPLACE FUNCTION cao.dispatch_due_jobs(p_kind text, p_now timestamptz, p_limit integer)
+  RETURNS TABLE (job_id uuid, agency_id uuid, account_id uuid, kind text, due_at timestamptz)
+  LANGUAGE sql SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$
+  WITH due AS (
+    SELECT j.id, j.next_run_at FROM sync_jobs j
+      JOIN agencies a ON a.id = j.agency_id
+      JOIN accounts c ON c.id = j.account_id
+     WHERE j.kind = p_kind
+       AND j.next_run_at <= p_now
+       -- queued but never delivered for an hour, or running with an expired lease: again.
+       AND (j.state IN ('idle', 'failed')
+            OR (j.state = 'queued' AND j.next_run_at <= p_now - interval '1 hour')
+            OR (j.state = 'running' AND j.lease_expires_at <= p_now))
+       AND c.status NOT IN ('paused', 'unsafe_trust_policy')
+       AND is_entitled(a, p_now)
+     ORDER BY j.next_run_at
+     LIMIT least(greatest(p_limit, 0), 10000)
+     FOR UPDATE OF j SKIP LOCKED
+  )
+  UPDATE sync_jobs j SET state = 'queued'
+    FROM due WHERE j.id = due.id
+  RETURNING j.id, j.agency_id, j.account_id, j.kind, due.next_run_at;
+$$;
+
+-- Consumer: take the lease of one job. Returns the lease token, or nothing when another live
+-- delivery holds it (or the job is gone). SKIP LOCKED: never waits on a concurrent claimer.
+CREATE OR REPLACE FUNCTION cao.claim_job(p_job_id uuid, p_now timestamptz, p_lease_seconds integer)
+  RETURNS TABLE (lease_token uuid, agency_id uuid, account_id uuid, kind text, deliveries integer)
+  LANGUAGE sql SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$
+  WITH free AS (
+    SELECT j.id FROM sync_jobs j
+     WHERE j.id = p_job_id
+       AND (j.lease_expires_at IS NULL OR j.lease_expires_at <= p_now)
+     FOR UPDATE SKIP LOCKED
+  )
+  UPDATE sync_jobs j
+     SET lease_token = gen_random_uuid(),
+         lease_expires_at = p_now + make_interval(secs => least(greatest(p_lease_seconds, 1), 3600)),
+         state = 'running',
+         deliveries = j.deliveries + 1
+    FROM free WHERE j.id = free.id
+  RETURNING j.lease_token, j.agency_id, j.account_id, j.kind, j.deliveries;
+$$;
+
+-- Retention: delete access events older than each agency's retention. Returns rows deleted
+-- per agency, so the run log can record them.
+CREATE OR REPLACE FUNCTION cao.purge_expired_events(p_now timestamptz, p_batch integer)
+  RETURNS TABLE (agency_id uuid, deleted bigint)
+  LANGUAGE sql SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$
+  WITH doomed AS (
+    SELECT e.id FROM access_events e JOIN agencies a ON a.id = e.agency_id
+     WHERE e.event_time < p_now - make_interval(days => a.cloudtrail_retention_days)
+     LIMIT least(greatest(p_batch, 1), 1000000)
+  ), gone AS (
+    DELETE FROM access_events e USING doomed WHERE e.id = doomed.id RETURNING e.agency_id
+  )
+  SELECT gone.agency_id, count(*) FROM gone GROUP BY gone.agency_id;
+$$;
+
+-- Webhooks: record a delivery id once. True when this call recorded it (first delivery); the
+-- caller applies the effect in the same transaction, so a concurrent duplicate waits on the
+-- primary key and then sees false.
+CREATE OR REPLACE FUNCTION cao.record_webhook(p_webhook_id text, p_event_type text, p_agency_id uuid)
+  RETURNS boolean
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$
+BEGIN
+  INSERT INTO webhook_deliveries (webhook_id, event_type, agency_id)
+    VALUES (p_webhook_id, p_event_type, p_agency_id)
+    ON CONFLICT (webhook_id) DO NOTHING;
+  RETURN FOUND;
+END $$;
+
+-- Webhooks: does this agency exist (the webhook carries our agency id as Polar's external id)?
+CREATE OR REPLACE FUNCTION cao.agency_exists(p_agency_id uuid) RETURNS boolean
+  LANGUAGE sql SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$ SELECT EXISTS (SELECT 1 FROM agencies WHERE id = p_agency_id) $$;
+
+-- Rate limiting: count a hit in a fixed window; returns seconds until the window resets when
+-- the limit is exceeded, else 0.
+CREATE OR REPLACE FUNCTION cao.rate_limit_hit(
+  p_bucket text, p_now timestamptz, p_window_seconds integer, p_limit integer)
+  RETURNS integer
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$
+DECLARE
+  r rate_limits;
+BEGIN
+  INSERT INTO rate_limits AS rl (bucket, window_start, hits) VALUES (p_bucket, p_now, 1)
+  ON CONFLICT (bucket) DO UPDATE SET
+    window_start = CASE WHEN rl.window_start <= p_now - make_interval(secs => p_window_seconds)
+                        THEN p_now ELSE rl.window_start END,
+    hits = CASE WHEN rl.window_start <= p_now - make_interval(secs => p_window_seconds)
+                THEN 1 ELSE rl.hits + 1 END
+  RETURNING * INTO r;
+  IF r.hits > p_limit THEN
+    RETURN greatest(1, ceil(extract(epoch FROM
+      (r.window_start + make_interval(secs => p_window_seconds)) - p_now))::integer);
+  END IF;
+  RETURN 0;
+END $$;
+
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA cao FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION cao.current_agency() TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.is_entitled(cao.agencies, timestamptz) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.create_agency(text, text, text, bytea, text) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.authenticate_key(bytea) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.dispatch_due_jobs(text, timestamptz, integer) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.claim_job(uuid, timestamptz, integer) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.purge_expired_events(timestamptz, integer) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.record_webhook(text, text, uuid) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.agency_exists(uuid) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.rate_limit_hit(text, timestamptz, integer, integer) TO cao_app;

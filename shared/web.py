@@ -1,0 +1,283 @@
+"""The one factory that turns FastAPI routers into the ASGI `app` an `api/*.py` file exports.
+
+It adds what every function needs and no router should repeat: the JSON error shape
+`{"error": {"code", "message"}}` for every 4xx/5xx (validation errors name the field and the
+reason, never the rejected value), a request body bound (413 before the body is read when the
+length is declared, and while streaming when it is not), security headers, `Cache-Control:
+no-store` on every response (several carry API keys or the ExternalId), a request id, one
+structured log line per request, and error reporting. Plus the request dependencies: a database
+connection per request and the authenticated caller.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from shared import auth, db
+from shared.errors import CaoError, RateLimitedError
+from shared.logs import get_logger
+from shared.settings import get_settings
+
+MAX_BODY_BYTES = 256 * 1024
+
+SECURITY_HEADERS = [
+    (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'"),
+    (b"x-frame-options", b"DENY"),
+    (b"cache-control", b"no-store"),
+]
+
+
+class Body(BaseModel):
+    """Base of every request body: unknown fields are refused, never silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def error_response(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    headers = {}
+    if "retry_after" in extra:
+        headers["Retry-After"] = str(extra.pop("retry_after"))
+    body: dict[str, Any] = {"error": {"code": code, "message": message, **extra}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    429: "rate_limited",
+}
+
+
+def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
+    fields = []
+    for err in exc.errors()[:20]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
+        # pydantic's `msg` describes the rule, not the value; `input` is deliberately dropped.
+        fields.append({"field": loc, "problem": str(err.get("msg", "invalid"))[:200]})
+    first = fields[0] if fields else {"field": "body", "problem": "invalid"}
+    return f"{first['field']}: {first['problem']}", fields
+
+
+async def _cao_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, CaoError)
+    if exc.status >= 500:
+        get_logger().warning("request failed", extra={"error_code": exc.code})
+    extra: dict[str, Any] = {}
+    if isinstance(exc, RateLimitedError):
+        extra["retry_after"] = exc.retry_after
+    return error_response(exc.status, exc.code, exc.message, **extra)
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    message, fields = _describe_validation(exc)
+    return error_response(422, "invalid_request", message, fields=fields)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _STATUS_CODES.get(exc.status_code, "error")
+    detail = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    response = error_response(exc.status_code, code, detail)
+    for name, value in (exc.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+async def _database_error(request: Request, exc: Exception) -> JSONResponse:
+    # Driver messages echo key values and hosts: only the class is logged, nothing is returned.
+    if isinstance(exc, psycopg.OperationalError):
+        get_logger().warning("database unavailable", extra={"error_class": type(exc).__name__})
+        return error_response(503, "database_unavailable", "the database is unavailable; retry")
+    return await _unexpected_error(request, exc)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    get_logger().error(
+        "unhandled error", extra={"error_class": type(exc).__name__, "path": request.url.path}
+    )
+    report_exception(exc)
+    return error_response(500, "internal_error", "internal error; it has been reported")
+
+
+# Error reporting hook (Sentry attaches here; see shared/observability when present).
+_reporters: list[Callable[[BaseException], None]] = []
+
+
+def report_exception(exc: BaseException) -> None:
+    for reporter in _reporters:
+        reporter(exc)
+
+
+def add_error_reporter(reporter: Callable[[BaseException], None]) -> None:
+    if reporter not in _reporters:
+        _reporters.append(reporter)
+
+
+class EdgeMiddleware:
+    """Pure ASGI middleware: body bound, security headers, request id, one log line."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = uuid.uuid4().hex
+        started = time.perf_counter()
+        status_holder = {"status": 0}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                headers = [
+                    (k, v)
+                    for k, v in message.get("headers", [])
+                    if k.lower() not in {h for h, _ in SECURITY_HEADERS}
+                ]
+                headers.extend(SECURITY_HEADERS)
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        declared = _declared_length(scope)
+        if declared is not None and declared > self.max_body_bytes:
+            await self._too_large(scope, receive, send_wrapper)
+        else:
+            received = 0
+            too_large = False
+
+            async def receive_wrapper() -> Message:
+                nonlocal received, too_large
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > self.max_body_bytes:
+                        too_large = True
+                        raise _BodyTooLarge
+                return message
+
+            try:
+                await self.app(scope, receive_wrapper, send_wrapper)
+            except _BodyTooLarge:
+                await self._too_large(scope, receive, send_wrapper)
+        get_logger().info(
+            "request",
+            extra={
+                "request_id": request_id,
+                "method": scope.get("method"),
+                "path": scope.get("path"),
+                "status": status_holder["status"],
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+
+    async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = error_response(
+            413,
+            "payload_too_large",
+            f"the request body is larger than {self.max_body_bytes} bytes",
+        )
+        await response(scope, receive, send)
+
+
+class _BodyTooLarge(Exception):
+    """Internal signal: the streamed body passed the bound."""
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", []):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def create_app(
+    *routers: APIRouter, title: str = "CloudAgencyOps", openapi: bool = False
+) -> FastAPI:
+    """The ASGI app for a set of routers, with errors, limits, headers and logging attached.
+
+    Deployed functions expose no docs (openapi=False); the local server composes every router
+    into one app with its OpenAPI document.
+    """
+    app = FastAPI(
+        title=title,
+        version="1",
+        openapi_url="/api/openapi.json" if openapi else None,
+        docs_url="/api/docs" if openapi else None,
+        redoc_url=None,
+    )
+    for router in routers:
+        app.include_router(router)
+    app.add_exception_handler(CaoError, _cao_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(psycopg.Error, _database_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_middleware(EdgeMiddleware)
+    return app
+
+
+# ---- request dependencies -------------------------------------------------------------------
+
+
+def get_conn() -> Iterator[db.Connection]:
+    """One database connection per request (serverless: one per invocation), closed after."""
+    conn = db.connect(get_settings().database_url)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+Conn = Annotated[db.Connection, Depends(get_conn)]
+
+
+def get_caller(
+    conn: Conn,
+    authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> auth.Caller:
+    return auth.authenticate(conn, authorization)
+
+
+def get_admin(caller: Annotated[auth.Caller, Depends(get_caller)]) -> auth.Caller:
+    caller.require_admin()
+    return caller
+
+
+CallerDep = Annotated[auth.Caller, Depends(get_caller)]
+AdminDep = Annotated[auth.Caller, Depends(get_admin)]
+
+# Standard error responses for OpenAPI documentation of routes.
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "missing, unknown or revoked API key"},
+    404: {"description": "not found for this agency"},
+    422: {"description": "invalid request: the message names the field and the rule"},
+}

@@ -167,24 +167,23 @@ class EdgeMiddleware:
         declared = _declared_length(scope)
         if declared is not None and declared > self.max_body_bytes:
             await self._too_large(scope, receive, send_wrapper)
-        else:
-            received = 0
-            too_large = False
-
-            async def receive_wrapper() -> Message:
-                nonlocal received, too_large
+        elif declared is None and scope.get("method") in {"POST", "PUT", "PATCH", "DELETE"}:
+            # No declared length (chunked): buffer up to the bound, then replay to the app.
+            body = bytearray()
+            more = True
+            while more:
                 message = await receive()
-                if message["type"] == "http.request":
-                    received += len(message.get("body", b""))
-                    if received > self.max_body_bytes:
-                        too_large = True
-                        raise _BodyTooLarge
-                return message
-
-            try:
-                await self.app(scope, receive_wrapper, send_wrapper)
-            except _BodyTooLarge:
-                await self._too_large(scope, receive, send_wrapper)
+                if message["type"] != "http.request":
+                    break
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > self.max_body_bytes:
+                    await self._too_large(scope, receive, send_wrapper)
+                    break
+            else:
+                await self.app(scope, _replay(bytes(body)), send_wrapper)
+        else:
+            await self.app(scope, receive, send_wrapper)
         get_logger().info(
             "request",
             extra={
@@ -205,8 +204,17 @@ class EdgeMiddleware:
         await response(scope, receive, send)
 
 
-class _BodyTooLarge(Exception):
-    """Internal signal: the streamed body passed the bound."""
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 def _declared_length(scope: Scope) -> int | None:

@@ -14,19 +14,19 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
-from shared import schema
+from devstack import pg
 from tests.support.netguard import assert_loopback_url
 
-OWNER_ROLE = "cao_owner"
-APP_ROLE = "cao_app"
-OWNER_PASSWORD = "owner-test-password"  # noqa: S105 - local test cluster only
-APP_PASSWORD = "app-test-password"  # noqa: S105
+OWNER_ROLE = pg.OWNER_ROLE
+APP_ROLE = pg.APP_ROLE
+OWNER_PASSWORD = "owner-test-password"
+APP_PASSWORD = "app-test-password"
 
 
 @dataclass(frozen=True)
@@ -52,52 +52,21 @@ def admin_url() -> Iterator[str]:
         assert_loopback_url(url)
         yield url
         return
-    import pgserver  # noqa: PLC0415 - only when no server is given
-
-    with tempfile.TemporaryDirectory(prefix="cao-pg-") as data:
-        server = pgserver.get_server(data, cleanup_mode="delete")
-        try:
-            yield server.get_uri()
-        finally:
-            server.cleanup()
-
-
-def _ensure_role(conn: psycopg.Connection[Any], role: str, password: str, extra: str) -> None:
-    exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
-    verb = "ALTER" if exists else "CREATE"
-    conn.execute(
-        sql.SQL("{} ROLE {} LOGIN PASSWORD {} " + extra).format(
-            sql.SQL(verb), sql.Identifier(role), sql.Literal(password)
-        )
-    )
+    with (
+        tempfile.TemporaryDirectory(prefix="cao-pg-") as data,
+        pg.embedded_server(Path(data), keep=False) as embedded,
+    ):
+        yield embedded
 
 
 @contextmanager
 def create_test_database(url: str) -> Iterator[TestDatabase]:
     name = f"cao_test_{secrets.token_hex(4)}"
-    with psycopg.connect(url, autocommit=True) as admin:
-        _ensure_role(admin, OWNER_ROLE, OWNER_PASSWORD, "NOSUPERUSER NOBYPASSRLS NOCREATEROLE")
-        _ensure_role(admin, APP_ROLE, APP_PASSWORD, "NOSUPERUSER NOBYPASSRLS NOCREATEROLE")
-        admin.execute(
-            sql.SQL("CREATE DATABASE {} OWNER {}").format(
-                sql.Identifier(name), sql.Identifier(OWNER_ROLE)
-            )
-        )
-    db = TestDatabase(
-        admin_url=make_conninfo(url, dbname=name),
-        owner_url=make_conninfo(url, dbname=name, user=OWNER_ROLE, password=OWNER_PASSWORD),
-        app_url=make_conninfo(url, dbname=name, user=APP_ROLE, password=APP_PASSWORD),
-        name=name,
-    )
+    local = pg.bootstrap(url, name, OWNER_PASSWORD, APP_PASSWORD)
     try:
-        with db.owner() as conn:
-            schema.apply(conn)
-        yield db
+        yield TestDatabase(local.admin_url, local.owner_url, local.app_url, local.name)
     finally:
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        pg.drop(url, name)
 
 
 TENANT_TABLES = [

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import psycopg
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import auth, db
+from shared import auth, db, observability
 from shared.errors import CaoError, RateLimitedError
 from shared.logs import get_logger
 from shared.settings import get_settings
@@ -118,22 +118,13 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     get_logger().error(
         "unhandled error", extra={"error_class": type(exc).__name__, "path": request.url.path}
     )
-    report_exception(exc)
+    report_exception(exc, path=request.url.path)
     return error_response(500, "internal_error", "internal error; it has been reported")
 
 
-# Error reporting hook (Sentry attaches here; see shared/observability when present).
-_reporters: list[Callable[[BaseException], None]] = []
-
-
-def report_exception(exc: BaseException) -> None:
-    for reporter in _reporters:
-        reporter(exc)
-
-
-def add_error_reporter(reporter: Callable[[BaseException], None]) -> None:
-    if reporter not in _reporters:
-        _reporters.append(reporter)
+def report_exception(exc: BaseException, **tags: str) -> None:
+    """Send an unexpected error to Sentry (a no-op when SENTRY_DSN is unset)."""
+    observability.report(exc, **tags)
 
 
 class EdgeMiddleware:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
 
+from devstack.simaws import SimulatedAws
 from shared import aws
 from shared.settings import Settings, use_settings
 from tests.support import netguard
@@ -17,9 +19,52 @@ from tests.support.factories import AgencyFixture, make_agency
 # Our own (simulated) AWS account and principal. Fictional values.
 CAO_ACCOUNT_ID = "123456789012"
 
+# Dummy credentials and no config files: nothing may fall back to a real profile, instance
+# metadata or any endpoint but the simulator's.
+_DUMMY_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "AWS_EC2_METADATA_DISABLED": "true",
+    # A proxy from the environment must not divert calls to the loopback simulator.
+    "NO_PROXY": "127.0.0.1,localhost",
+    "no_proxy": "127.0.0.1,localhost",
+}
+
 
 def pytest_configure(config: pytest.Config) -> None:
     netguard.install()
+
+
+@pytest.fixture(scope="session")
+def sim() -> Iterator[SimulatedAws]:
+    """The simulated AWS (moto on loopback, extended), one per session."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in _DUMMY_AWS_ENV.items():
+            patch.setenv(name, value)
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "MOTO_ACCOUNT_ID"):
+            patch.delenv(name, raising=False)
+        with SimulatedAws() as simulator:
+            yield simulator
+
+
+@pytest.fixture
+def aws_env(env: dict[str, str], sim: SimulatedAws) -> dict[str, str]:
+    """`env` pointed at an emptied simulator, with our own cao-service user and its key."""
+    sim.reset()
+    sim.faults.clear()
+    sim.latency.clear()
+    key_id, secret = sim.create_user_with_key(CAO_ACCOUNT_ID, "cao-service")
+    env.update(
+        {
+            "CAO_AWS_ENDPOINT_URL": sim.endpoint_url,
+            "CAO_AWS_ACCESS_KEY_ID": key_id,
+            "CAO_AWS_SECRET_ACCESS_KEY": secret,
+        }
+    )
+    return env
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,144 @@
+"""Error reporting to Sentry: on when SENTRY_DSN is set, scrubbed, flushed per invocation.
+
+What reaches Sentry is only what we hand it: default and auto-enabled integrations are off (no
+request bodies, headers, cookies, query strings, local variables or log breadcrumbs are
+collected), and every event still passes through a recursive key denylist and our value-pattern
+scrubber (`shared.redaction`) before it leaves. Exceptions we report are our own or carry no
+driver/AWS text (see shared.errors), and CloudTrail personal data never goes into messages, so
+breadcrumbs are dropped entirely. Serverless functions end with the response: an event is
+flushed right after it is captured.
+"""
+
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import TYPE_CHECKING, Any, cast
+
+from shared import redaction
+from shared.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sentry_sdk.types import Event, Hint
+
+_lock = threading.Lock()
+_started: bool = False
+
+# Beyond Sentry's defaults: every name under which a credential of ours could travel.
+EXTRA_DENYLIST = [
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "accesskeyid",
+    "secretaccesskey",
+    "sessiontoken",
+    "credentials",
+    "external_id",
+    "externalid",
+    "database_url",
+    "database_owner_url",
+    "cron_secret",
+    "webhook_secret",
+    "polar_webhook_secret",
+    "polar_access_token",
+    "webhook-signature",
+    "webhook_signature",
+    "signature",
+    "api_key",
+    "authorization",
+    "bearer",
+    "dsn",
+]
+
+
+def _before_send(event: Event, hint: Hint) -> Event | None:
+    request: Any = event.get("request")
+    if isinstance(request, dict):
+        request.pop("query_string", None)
+        request.pop("cookies", None)
+        request.pop("data", None)
+        if isinstance(request.get("url"), str):
+            request["url"] = request["url"].split("?", 1)[0]
+    event.pop("breadcrumbs", None)
+    return cast("Event", redaction.scrub(event))
+
+
+def _drop_breadcrumb(crumb: Any, hint: Hint) -> None:
+    return None
+
+
+def start(settings: Settings | None = None, *, transport: Any = None) -> bool:
+    """Initialise Sentry once per process when a DSN is configured; True when reporting."""
+    global _started  # noqa: PLW0603 - one Sentry client per process
+    with _lock:
+        if _started:
+            return True
+        settings = settings or get_settings()
+        dsn = settings.sentry_dsn
+        if not dsn and transport is None:
+            return False
+        import sentry_sdk  # noqa: PLC0415 - loaded only when reporting is on (cold start)
+        from sentry_sdk.scrubber import DEFAULT_DENYLIST, EventScrubber  # noqa: PLC0415
+
+        with warnings.catch_warnings():
+            # sentry-sdk 2.7x deprecates send_default_pii in favour of `data_collection`, but
+            # with `data_collection` set it ignores event_scrubber, which we want (recursive).
+            warnings.filterwarnings("ignore", ".*send_default_pii.*", DeprecationWarning)
+            sentry_sdk.init(
+                dsn=dsn or "https://public@sentry.invalid/1",
+                transport=transport,
+                release=settings.get("VERCEL_GIT_COMMIT_SHA") or None,
+                environment=settings.get("VERCEL_ENV"),
+                send_default_pii=False,
+                include_local_variables=False,
+                include_source_context=False,
+                default_integrations=False,
+                auto_enabling_integrations=False,
+                integrations=[],
+                max_breadcrumbs=0,
+                before_send=_before_send,
+                before_breadcrumb=_drop_breadcrumb,
+                event_scrubber=EventScrubber(
+                    denylist=DEFAULT_DENYLIST + EXTRA_DENYLIST, recursive=True
+                ),
+            )
+        _started = True
+        return True
+
+
+def stop() -> None:
+    """Forget the client (tests)."""
+    global _started  # noqa: PLW0603
+    with _lock:
+        if _started:
+            import sentry_sdk  # noqa: PLC0415
+
+            sentry_sdk.get_client().close(timeout=1)
+            sentry_sdk.init(dsn=None)
+        _started = False
+
+
+def report(exc: BaseException, **tags: str) -> None:
+    """Send one exception (with tags such as request_id, job kind) and flush it now."""
+    if not start():
+        return
+    import sentry_sdk  # noqa: PLC0415
+
+    with sentry_sdk.new_scope() as scope:
+        for key, value in tags.items():
+            scope.set_tag(key, redaction.scrub_text(str(value)))
+        sentry_sdk.capture_exception(exc)
+    sentry_sdk.flush(timeout=2)
+
+
+def report_message(message: str, **tags: str) -> None:
+    """Send a message we wrote (never one carrying AWS or database text)."""
+    if not start():
+        return
+    import sentry_sdk  # noqa: PLC0415
+
+    with sentry_sdk.new_scope() as scope:
+        for key, value in tags.items():
+            scope.set_tag(key, redaction.scrub_text(str(value)))
+        sentry_sdk.capture_message(redaction.scrub_text(message), level="warning")
+    sentry_sdk.flush(timeout=2)

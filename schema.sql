@@ -144,6 +144,10 @@ CREATE TABLE IF NOT EXISTS cao.cost_rows (
   FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
 );
 CREATE INDEX IF NOT EXISTS cost_rows_agency_month ON cao.cost_rows (agency_id, month);
+-- Read API: cost reports (one metric, a month range) read from this index alone (index-only
+-- scan), not from the heap rows of all three metrics.
+CREATE INDEX IF NOT EXISTS cost_rows_report ON cao.cost_rows (agency_id, metric, month)
+  INCLUDE (service, usage_account_id, account_id, currency, amount, estimated);
 
 -- Which months of an account have been pulled, and whether AWS still calls them Estimated.
 CREATE TABLE IF NOT EXISTS cao.cost_months (
@@ -155,6 +159,87 @@ CREATE TABLE IF NOT EXISTS cao.cost_months (
   PRIMARY KEY (account_id, month),
   FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
 );
+
+-- Read API: cost_rows summed over services, per (linked account, usage account, month, metric,
+-- currency). Kept by statement triggers on cost_rows, in the same transaction as the rows, so a
+-- report by account or by month reads one row per account-month instead of one per service
+-- (the 50 ms read budget). Nothing writes it but the triggers; it holds nothing cost_rows lacks.
+CREATE TABLE IF NOT EXISTS cao.cost_account_months (
+  agency_id         uuid NOT NULL,
+  account_id        uuid NOT NULL,
+  usage_account_id  text NOT NULL,
+  month             date NOT NULL,
+  metric            text NOT NULL,
+  currency          text NOT NULL,
+  amount            numeric(30, 10) NOT NULL,
+  estimated         boolean NOT NULL,
+  PRIMARY KEY (account_id, usage_account_id, month, metric, currency),
+  FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS cost_account_months_report
+  ON cao.cost_account_months (agency_id, metric, month)
+  INCLUDE (usage_account_id, account_id, currency, amount, estimated);
+
+-- Recompute the totals of every (account, usage account, month, metric) the statement touched
+-- from cost_rows: delete them, insert them again, so a key whose rows all went disappears. Runs
+-- as the writer (row-level security applies: a tenant recomputes only its own keys).
+CREATE OR REPLACE FUNCTION cao.refresh_cost_account_months() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = cao, pg_temp
+AS $$
+BEGIN
+  IF TG_OP IN ('INSERT', 'UPDATE') THEN
+    DELETE FROM cost_account_months t
+     USING (SELECT DISTINCT account_id, usage_account_id, month, metric FROM new_rows) k
+     WHERE t.account_id = k.account_id AND t.usage_account_id = k.usage_account_id
+       AND t.month = k.month AND t.metric = k.metric;
+    INSERT INTO cost_account_months (agency_id, account_id, usage_account_id, month, metric,
+                                     currency, amount, estimated)
+    SELECT r.agency_id, r.account_id, r.usage_account_id, r.month, r.metric, r.currency,
+           sum(r.amount), bool_or(r.estimated)
+      FROM cost_rows r
+      JOIN (SELECT DISTINCT account_id, usage_account_id, month, metric FROM new_rows) k
+        USING (account_id, usage_account_id, month, metric)
+     GROUP BY 1, 2, 3, 4, 5, 6;
+  END IF;
+  IF TG_OP IN ('DELETE', 'UPDATE') THEN
+    DELETE FROM cost_account_months t
+     USING (SELECT DISTINCT account_id, usage_account_id, month, metric FROM old_rows) k
+     WHERE t.account_id = k.account_id AND t.usage_account_id = k.usage_account_id
+       AND t.month = k.month AND t.metric = k.metric;
+    INSERT INTO cost_account_months (agency_id, account_id, usage_account_id, month, metric,
+                                     currency, amount, estimated)
+    SELECT r.agency_id, r.account_id, r.usage_account_id, r.month, r.metric, r.currency,
+           sum(r.amount), bool_or(r.estimated)
+      FROM cost_rows r
+      JOIN (SELECT DISTINCT account_id, usage_account_id, month, metric FROM old_rows) k
+        USING (account_id, usage_account_id, month, metric)
+     GROUP BY 1, 2, 3, 4, 5, 6;
+  END IF;
+  RETURN NULL;
+END $$;
+
+-- First apply over existing rows (an upgrade): fill the totals once, before the triggers exist.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'cost_rows_totals_insert') THEN
+    INSERT INTO cao.cost_account_months (agency_id, account_id, usage_account_id, month, metric,
+                                         currency, amount, estimated)
+    SELECT agency_id, account_id, usage_account_id, month, metric, currency, sum(amount),
+           bool_or(estimated)
+      FROM cao.cost_rows GROUP BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT DO NOTHING;
+  END IF;
+END $$;
+
+CREATE OR REPLACE TRIGGER cost_rows_totals_insert AFTER INSERT ON cao.cost_rows
+  REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION cao.refresh_cost_account_months();
+CREATE OR REPLACE TRIGGER cost_rows_totals_update AFTER UPDATE ON cao.cost_rows
+  REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION cao.refresh_cost_account_months();
+CREATE OR REPLACE TRIGGER cost_rows_totals_delete AFTER DELETE ON cao.cost_rows
+  REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION cao.refresh_cost_account_months();
 
 -- CloudTrail access metadata: the redaction allowlist, nothing else (functions/sync_cloudtrail).
 CREATE TABLE IF NOT EXISTS cao.access_events (
@@ -179,6 +264,18 @@ CREATE INDEX IF NOT EXISTS access_events_account_time
   ON cao.access_events (account_id, event_time DESC, id DESC);
 CREATE INDEX IF NOT EXISTS access_events_principal
   ON cao.access_events (agency_id, principal_arn, event_time);
+-- Read API: principals CloudTrail names without an ARN (AWS services), and our own sessions
+-- (the vendor-access ledger); both partial, so they cost nothing for ordinary events.
+CREATE INDEX IF NOT EXISTS access_events_unnamed_principal
+  ON cao.access_events (agency_id, principal_name, event_time) WHERE principal_arn IS NULL;
+CREATE INDEX IF NOT EXISTS access_events_vendor
+  ON cao.access_events (agency_id, event_time DESC) WHERE is_vendor;
+-- Read API: newest-first pages filtered by event name or by source IP start at the right rows
+-- (a rare IP would otherwise mean walking the agency's whole time index).
+CREATE INDEX IF NOT EXISTS access_events_event_name
+  ON cao.access_events (agency_id, event_name, event_time DESC, id DESC);
+CREATE INDEX IF NOT EXISTS access_events_source_ip
+  ON cao.access_events (agency_id, source_ip, event_time DESC, id DESC);
 
 -- ---------------------------------------------------------------------------------------------
 -- Sync job model (owned by functions/sync_costs; reused by functions/sync_cloudtrail)
@@ -207,12 +304,15 @@ CREATE INDEX IF NOT EXISTS sync_jobs_due ON cao.sync_jobs (kind, next_run_at);
 CREATE INDEX IF NOT EXISTS sync_jobs_agency ON cao.sync_jobs (agency_id);
 
 -- CloudTrail read position per (account, region): the end of the last window read completely.
+-- partial_end: the end of a window a run read only partly (its newest events are stored; the
+-- next run reads the rest, then moves position there). See functions/sync_cloudtrail/windows.py.
 CREATE TABLE IF NOT EXISTS cao.sync_cursors (
   agency_id     uuid NOT NULL,
   account_id    uuid NOT NULL,
   region        text NOT NULL CHECK (length(region) <= 32),
   position      timestamptz NOT NULL,
   updated_at    timestamptz NOT NULL DEFAULT now(),
+  partial_end   timestamptz,
   PRIMARY KEY (account_id, region),
   FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
 );
@@ -298,6 +398,86 @@ CREATE TABLE IF NOT EXISTS cao.rate_limits (
 );
 
 -- ---------------------------------------------------------------------------------------------
+-- Incident and sub-processor change notices (functions/notices; security page, "Incident
+-- response" and "Sub-processors"). Operators write them with the owner role
+-- (`python -m functions.notices.operator`); agencies never write a notice. A notice is not a
+-- tenant row: one notice goes to many agencies, through one delivery row each
+-- (`notice_deliveries`, a tenant table in the RLS loop below). The app role sees a notice, and
+-- its updates, only when a delivery row of the current agency exists.
+-- ---------------------------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS cao.notices (
+  id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  kind            text NOT NULL CHECK (kind IN ('incident', 'subprocessor_change')),
+  title           text NOT NULL CHECK (length(title) BETWEEN 1 AND 200),
+  known_facts     text NOT NULL CHECK (length(known_facts) BETWEEN 1 AND 8000),
+  data_categories text[] NOT NULL DEFAULT ARRAY[]::text[]
+                    CHECK (cardinality(data_categories) <= 20
+                           AND length(array_to_string(data_categories, '')) <= 2000),
+  mitigation      text CHECK (length(mitigation) BETWEEN 1 AND 8000),
+  contact         text NOT NULL CHECK (length(contact) BETWEEN 3 AND 320),
+  status          text NOT NULL,
+  -- Incidents: when we confirmed it (the 24-hour notification target counts from there).
+  confirmed_at    timestamptz,
+  -- Sub-processor changes: when the change takes effect, and why it is less than 30 days
+  -- ahead when it is (urgent security, availability or legal reasons).
+  effective_at    timestamptz,
+  urgent_reason   text CHECK (length(urgent_reason) BETWEEN 1 AND 1000),
+  created_at      timestamptz NOT NULL DEFAULT now(),
+  updated_at      timestamptz NOT NULL DEFAULT now(),
+  CHECK (updated_at >= created_at),
+  -- What the security page promises a notice holds.
+  CONSTRAINT notices_kind_fields CHECK (CASE kind
+    WHEN 'incident' THEN status IN ('open', 'resolved') AND mitigation IS NOT NULL
+                         AND cardinality(data_categories) >= 1 AND effective_at IS NULL
+    ELSE status = 'scheduled' AND effective_at IS NOT NULL AND confirmed_at IS NULL
+  END)
+);
+
+-- Facts as they come in: appended, never edited.
+CREATE TABLE IF NOT EXISTS cao.notice_updates (
+  id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  notice_id   uuid NOT NULL REFERENCES cao.notices(id) ON DELETE CASCADE,
+  at          timestamptz NOT NULL DEFAULT now(),
+  text        text NOT NULL CHECK (length(text) BETWEEN 1 AND 8000)
+);
+CREATE INDEX IF NOT EXISTS notice_updates_notice ON cao.notice_updates (notice_id, at, id);
+
+-- One row per (notice, agency it was sent to); read_at is the agency's only write.
+CREATE TABLE IF NOT EXISTS cao.notice_deliveries (
+  agency_id     uuid NOT NULL REFERENCES cao.agencies(id) ON DELETE CASCADE,
+  notice_id     uuid NOT NULL REFERENCES cao.notices(id) ON DELETE CASCADE,
+  delivered_at  timestamptz NOT NULL DEFAULT now(),
+  read_at       timestamptz,
+  PRIMARY KEY (notice_id, agency_id)
+);
+CREATE INDEX IF NOT EXISTS notice_deliveries_agency
+  ON cao.notice_deliveries (agency_id, delivered_at DESC, notice_id DESC);
+
+ALTER TABLE cao.notices ENABLE ROW LEVEL SECURITY;
+ALTER TABLE cao.notices FORCE ROW LEVEL SECURITY;
+ALTER TABLE cao.notice_updates ENABLE ROW LEVEL SECURITY;
+ALTER TABLE cao.notice_updates FORCE ROW LEVEL SECURITY;
+DROP POLICY IF EXISTS delivered ON cao.notices;
+CREATE POLICY delivered ON cao.notices FOR SELECT TO cao_app USING (EXISTS (
+  SELECT 1 FROM cao.notice_deliveries d
+   WHERE d.notice_id = notices.id AND d.agency_id = cao.current_agency()));
+DROP POLICY IF EXISTS delivered ON cao.notice_updates;
+CREATE POLICY delivered ON cao.notice_updates FOR SELECT TO cao_app USING (EXISTS (
+  SELECT 1 FROM cao.notice_deliveries d
+   WHERE d.notice_id = notice_updates.notice_id AND d.agency_id = cao.current_agency()));
+DO $$
+BEGIN
+  EXECUTE 'DROP POLICY IF EXISTS owner_all ON cao.notices';
+  EXECUTE format('CREATE POLICY owner_all ON cao.notices TO %I USING (true) WITH CHECK (true)', current_user);
+  EXECUTE 'DROP POLICY IF EXISTS owner_all ON cao.notice_updates';
+  EXECUTE format('CREATE POLICY owner_all ON cao.notice_updates TO %I USING (true) WITH CHECK (true)', current_user);
+END $$;
+-- Read only for the app: notices are written by operators, never by agencies.
+REVOKE ALL ON cao.notices, cao.notice_updates FROM cao_app;
+GRANT SELECT ON cao.notices, cao.notice_updates TO cao_app;
+
+-- ---------------------------------------------------------------------------------------------
 -- Row-level security: enabled and forced on every tenant table.
 -- ---------------------------------------------------------------------------------------------
 
@@ -306,9 +486,10 @@ DECLARE
   t text;
 BEGIN
   FOREACH t IN ARRAY ARRAY['agencies', 'external_ids', 'api_keys', 'accounts',
-                           'discovered_accounts', 'cost_rows', 'cost_months', 'access_events',
+                           'discovered_accounts', 'cost_rows', 'cost_months',
+                           'cost_account_months', 'access_events',
                            'sync_jobs', 'sync_cursors', 'sync_runs', 'runbooks',
-                           'runbook_versions', 'audit_log']
+                           'runbook_versions', 'audit_log', 'notice_deliveries']
   LOOP
     EXECUTE format('ALTER TABLE cao.%I ENABLE ROW LEVEL SECURITY', t);
     EXECUTE format('ALTER TABLE cao.%I FORCE ROW LEVEL SECURITY', t);
@@ -326,6 +507,11 @@ BEGIN
     EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON cao.%I TO cao_app', t);
   END LOOP;
 END $$;
+
+-- Notice deliveries: an agency reads its deliveries and marks them read, nothing more (the
+-- loop above granted everything; operators write deliveries with the owner role).
+REVOKE ALL ON cao.notice_deliveries FROM cao_app;
+GRANT SELECT, UPDATE (read_at) ON cao.notice_deliveries TO cao_app;
 
 -- The app role never touches these directly.
 ALTER TABLE cao.webhook_deliveries ENABLE ROW LEVEL SECURITY;
@@ -393,8 +579,9 @@ AS $$
   END
 $$;
 
--- Dispatcher: due jobs of entitled agencies, marked queued so a second dispatcher run in the
--- same minute does not publish them again. Locks are held only for this statement.
+-- Dispatcher: due jobs of entitled agencies, marked queued (requested_at = when) so a second
+-- dispatcher run in the same minute does not publish them again. Locks are held only for this
+-- statement.
 CREATE OR REPLACE FUNCTION cao.dispatch_due_jobs(p_kind text, p_now timestamptz, p_limit integer)
   RETURNS TABLE (job_id uuid, agency_id uuid, account_id uuid, kind text, due_at timestamptz)
   LANGUAGE sql SECURITY DEFINER SET search_path = cao, pg_temp
@@ -405,9 +592,11 @@ AS $$
       JOIN accounts c ON c.id = j.account_id
      WHERE j.kind = p_kind
        AND j.next_run_at <= p_now
-       -- queued but never delivered for an hour, or running with an expired lease: again.
+       -- queued an hour ago and never claimed (a lost message), or running with an expired
+       -- lease: again. The hour counts from when it was queued, not from when it fell due.
        AND (j.state IN ('idle', 'failed')
-            OR (j.state = 'queued' AND j.next_run_at <= p_now - interval '1 hour')
+            OR (j.state = 'queued'
+                AND coalesce(j.requested_at, j.next_run_at) <= p_now - interval '1 hour')
             OR (j.state = 'running' AND j.lease_expires_at <= p_now))
        AND c.status NOT IN ('paused', 'unsafe_trust_policy')
        AND is_entitled(a, p_now)
@@ -415,22 +604,30 @@ AS $$
      LIMIT least(greatest(p_limit, 0), 10000)
      FOR UPDATE OF j SKIP LOCKED
   )
-  UPDATE sync_jobs j SET state = 'queued'
+  UPDATE sync_jobs j SET state = 'queued', requested_at = p_now
     FROM due WHERE j.id = due.id
   RETURNING j.id, j.agency_id, j.account_id, j.kind, due.next_run_at;
 $$;
 
 -- Consumer: take the lease of one job. Returns the lease token, or nothing when another live
--- delivery holds it (or the job is gone). SKIP LOCKED: never waits on a concurrent claimer.
+-- delivery holds it, or the job is gone, not due (a duplicate delivery after the job already
+-- ran), paused, or its account/agency may not sync. SKIP LOCKED: never waits on a concurrent
+-- claimer or on a worker writing its results.
 CREATE OR REPLACE FUNCTION cao.claim_job(p_job_id uuid, p_now timestamptz, p_lease_seconds integer)
   RETURNS TABLE (lease_token uuid, agency_id uuid, account_id uuid, kind text, deliveries integer)
   LANGUAGE sql SECURITY DEFINER SET search_path = cao, pg_temp
 AS $$
   WITH free AS (
     SELECT j.id FROM sync_jobs j
+      JOIN accounts c ON c.id = j.account_id
+      JOIN agencies a ON a.id = j.agency_id
      WHERE j.id = p_job_id
+       AND j.next_run_at <= p_now
+       AND j.state <> 'paused'
+       AND c.status NOT IN ('paused', 'unsafe_trust_policy')
+       AND is_entitled(a, p_now)
        AND (j.lease_expires_at IS NULL OR j.lease_expires_at <= p_now)
-     FOR UPDATE SKIP LOCKED
+     FOR UPDATE OF j SKIP LOCKED
   )
   UPDATE sync_jobs j
      SET lease_token = gen_random_uuid(),
@@ -500,6 +697,41 @@ BEGIN
   RETURN 0;
 END $$;
 
+-- Weekly trust probe (functions/onboard/verify.py): which accounts to probe, across agencies.
+-- Accounts of entitled agencies, not paused, not verified since p_verified_before, stalest
+-- first. Ids only: each account is then read inside its own agency's tenant transaction.
+CREATE OR REPLACE FUNCTION cao.accounts_due_trust_probe(
+  p_now timestamptz, p_verified_before timestamptz, p_limit integer)
+  RETURNS TABLE (agency_id uuid, account_id uuid)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$
+  SELECT c.agency_id, c.id FROM accounts c JOIN agencies a ON a.id = c.agency_id
+   WHERE c.status <> 'paused'
+     AND (c.verified_at IS NULL OR c.verified_at < p_verified_before)
+     AND is_entitled(a, p_now)
+   ORDER BY c.verified_at NULLS FIRST, c.id
+   LIMIT least(greatest(p_limit, 0), 10000)
+$$;
+
+-- Agency deletion: the agency's rows in the cross-tenant tables the app role cannot touch
+-- (webhook delivery records; rate-limit buckets naming the agency or one of its accounts).
+-- Scoped to the transaction's tenant, never to an argument: an agency erases only its own.
+CREATE OR REPLACE FUNCTION cao.erase_agency_traces() RETURNS void
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$
+DECLARE
+  a uuid := current_agency();
+BEGIN
+  IF a IS NULL THEN
+    RETURN;
+  END IF;
+  DELETE FROM webhook_deliveries WHERE agency_id = a;
+  DELETE FROM rate_limits r
+   WHERE strpos(r.bucket, a::text) > 0
+      OR EXISTS (SELECT 1 FROM accounts c
+                  WHERE c.agency_id = a AND strpos(r.bucket, c.id::text) > 0);
+END $$;
+
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA cao FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION cao.current_agency() TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.is_entitled(cao.agencies, timestamptz) TO cao_app;
@@ -511,3 +743,5 @@ GRANT EXECUTE ON FUNCTION cao.purge_expired_events(timestamptz, integer) TO cao_
 GRANT EXECUTE ON FUNCTION cao.record_webhook(text, text, uuid) TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.agency_exists(uuid) TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.rate_limit_hit(text, timestamptz, integer, integer) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.erase_agency_traces() TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.accounts_due_trust_probe(timestamptz, timestamptz, integer) TO cao_app;

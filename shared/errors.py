@@ -5,14 +5,18 @@
     ├── AppError                  a request the caller can fix or must learn about (4xx)
     │   ├── BadRequestError       400: malformed input
     │   ├── UnauthorizedError     401: missing, unknown or revoked credentials
+    │   ├── PaymentRequiredError  402: the billing plan does not allow it (subscribe, upgrade)
     │   ├── ForbiddenError        403: authenticated but not allowed
     │   ├── NotFoundError         404: absent, or belongs to another agency
     │   ├── ConflictError         409: state forbids it (version mismatch, active subscription)
+    │   ├── PreconditionFailedError   412: If-Match names a version that is not current
     │   ├── PayloadTooLargeError  413
     │   ├── UnprocessableError    422: well-formed but refused (unsafe trust policy, ...)
+    │   ├── PreconditionRequiredError 428: a conditional edit sent no version (If-Match)
     │   └── RateLimitedError      429: with a Retry-After
     ├── UnavailableError          503: a dependency failed transiently; retry later
     │   └── DatabaseUnavailableError
+    ├── LeaseLostError            a sync job's lease was taken over: the worker writes nothing
     └── AwsError                  an AWS call failed; keeps the AWS error code, never its message
         ├── AccessDeniedError     the role refused us (removed, changed, wrong ExternalId)
         ├── ThrottledError        AWS throttled us beyond botocore's retries
@@ -65,6 +69,13 @@ class UnauthorizedError(AppError):
     code = "unauthorized"
 
 
+class PaymentRequiredError(AppError):
+    """The agency's billing plan or state does not allow this (subscribe or upgrade)."""
+
+    status = 402
+    code = "payment_required"
+
+
 class ForbiddenError(AppError):
     """The credentials are valid but lack the role for this action."""
 
@@ -84,6 +95,20 @@ class ConflictError(AppError):
 
     status = 409
     code = "conflict"
+
+
+class PreconditionFailedError(AppError):
+    """If-Match names a version that is no longer current (a concurrent edit won)."""
+
+    status = 412
+    code = "precondition_failed"
+
+
+class PreconditionRequiredError(AppError):
+    """A conditional update sent neither If-Match nor a version to compare."""
+
+    status = 428
+    code = "precondition_required"
 
 
 class PayloadTooLargeError(AppError):
@@ -122,6 +147,13 @@ class DatabaseUnavailableError(UnavailableError):
     """Postgres could not be reached after retries."""
 
     code = "database_unavailable"
+
+
+class LeaseLostError(CaoError):
+    """This worker no longer holds the sync job's lease (it expired and was reclaimed)."""
+
+    status = 409
+    code = "lease_lost"
 
 
 class AwsError(CaoError):

@@ -88,6 +88,21 @@ VARS: dict[str, Var] = {
         ),
         Var("POLAR_API_URL", "Polar API base URL.", default="https://api.polar.sh"),
         Var(
+            "POLAR_PRODUCT_STARTER",
+            "Polar product id of the Starter plan (checkout for plan 'starter').",
+            default="",
+        ),
+        Var(
+            "POLAR_PRODUCT_PRO",
+            "Polar product id of the Pro plan (checkout for plan 'pro').",
+            default="",
+        ),
+        Var(
+            "CAO_PUBLIC_URL",
+            "Public HTTPS origin of the product (security.txt Canonical and Policy URLs).",
+            default="https://cloudagencyops.com",
+        ),
+        Var(
             "SENTRY_DSN", "Sentry DSN; error reporting is off when unset.", secret=True, default=""
         ),
         Var("VERCEL_GIT_COMMIT_SHA", "Set by Vercel; the Sentry release.", default=""),

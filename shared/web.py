@@ -241,7 +241,44 @@ def create_app(
     app.add_exception_handler(psycopg.Error, _database_error)
     app.add_exception_handler(Exception, _unexpected_error)
     app.add_middleware(EdgeMiddleware)
+    if openapi:
+        _document_error_shape(app)
     return app
+
+
+_ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+        }
+    },
+}
+
+
+def _document_error_shape(app: FastAPI) -> None:
+    """FastAPI documents its own 422 body (`HTTPValidationError`) on routes that declare no 422;
+    ours is `{"error": {...}}`. Rewrite those responses so the document says what is sent
+    (schemathesis checks every response against it)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        first = app.openapi_schema is None
+        spec = build()
+        if first:
+            for item in spec.get("paths", {}).values():
+                for operation in item.values():
+                    response = operation.get("responses", {}).get("422", {})
+                    for media in response.get("content", {}).values():
+                        ref = media.get("schema", {}).get("$ref", "")
+                        if ref.endswith("/HTTPValidationError"):
+                            media["schema"] = _ERROR_SCHEMA
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 # ---- request dependencies -------------------------------------------------------------------

@@ -77,6 +77,7 @@ TENANT_TABLES = [
     "discovered_accounts",
     "cost_rows",
     "cost_months",
+    "cost_account_months",
     "access_events",
     "sync_jobs",
     "sync_cursors",
@@ -84,6 +85,7 @@ TENANT_TABLES = [
     "runbooks",
     "runbook_versions",
     "audit_log",
+    "notice_deliveries",
 ]
 
 

@@ -68,8 +68,27 @@ def make_account(
         names = ", ".join(cols)
         marks = ", ".join(["%s"] * len(cols))
         row = conn.execute(
-            f"INSERT INTO cao.accounts ({names}) VALUES ({marks}) RETURNING id",  # noqa: S608
+            f"INSERT INTO cao.accounts ({names}) VALUES ({marks}) RETURNING id",
             list(cols.values()),
         ).fetchone()
     assert row is not None
     return row[0]  # type: ignore[no-any-return]
+
+
+def make_api_key(
+    conn: psycopg.Connection[Any],
+    agency_id: uuid.UUID,
+    role: str = "member",
+    *,
+    revoked: bool = False,
+) -> str:
+    """A further API key of the agency (plaintext returned), inserted directly."""
+    key = auth.generate_key()
+    with conn.transaction():
+        conn.execute("SELECT set_config('app.agency_id', %s, true)", (str(agency_id),))
+        conn.execute(
+            "INSERT INTO cao.api_keys (agency_id, name, role, key_hash, key_prefix, revoked_at)"
+            " VALUES (%s, %s, %s, %s, %s, CASE WHEN %s THEN now() END)",
+            (agency_id, f"{role} key", role, key.key_hash, key.display_prefix, revoked),
+        )
+    return key.plaintext

@@ -1,0 +1,25 @@
+"""Run every benchmark in this package (modules not starting with `_`), one after the other."""
+
+from __future__ import annotations
+
+import pkgutil
+import runpy
+import sys
+from pathlib import Path
+
+
+def main() -> int:
+    names = sorted(
+        m.name
+        for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+        if not m.name.startswith("_")
+    )
+    for name in names:
+        print(f"\n=== bench.{name} ===", flush=True)
+        sys.argv = [f"bench.{name}"]
+        runpy.run_module(f"bench.{name}", run_name="__main__")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""HTTP routes of the sync. Served by:
+
+    api/cron.py         cron_router     GET /api/cron/dispatch (Vercel Cron, bearer CRON_SECRET)
+    api/accounts.py     sync_router     POST /api/accounts/{account_id}/sync ("sync now")
+    api/sync_worker.py  worker_router   POST /api/sync_worker (Vercel Queues push deliveries;
+                                        private: the function has a queue trigger)
+
+Cold start: `sync_router` is served beside the read views of api/accounts.py, so this module
+loads neither the queue SDK nor botocore; handlers import them when they need them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel
+
+from functions.sync_costs import dispatch as dispatching
+from functions.sync_costs import registry
+from shared.cron import CronDep
+from shared.errors import BadRequestError
+from shared.web import ERRORS, CallerDep, Conn
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ---- cron -----------------------------------------------------------------------------------
+
+cron_router = APIRouter(tags=["cron"])
+
+
+class DispatchOut(BaseModel):
+    published: dict[str, int]
+    failed: int
+
+
+@cron_router.get(
+    "/api/cron/dispatch",
+    responses={
+        401: {"description": "missing or wrong cron bearer"},
+        503: {"description": "CRON_SECRET is not configured"},
+    },
+    summary="Publish one sync message per due job of entitled agencies (Vercel Cron)",
+)
+def dispatch_due(
+    _: CronDep,
+    conn: Conn,
+    request: Request,
+    kind: Annotated[
+        str | None,
+        Query(max_length=32, description="only this job kind (default: every kind)"),
+    ] = None,
+) -> DispatchOut:
+    kinds = registry.kinds()
+    if kind is not None:
+        if kind not in kinds:
+            raise BadRequestError(f"kind must be one of: {', '.join(kinds)}")
+        kinds = (kind,)
+    publisher = dispatching.publisher_for(request.headers)
+    report = dispatching.dispatch(conn, publisher, _now(), kinds)
+    return DispatchOut(published=report.published, failed=report.failed)
+
+
+# ---- sync now -------------------------------------------------------------------------------
+
+sync_router = APIRouter(tags=["accounts"])
+
+
+class SyncNowOut(BaseModel):
+    queued: list[str]
+    in_progress: list[str]
+
+
+@sync_router.post(
+    "/api/accounts/{account_id}/sync",
+    status_code=202,
+    responses={
+        **ERRORS,
+        402: {"description": "the agency's subscription does not allow syncing"},
+        409: {"description": "the account is paused: verify it again first"},
+        429: {"description": "too many syncs of this account; see Retry-After"},
+        503: {"description": "the queue is unavailable; retry later"},
+    },
+    summary="Sync this account now (costs and any other registered job kind)",
+)
+def sync_now(account_id: uuid.UUID, caller: CallerDep, conn: Conn, request: Request) -> SyncNowOut:
+    result = dispatching.request_sync(
+        conn, caller.agency_id, account_id, _now(), headers=request.headers
+    )
+    return SyncNowOut(queued=result.queued, in_progress=result.in_progress)
+
+
+# ---- queue consumer -------------------------------------------------------------------------
+
+worker_router = APIRouter()
+
+
+@worker_router.post("/api/sync_worker", include_in_schema=False, status_code=204)
+async def deliver(request: Request) -> Response:
+    """One Vercel Queues push delivery: the SDK runs our subscriber and settles the message."""
+    from functions.sync_costs import queue  # noqa: PLC0415 - registers the subscriber; worker only
+
+    await queue.accept_push(await request.body(), request.headers)
+    return Response(status_code=204)

@@ -1,0 +1,239 @@
+"""The sync's HTTP surface: the cron dispatcher (bearer only), "sync now" (own accounts only,
+rate-limited), and the deployment config that routes and triggers them."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from api import sync_worker
+from devstack.server import create_local_app
+from functions.sync_costs import dispatch as dispatching
+from functions.sync_costs import queue
+from functions.sync_costs.dispatch import JobMessage
+from shared.db import tenant_tx
+from shared.settings import Settings, use_settings
+from tests.support.database import TestDatabase
+from tests.support.factories import AgencyFixture
+from tests.sync_costs.helpers import job, link
+from tests.test_vercel import resolve, served_by  # Vercel's routing, as the lead's test reads it
+
+ROOT = Path(__file__).resolve().parents[2]
+VERCEL = json.loads((ROOT / "vercel.json").read_text())
+CRON = json.loads((ROOT / "cron.json").read_text())
+SECRET = "cron-secret-for-tests-0123456789"
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.sent: list[JobMessage] = []
+
+    def publish(self, messages: Sequence[JobMessage]) -> list[JobMessage]:
+        self.sent.extend(messages)
+        return []
+
+
+@pytest.fixture
+def published(settings: Settings) -> Recorder:
+    recorder = Recorder()
+    queue.use_publisher(recorder)
+    return recorder
+
+
+@pytest.fixture
+def http(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_local_app(), raise_server_exceptions=False) as client:
+        yield client
+
+
+# ---- cron -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "query"),
+    [
+        ({}, ""),
+        ({"Authorization": "Bearer wrong-secret-wrong-secret-0000"}, ""),
+        ({"Authorization": f"Bearer {SECRET[:-1]}"}, ""),  # a prefix
+        ({"Authorization": f"Bearer {SECRET}x"}, ""),  # an extension
+        ({"Authorization": SECRET}, ""),  # no scheme
+        ({"Authorization": f"Basic {SECRET}"}, ""),
+        ({}, f"?secret={SECRET}"),  # in the query string
+        ({}, f"?authorization=Bearer%20{SECRET}"),
+    ],
+    ids=["missing", "wrong", "prefix", "extension", "bare", "basic", "query", "query-bearer"],
+)
+def test_the_dispatcher_refuses_without_the_exact_bearer_and_does_no_work(
+    clean_db: TestDatabase,
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    published: Recorder,
+    http: TestClient,
+    headers: dict[str, str],
+    query: str,
+) -> None:
+    linked = link(None, app_conn, agency)
+    answer = http.get(f"/api/cron/dispatch{query}", headers=headers)
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "unauthorized"
+    assert published.sent == [] and job(app_conn, linked)["state"] == "idle"
+
+
+def test_the_dispatcher_refuses_to_run_without_a_configured_secret(
+    env: dict[str, str], app_conn: psycopg.Connection[Any], agency: AgencyFixture
+) -> None:
+    env.pop("CRON_SECRET")
+    use_settings(Settings(env))
+    try:
+        linked = link(None, app_conn, agency)
+        with TestClient(create_local_app(), raise_server_exceptions=False) as client:
+            answer = client.get("/api/cron/dispatch", headers={"Authorization": f"Bearer {SECRET}"})
+        assert answer.status_code == 503 and "CRON_SECRET" in answer.json()["error"]["message"]
+        assert job(app_conn, linked)["state"] == "idle"
+    finally:
+        use_settings(None)
+
+
+def test_the_dispatcher_with_the_bearer_publishes_the_due_jobs(
+    clean_db: TestDatabase,
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    published: Recorder,
+    http: TestClient,
+) -> None:
+    linked = link(None, app_conn, agency)
+    answer = http.get("/api/cron/dispatch", headers={"Authorization": f"Bearer {SECRET}"})
+    assert answer.status_code == 200
+    assert answer.json() == {"published": {"costs": 1}, "failed": 0}
+    assert [m.job_id for m in published.sent] == [job(app_conn, linked)["id"]]
+    bad = http.get("/api/cron/dispatch?kind=mining", headers={"Authorization": f"Bearer {SECRET}"})
+    assert bad.status_code == 400 and "kind" in bad.json()["error"]["message"]
+
+
+# ---- sync now ---------------------------------------------------------------------------------
+
+
+def test_sync_now_queues_the_accounts_jobs_once(
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    published: Recorder,
+    http: TestClient,
+) -> None:
+    linked = link(None, app_conn, agency)
+    path = f"/api/accounts/{linked.account_id}/sync"
+    first = http.post(path, headers=agency.headers)
+    assert first.status_code == 202 and first.json() == {"queued": ["costs"], "in_progress": []}
+    assert [m.job_id for m in published.sent] == [job(app_conn, linked)["id"]]
+    again = http.post(path, headers=agency.headers)
+    assert again.status_code == 202 and again.json() == {"queued": [], "in_progress": ["costs"]}
+    assert len(published.sent) == 1
+
+
+def test_sync_now_of_another_agencys_account_is_not_found_and_changes_nothing(
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    other_agency: AgencyFixture,
+    published: Recorder,
+    http: TestClient,
+) -> None:
+    theirs = link(None, app_conn, other_agency)
+    for account_id in (theirs.account_id, uuid.uuid4()):
+        answer = http.post(f"/api/accounts/{account_id}/sync", headers=agency.headers)
+        assert answer.status_code == 404
+    assert published.sent == [] and job(app_conn, theirs)["state"] == "idle"
+    assert http.post(f"/api/accounts/{theirs.account_id}/sync").status_code == 401
+
+
+def test_sync_now_is_rate_limited_per_account_with_retry_after(
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    published: Recorder,
+    http: TestClient,
+) -> None:
+    linked = link(None, app_conn, agency)
+    path = f"/api/accounts/{linked.account_id}/sync"
+    codes = [
+        http.post(path, headers=agency.headers).status_code
+        for _ in range(dispatching.SYNC_NOW_LIMIT)
+    ]
+    assert codes == [202] * dispatching.SYNC_NOW_LIMIT
+    refused = http.post(path, headers=agency.headers)
+    assert refused.status_code == 429
+    assert 0 < int(refused.headers["Retry-After"]) <= dispatching.SYNC_NOW_WINDOW_S
+    other = link(None, app_conn, agency)  # the limit is per account
+    assert (
+        http.post(f"/api/accounts/{other.account_id}/sync", headers=agency.headers).status_code
+        == 202
+    )
+
+
+def test_sync_now_refuses_paused_accounts_and_agencies_without_entitlement(
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    other_agency: AgencyFixture,
+    published: Recorder,
+    http: TestClient,
+) -> None:
+    paused = link(None, app_conn, agency)
+    with tenant_tx(app_conn, agency.id):
+        app_conn.execute(
+            "UPDATE cao.accounts SET status = 'paused' WHERE id = %s", (paused.account_id,)
+        )
+    answer = http.post(f"/api/accounts/{paused.account_id}/sync", headers=agency.headers)
+    assert answer.status_code == 409 and "verify" in answer.json()["error"]["message"]
+
+    revoked = link(None, app_conn, other_agency)
+    with tenant_tx(app_conn, other_agency.id):
+        app_conn.execute(
+            "UPDATE cao.agencies SET billing_status = 'revoked' WHERE id = %s", (other_agency.id,)
+        )
+    answer = http.post(f"/api/accounts/{revoked.account_id}/sync", headers=other_agency.headers)
+    assert answer.status_code == 402
+    assert published.sent == []
+
+
+# ---- deployment config ------------------------------------------------------------------------
+
+
+def test_cron_json_equals_vercel_jsons_crons_and_the_cost_dispatch_runs_daily() -> None:
+    assert CRON["crons"] == VERCEL["crons"]
+    assert {"path": "/api/cron/dispatch", "schedule": "0 3 * * *"} in VERCEL["crons"]
+
+
+def test_the_dispatch_cron_path_is_rewritten_to_the_file_that_serves_it() -> None:
+    for cron in VERCEL["crons"]:
+        stem = resolve(cron["path"])
+        module = __import__(f"api.{stem}", fromlist=["app"])
+        assert served_by(module.app, "GET", cron["path"]), cron
+    assert resolve("/api/cron/dispatch") == "cron"
+    assert resolve(f"/api/accounts/{uuid.uuid4()}/sync") == "accounts"
+
+
+def test_the_worker_is_the_topics_push_consumer_with_the_consumers_retry_settings() -> None:
+    worker = VERCEL["functions"]["api/sync_worker.py"]
+    (trigger,) = worker["experimentalTriggers"]
+    assert trigger == {
+        "type": "queue/v2beta",
+        "topic": queue.TOPIC,
+        "retryAfterSeconds": queue.RETRY_AFTER_S,
+        "maxDeliveries": queue.MAX_DELIVERIES,
+    }
+    # A live worker never outlives its job lease: Vercel stops it at maxDuration first.
+    assert worker["maxDuration"] < queue.LEASE_SECONDS
+    assert served_by(sync_worker.app, "POST", "/api/sync_worker")
+
+
+def test_every_function_has_its_own_settings_and_ships_without_tests_or_benchmarks() -> None:
+    files = {f"api/{p.name}" for p in (ROOT / "api").glob("*.py") if not p.name.startswith("_")}
+    assert set(VERCEL["functions"]) == files  # one entry per file: no overlapping globs
+    for name, config in VERCEL["functions"].items():
+        excluded = config.get("excludeFiles", "")
+        assert all(d in excluded for d in ("tests/**", "bench/**", "devstack/**")), name
+        assert 0 < config["maxDuration"] <= 300, name

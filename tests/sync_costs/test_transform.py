@@ -1,0 +1,273 @@
+"""The pure parts of the cost sync, by tables of examples: month planning, the request shape,
+pages -> rows, scheduling, and the queue message."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from functions.sync_costs import transform
+from functions.sync_costs.dispatch import JobMessage
+from functions.sync_costs.transform import MalformedAnswerError
+
+TODAY = date(2025, 3, 14)
+M = transform.add_months
+
+
+def months(first: date, last: date) -> list[date]:
+    out = [first]
+    while out[-1] < last:
+        out.append(M(out[-1], 1))
+    return out
+
+
+MAR = date(2025, 3, 1)
+FEB = date(2025, 2, 1)
+JAN = date(2025, 1, 1)
+WINDOW = months(date(2024, 2, 1), MAR)
+FINAL_UP_TO_JAN = {m: False for m in months(date(2024, 2, 1), JAN)}
+
+
+@pytest.mark.parametrize(
+    ("known", "expected"),
+    [
+        # first sync: the current month and the 13 before it
+        ({}, WINDOW),
+        # months known only outside the window count as nothing known
+        ({date(2020, 1, 1): False}, WINDOW),
+        # steady state: February final, only March
+        ({**FINAL_UP_TO_JAN, FEB: False, MAR: True}, [MAR]),
+        # February still Estimated early in March: February and March
+        ({**FINAL_UP_TO_JAN, FEB: True, MAR: True}, [FEB, MAR]),
+        # a gap after the newest known month (the sync did not run): pulled too
+        ({**{m: False for m in months(date(2024, 2, 1), date(2024, 12, 1))}}, [JAN, FEB, MAR]),
+        # an old month still Estimated: one contiguous range from it
+        (
+            {**FINAL_UP_TO_JAN, date(2024, 12, 1): True, FEB: False, MAR: True},
+            [date(2024, 12, 1), JAN, FEB, MAR],
+        ),
+    ],
+    ids=["first", "stale", "steady", "feb-estimated", "gap", "old-estimated"],
+)
+def test_plan_months_pulls_what_can_still_change(
+    known: dict[date, bool], expected: list[date]
+) -> None:
+    assert transform.plan_months(TODAY, known) == expected
+
+
+def test_the_history_window_is_fourteen_months_ending_with_the_current_one() -> None:
+    window = transform.history_window(date(2025, 1, 31))
+    assert len(window) == 14
+    assert window[0] == date(2023, 12, 1) and window[-1] == date(2025, 1, 1)
+
+
+@pytest.mark.parametrize(
+    ("month", "count", "expected"),
+    [
+        (date(2025, 1, 1), -1, date(2024, 12, 1)),
+        (date(2024, 12, 1), 1, date(2025, 1, 1)),
+        (date(2025, 3, 1), -13, date(2024, 2, 1)),
+        (date(2025, 3, 1), 0, date(2025, 3, 1)),
+    ],
+)
+def test_add_months_crosses_years(month: date, count: int, expected: date) -> None:
+    assert transform.add_months(month, count) == expected
+
+
+def test_pages_of_one_sync_differ_only_in_the_token() -> None:
+    first = transform.cost_request(WINDOW, TODAY, management=False)
+    later = transform.cost_request(WINDOW, TODAY, management=False, token="abc")
+    assert "NextPageToken" not in first
+    assert later.pop("NextPageToken") == "abc"
+    assert later == first
+    assert first == {
+        "TimePeriod": {"Start": "2024-02-01", "End": "2025-03-15"},
+        "Granularity": "MONTHLY",
+        "Metrics": ["UnblendedCost", "AmortizedCost", "NetUnblendedCost"],
+        "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"}],
+    }
+
+
+def test_a_management_account_groups_by_linked_account_then_service() -> None:
+    params = transform.cost_request([MAR], TODAY, management=True)
+    assert params["GroupBy"] == [
+        {"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"},
+        {"Type": "DIMENSION", "Key": "SERVICE"},
+    ]
+    assert params["TimePeriod"] == {"Start": "2025-03-01", "End": "2025-03-15"}
+
+
+def _metrics(amount: str, unit: str = "USD") -> dict[str, Any]:
+    return {m: {"Amount": amount, "Unit": unit} for m in transform.METRICS}
+
+
+def _entry(month: date, groups: list[dict[str, Any]], estimated: bool) -> dict[str, Any]:
+    return {
+        "TimePeriod": {"Start": month.isoformat(), "End": M(month, 1).isoformat()},
+        "Total": {},
+        "Groups": groups,
+        "Estimated": estimated,
+    }
+
+
+def test_pages_become_decimal_rows_with_a_month_split_across_pages_merged() -> None:
+    pages = [
+        {
+            "ResultsByTime": [
+                _entry(FEB, [{"Keys": ["Amazon EC2"], "Metrics": _metrics("10.125")}], False),
+                _entry(MAR, [{"Keys": ["AWS Lambda"], "Metrics": _metrics("0.0000001")}], True),
+            ],
+            "NextPageToken": "t",
+        },
+        {
+            "ResultsByTime": [
+                _entry(MAR, [{"Keys": ["Amazon S3"], "Metrics": _metrics("-1.5")}], True),
+            ]
+        },
+    ]
+    data = transform.rows_from_pages(pages, [FEB, MAR], "111111111111", False, TODAY)
+    assert data.months == {FEB: False, MAR: True}
+    assert len(data.rows) == 9
+    ec2 = [r for r in data.rows if r.service == "Amazon EC2"]
+    assert {r.amount for r in ec2} == {Decimal("10.1250000000")}
+    assert all(isinstance(r.amount, Decimal) for r in data.rows)
+    assert {r.usage_account_id for r in data.rows} == {"111111111111"}
+    assert {(r.service, r.estimated) for r in data.rows if r.month == MAR} == {
+        ("AWS Lambda", True),
+        ("Amazon S3", True),
+    }
+
+
+def test_management_rows_are_attributed_to_each_member() -> None:
+    pages = [
+        {
+            "ResultsByTime": [
+                _entry(
+                    MAR,
+                    [
+                        {"Keys": ["222222222222", "Amazon EC2"], "Metrics": _metrics("1")},
+                        {"Keys": ["333333333333", "Amazon EC2"], "Metrics": _metrics("2")},
+                    ],
+                    True,
+                )
+            ]
+        }
+    ]
+    data = transform.rows_from_pages(pages, [MAR], "111111111111", True, TODAY)
+    assert data.usage_accounts == {"222222222222", "333333333333"}
+
+
+def test_a_requested_month_without_any_answer_is_recorded_empty() -> None:
+    data = transform.rows_from_pages(
+        [{"ResultsByTime": []}], [FEB, MAR], "111111111111", False, TODAY
+    )
+    assert data.months == {FEB: False, MAR: True}
+    assert data.rows == []
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        {"ResultsByTime": [_entry(JAN, [], False)]},  # a month not asked for
+        {
+            "ResultsByTime": [
+                _entry(MAR, [{"Keys": ["S"], "Metrics": _metrics("1.0", "N/A")}], True)
+            ]
+        },
+        {"ResultsByTime": [_entry(MAR, [{"Keys": ["S"], "Metrics": _metrics("NaN")}], True)]},
+        {"ResultsByTime": [_entry(MAR, [{"Keys": ["S"], "Metrics": _metrics("1e12")}], True)]},
+        {"ResultsByTime": [_entry(MAR, [{"Keys": [], "Metrics": _metrics("1")}], True)]},
+        {"ResultsByTime": [{"TimePeriod": {"Start": "soon"}, "Groups": []}]},
+        # the same group twice: a paging bug must not double the costs
+        {"ResultsByTime": [_entry(MAR, [{"Keys": ["S"], "Metrics": _metrics("1")}] * 2, True)]},
+    ],
+    ids=["month", "unit", "nan", "range", "keys", "period", "duplicate"],
+)
+def test_answers_that_cannot_be_stored_faithfully_are_refused(page: dict[str, Any]) -> None:
+    with pytest.raises(MalformedAnswerError):
+        transform.rows_from_pages([page], [FEB, MAR], "111111111111", False, TODAY)
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        (datetime(2025, 3, 14, 3, 0, 20, tzinfo=UTC), datetime(2025, 3, 15, 2, 0, tzinfo=UTC)),
+        (datetime(2025, 3, 14, 23, 59, tzinfo=UTC), datetime(2025, 3, 15, 2, 0, tzinfo=UTC)),
+        (datetime(2025, 12, 31, 3, 0, tzinfo=UTC), datetime(2026, 1, 1, 2, 0, tzinfo=UTC)),
+    ],
+)
+def test_the_next_daily_run_falls_before_the_next_cron(now: datetime, expected: datetime) -> None:
+    assert transform.next_daily_run(now) == expected
+    assert transform.next_daily_run(now) < now.replace(hour=3, minute=0, second=0) + timedelta(
+        days=1
+    )
+
+
+@pytest.mark.parametrize(
+    ("failures", "draw", "low", "high"),
+    [
+        (0, 0.0, 7.5, 7.5),
+        (0, 0.999, 7.5, 15),
+        (2, 0.5, 30, 60),
+        (10, 0.0, 180, 180),
+        (10, 0.999, 180, 360),
+    ],
+)
+def test_backoff_grows_with_jitter_and_a_cap(
+    failures: int, draw: float, low: float, high: float
+) -> None:
+    now = datetime(2025, 3, 14, tzinfo=UTC)
+    minutes = (transform.backoff(now, failures, draw) - now).total_seconds() / 60
+    assert low <= minutes <= high
+
+
+def test_a_job_message_round_trips_and_its_key_names_job_and_period() -> None:
+    job = uuid.uuid4()
+    message = JobMessage(job, uuid.uuid4(), "costs", datetime(2025, 3, 14, 2, tzinfo=UTC))
+    again = JobMessage.from_payload(message.payload())
+    assert again == message
+    assert message.idempotency_key == f"costs-{job}-{int(message.period.timestamp())}"
+    later = JobMessage(job, message.agency_id, "costs", message.period + timedelta(days=1))
+    assert later.idempotency_key != message.idempotency_key
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        None,
+        "x",
+        {},
+        {
+            "job_id": "nope",
+            "agency_id": str(uuid.uuid4()),
+            "kind": "costs",
+            "period": "2025-03-14T00:00:00+00:00",
+        },
+        {
+            "job_id": str(uuid.uuid4()),
+            "agency_id": str(uuid.uuid4()),
+            "kind": "mining",
+            "period": "2025-03-14T00:00:00+00:00",
+        },
+        {
+            "job_id": str(uuid.uuid4()),
+            "agency_id": str(uuid.uuid4()),
+            "kind": "costs",
+            "period": "2025-03-14T00:00:00",
+        },
+        {
+            "job_id": str(uuid.uuid4()),
+            "agency_id": str(uuid.uuid4()),
+            "kind": "costs",
+            "period": "2025-03-14T00:00:00+00:00",
+            "extra": "x",
+        },
+    ],
+)
+def test_messages_that_are_not_ours_are_refused(payload: Any) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        JobMessage.from_payload(payload)

@@ -1,0 +1,188 @@
+"""Benchmark: the LookupEvents rate achieved per account-region over a backlog.
+
+    python -m bench.cloudtrail_rate
+
+Target (design.md): while a backlog exists, 1.8-2.0 requests/s per account per region, and
+never more than 2 in any second. The simulated AWS answers every LookupEvents call after 300 ms
+(`sim.latency`), and holds a backlog of events in two regions of one account; `sync.run` reads
+it for a fixed time budget with the process-wide pacer, exactly as the worker does. Every
+request's start is recorded on the client side (a hook on our `Client`).
+
+1. One linked account, two regions in parallel.
+2. The same AWS account linked by two agencies, both syncing at once in this process: they
+   share the account-region token bucket, so together they still stay at 2/s per region.
+
+Bounded: about 30 s.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bench._cloudtrail import connect, database, make_account, make_agency
+from devstack.simaws import SimulatedAws
+from devstack.trailgen import make_events
+from functions.sync_cloudtrail import sync
+from functions.sync_cloudtrail.pacing import shared_pacer
+from shared import aws
+from shared.policy import ROLE_POLICY, trust_policy
+from shared.settings import Settings
+
+OUR_ACCOUNT = "123456789012"
+CLIENT_ACCOUNT = "210987654321"
+REGIONS = ("us-east-1", "eu-west-1")
+LATENCY_S = 0.3
+BACKLOG_EVENTS = 3000  # per region: 60 pages, more than a run's budget reads
+PHASE_BUDGET_S = (14.0, 10.0)
+
+
+class _Recording:
+    """A client factory whose clients record when each request starts, by region."""
+
+    def __init__(self, inner: aws.ClientFactory, starts: dict[str, list[float]]) -> None:
+        self.inner = inner
+        self.starts = starts
+        self.lock = threading.Lock()
+
+    def client(self, service: str, region: str = "us-east-1") -> aws.Client:
+        made = self.inner.client(service, region)
+
+        def record(operation: str) -> None:
+            if operation == "lookup_events":
+                with self.lock:
+                    self.starts[region].append(time.monotonic())
+
+        made._on_call = record
+        return made
+
+
+def _max_in_any_second(times: list[float]) -> int:
+    ordered = sorted(times)
+    return max((sum(1 for u in ordered if t <= u < t + 1.0) for t in ordered), default=0)
+
+
+def _report(title: str, starts: dict[str, list[float]]) -> bool:
+    print(f"\n{title}")
+    ok = True
+    for region in REGIONS:
+        times = sorted(starts[region])
+        rate = (len(times) - 1) / (times[-1] - times[0]) if len(times) > 1 else 0.0
+        peak = _max_in_any_second(times)
+        fine = 1.8 <= rate <= 2.0 and peak <= 2
+        ok = ok and fine
+        print(
+            f"  {region:<10} {len(times):3d} requests  {rate:4.2f} req/s"
+            f"  max {peak} in any 1 s  {'ok' if fine else 'OUT OF TARGET'}"
+        )
+    return ok
+
+
+def main() -> None:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "LOG_LEVEL": "WARNING",  # the sync's summary lines would drown the results
+    }.items():
+        os.environ[name] = value
+    now = datetime.now(UTC).replace(microsecond=0)
+    with SimulatedAws() as sim, database() as db, connect(db.app_url) as conn:
+        key, secret = sim.create_user_with_key(OUR_ACCOUNT, "cao-service")
+        settings = Settings(
+            {
+                "CAO_AWS_ENDPOINT_URL": sim.endpoint_url,
+                "CAO_AWS_ACCESS_KEY_ID": key,
+                "CAO_AWS_SECRET_ACCESS_KEY": secret,
+            }
+        )
+        for i, region in enumerate(REGIONS):
+            events = make_events(
+                CLIENT_ACCOUNT, region, now - timedelta(days=1), now, BACKLOG_EVENTS, seed=i
+            )
+            sim.put_events(CLIENT_ACCOUNT, region, events)
+        links = []
+        for n in range(2):
+            agency_id, external_id = make_agency(conn)
+            role = sim.create_role(
+                CLIENT_ACCOUNT,
+                f"CloudAgencyOpsReadOnly{n}",
+                trust_policy(OUR_ACCOUNT, external_id),
+                ROLE_POLICY,
+            )
+            account_id = make_account(conn, agency_id, CLIENT_ACCOUNT, role)
+
+            def assume(role: str = role, external_id: str = external_id) -> aws.ClientFactory:
+                return aws.assume_role(
+                    aws.our_clients(settings), role, external_id, aws.session_name(uuid.uuid4())
+                )
+
+            links.append((agency_id, account_id, assume))
+        sim.latency[("cloudtrail", "LookupEvents")] = LATENCY_S
+
+        def sync_one(
+            link: tuple[uuid.UUID, uuid.UUID, Callable[[], aws.ClientFactory]],
+            starts: dict[str, list[float]],
+            budget: float,
+            url: str,
+        ) -> sync.Outcome:
+            agency_id, account_id, assume = link
+            with connect(url) as own:
+                return sync.run(
+                    own,
+                    agency_id=agency_id,
+                    account_id=account_id,
+                    aws_account_id=CLIENT_ACCOUNT,
+                    clients=_Recording(assume(), starts),  # type: ignore[arg-type]
+                    regions=REGIONS,
+                    fence=lambda c: None,
+                    pacer=shared_pacer(),
+                    time_budget_s=budget,
+                    reserve_s=0.0,
+                    backfill_days=1,
+                )
+
+        first: dict[str, list[float]] = defaultdict(list)
+        outcome = sync_one(links[0], first, PHASE_BUDGET_S[0], db.app_url)
+        assert outcome.backlog_remaining and outcome.error_class is None
+        ok = _report(
+            f"One link, {len(REGIONS)} regions in parallel, {LATENCY_S * 1000:.0f} ms per call,"
+            f" {PHASE_BUDGET_S[0]:.0f} s budget ({outcome.events_written} events stored):",
+            first,
+        )
+
+        shared: dict[str, list[float]] = defaultdict(list)
+        results: list[Any] = []
+        threads = [
+            threading.Thread(
+                target=lambda link=link: results.append(
+                    sync_one(link, shared, PHASE_BUDGET_S[1], db.app_url)
+                )
+            )
+            for link in links
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        ok = (
+            _report(
+                "Two agencies linking the same AWS account, syncing at once (one shared bucket"
+                " per region), both links together:",
+                shared,
+            )
+            and ok
+        )
+    print(f"\n{'meets' if ok else 'MISSES'} the target: 1.8-2.0 requests/s, never above 2 in 1 s")
+
+
+if __name__ == "__main__":
+    main()

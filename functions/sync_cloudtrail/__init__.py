@@ -1,0 +1,1 @@
+"""functions/sync_cloudtrail."""

@@ -1,0 +1,181 @@
+"""The 'cloudtrail' job handler: one claimed job of the sync worker (functions/sync_costs/registry).
+
+    run(conn, lease, ours, clock, *, run_id) -> None
+
+1. A short read transaction: the account (role ARN, the ExternalId it was verified with, kept
+   in memory for the assume-role calls only), its regions (its own, else the agency's
+   defaults; us-east-1 always) and the agency's backfill and retention settings.
+2. Assume the role (session `cao-sync-<agency>`), then `sync.run`: regions in parallel, each
+   batch of rows committed with its cursor in a transaction fenced by the lease.
+3. One closing transaction, fenced too: the job's next run and the run record.
+
+Scheduling: a run that read everything is due again at the top of the next hour (the hourly
+dispatch then finds it due; `now + 1 h` would slip past the firing). A run that stopped on its
+time budget with a backlog left is due again after FOLLOW_UP_DELAY. Throttling: due again after
+the jittered delay the sync chose (its cursors did not move). AccessDenied on assume: the
+account is marked (the third refusal in a row pauses it), retried next hour at the earliest.
+Other AWS failures: retried after a jittered delay. LeaseLostError propagates (the consumer
+closes the run as superseded); so does anything unexpected (the queue redelivers).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
+
+from functions.sync_cloudtrail import sync
+from functions.sync_cloudtrail.pacing import Pacer
+from shared import aws
+from shared.db import Connection, tenant_tx
+from shared.errors import AccessDeniedError, AwsError, LeaseLostError
+from shared.logs import get_logger
+from shared.store import access_events, jobs
+
+if TYPE_CHECKING:
+    from shared.aws import ClientFactory
+
+Clock = Callable[[], datetime]
+
+# The consumer's function must outlive this, plus the final commit (see README / vercel.json).
+TIME_BUDGET_S = 240.0
+FOLLOW_UP_DELAY = timedelta(minutes=2)
+RETRY_DELAY = timedelta(minutes=10)  # transient AWS failures; jittered up to twice this
+
+
+def next_hourly_run(now: datetime) -> datetime:
+    """The top of the next hour (UTC)."""
+    hour = now.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    return hour + timedelta(hours=1)
+
+
+def run(
+    conn: Connection,
+    lease: jobs.Lease,
+    ours: ClientFactory,
+    clock: Clock,
+    *,
+    run_id: uuid.UUID,
+    pacer: Pacer | None = None,
+    time_budget_s: float = TIME_BUDGET_S,
+    draw: Callable[[], float] = random.random,
+) -> None:
+    """Sync the CloudTrail events of the leased account; see the module docstring."""
+    with tenant_tx(conn, lease.agency_id):
+        target = jobs.sync_target(conn, lease.agency_id, lease.account_id)
+        settings = access_events.sync_target(conn, lease.account_id)
+    if target is None or settings is None:
+        raise LeaseLostError("the account was unlinked")
+
+    session = aws.session_name(lease.agency_id, "sync")
+    assumes = 0
+
+    def assume() -> ClientFactory:
+        nonlocal assumes
+        assumes += 1
+        return aws.assume_role(ours, target.role_arn, target.external_id, session)
+
+    try:
+        clients = assume()
+    except AwsError as exc:
+        _record_assume_failure(conn, lease, run_id, exc, now=clock(), draw=draw)
+        return
+
+    outcome = sync.run(
+        conn,
+        agency_id=lease.agency_id,
+        account_id=lease.account_id,
+        aws_account_id=settings.aws_account_id,
+        clients=clients,
+        regions=settings.regions,
+        fence=lambda c: jobs.fence(c, lease),
+        clock=clock,
+        pacer=pacer,
+        time_budget_s=time_budget_s,
+        reassume=assume,
+        backfill_days=settings.backfill_days,
+        retention_days=settings.retention_days,
+    )
+    del clients  # the credentials go with this call
+    _record_outcome(conn, lease, run_id, outcome, assumes=assumes, now=clock(), draw=draw)
+
+
+def _record_outcome(
+    conn: Connection,
+    lease: jobs.Lease,
+    run_id: uuid.UUID,
+    outcome: sync.Outcome,
+    *,
+    assumes: int,
+    now: datetime,
+    draw: Callable[[], float],
+) -> None:
+    progressed = outcome.events_written > 0 or any(r.windows_completed for r in outcome.regions)
+    if outcome.error_class is None:
+        status = "partial" if outcome.backlog_remaining else "succeeded"
+    else:
+        status = "partial" if progressed else "failed"
+    with tenant_tx(conn, lease.agency_id):
+        jobs.fence(conn, lease)
+        jobs.note_access_ok(conn, lease.agency_id, lease.account_id)
+        if outcome.error_class is None:
+            due = now + FOLLOW_UP_DELAY if outcome.backlog_remaining else next_hourly_run(now)
+            jobs.complete(conn, lease, due, now=now)
+        else:
+            if outcome.retry_after_s is not None:
+                due = now + timedelta(seconds=outcome.retry_after_s)
+            elif outcome.error_class == sync.ACCESS_DENIED:
+                due = next_hourly_run(now)
+            else:
+                due = now + RETRY_DELAY * (1 + draw())
+            jobs.fail(conn, lease, outcome.error_class, due, False, now=now)
+        jobs.finish_run(
+            conn,
+            lease.agency_id,
+            run_id,
+            status,
+            now=now,
+            api_calls=outcome.total_api_calls + assumes,
+            rows_written=outcome.events_written,
+            error_class=outcome.error_class,
+        )
+
+
+def _record_assume_failure(
+    conn: Connection,
+    lease: jobs.Lease,
+    run_id: uuid.UUID,
+    exc: AwsError,
+    *,
+    now: datetime,
+    draw: Callable[[], float],
+) -> None:
+    error = sync.error_class(exc)
+    paused = False
+    with tenant_tx(conn, lease.agency_id):
+        jobs.fence(conn, lease)
+        if isinstance(exc, AccessDeniedError):
+            paused = jobs.note_access_denied(conn, lease.agency_id, lease.account_id)
+        if paused:
+            jobs.pause(conn, lease, error, now=now)
+        else:
+            due = (
+                next_hourly_run(now)
+                if isinstance(exc, AccessDeniedError)
+                else now + RETRY_DELAY * (1 + draw())
+            )
+            jobs.fail(conn, lease, error, due, False, now=now)
+        jobs.finish_run(
+            conn, lease.agency_id, run_id, "failed", now=now, api_calls=1, error_class=error
+        )
+    get_logger().warning(
+        "cloudtrail sync could not assume the role",
+        extra={
+            "job_id": str(lease.job_id),
+            "account_id": str(lease.account_id),
+            "error_class": error,
+            "paused": paused,
+        },
+    )

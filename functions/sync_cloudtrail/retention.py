@@ -1,0 +1,91 @@
+"""Retention: the daily purge of access events older than each agency's retention.
+
+Cross-tenant by nature, so the deleting goes through the one SECURITY DEFINER function made for
+it, `cao.purge_expired_events(now, batch)`, which applies every agency's own
+`cloudtrail_retention_days` (default 90, bounded 1..365 by the schema) and returns what it
+deleted per agency. It runs in batches, each its own short transaction, until a batch comes
+back short or the time budget is spent (the rest goes the next day, or on the next call).
+
+Each batch records what it purged in the same transaction: one audit-log row per agency that
+lost rows (`access_events.purged`, with the count and the cutoff), visible to that agency in its
+audit log, so the deletion and its record commit together. The totals go to the logs.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from shared.db import Connection, system_tx, tenant_tx
+from shared.logs import get_logger
+from shared.store import access_events, audit
+
+BATCH = access_events.PURGE_BATCH
+TIME_BUDGET_S = 20.0  # the cron function's maxDuration is 30 s
+ACTOR = "system:retention"
+ACTION = "access_events.purged"
+
+
+@dataclass
+class PurgeOutcome:
+    deleted: dict[uuid.UUID, int] = field(default_factory=dict)
+    batches: int = 0
+    more: bool = False  # stopped on the time budget with rows still to purge
+
+    @property
+    def total(self) -> int:
+        return sum(self.deleted.values())
+
+
+def purge(
+    conn: Connection,
+    *,
+    now: datetime,
+    batch: int = BATCH,
+    time_budget_s: float = TIME_BUDGET_S,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> PurgeOutcome:
+    """Delete every access event past its agency's retention at `now`; see the docstring."""
+    outcome = PurgeOutcome()
+    started = monotonic()
+    while True:
+        with system_tx(conn):
+            deleted = access_events.purge_expired_batch(conn, now, batch)
+            for agency_id, count in deleted.items():
+                # A savepoint that sets this agency as the tenant: its audit row passes RLS.
+                with tenant_tx(conn, agency_id):
+                    days = access_events.retention_days(conn, agency_id)
+                    audit.record(
+                        conn,
+                        agency_id,
+                        ACTOR,
+                        ACTION,
+                        details={
+                            "deleted": count,
+                            "retention_days": days,
+                            "older_than": None
+                            if days is None
+                            else (now - timedelta(days=days)).isoformat(),
+                        },
+                    )
+        outcome.batches += 1
+        for agency_id, count in deleted.items():
+            outcome.deleted[agency_id] = outcome.deleted.get(agency_id, 0) + count
+        if sum(deleted.values()) < batch:
+            break
+        if monotonic() - started >= time_budget_s:
+            outcome.more = True
+            break
+    get_logger().info(
+        "retention purge finished",
+        extra={
+            "deleted": outcome.total,
+            "agencies": len(outcome.deleted),
+            "batches": outcome.batches,
+            "more": outcome.more,
+        },
+    )
+    return outcome

@@ -1,0 +1,460 @@
+"""One linked account's CloudTrail sync: LookupEvents per region -> redacted rows + cursors.
+
+`run` reads every region of the account (us-east-1 always: IAM, STS and console sign-in events
+are recorded only there) from its cursor up to now, in the windows `windows.plan` lays out, and
+stores the allowlisted fields of each event (`redact`).
+
+Concurrency: one thread per region reads AWS (paced per account and region by `pacing`), and
+the calling thread is the only one that touches the database connection: region threads hand
+it batches through a bounded queue, and it writes each batch in its own short transaction. So
+there is one connection (serverless: one per invocation), no transaction is ever open across
+an AWS call, and writes are serialised, which costs nothing here: a batch commits in
+milliseconds while a LookupEvents page takes hundreds of them.
+
+Exactly once, per batch transaction: `fence(conn)` first (it raises if our job lease was lost,
+and the transaction rolls back), then the rows (events already stored are skipped, unique on
+(account_id, event_id): overlap and reruns are harmless), then the cursor. A window read
+completely moves the cursor to its end; rows of a window read partly are committed with the
+cursor left where it was and the window's end remembered (`partial_end`), so the next run reads
+only the rest of it. These commits do not wait for the WAL flush (`defer_commit_flush`): a
+database crash could lose one only together with its cursor, and the events are read again.
+
+Stopping: before each request a region checks the time budget (`time_budget_s`, less a
+reserve for the last request and commit); when it is spent the region commits what it read and
+the outcome says `backlog_remaining`, for the caller to queue a delayed follow-up. A
+ThrottlingException (after botocore's own retries) stops that region with its cursor where it
+was, pushes its token bucket back by a jittered delay and suggests that delay as
+`retry_after_s`. An expired session mid-pagination is assumed again once (`reassume`) and the
+same page is asked again with the same token.
+
+Nothing of an event but the redacted row outlives the page it came in: pages are dropped as
+soon as they are redacted, and logs carry counts, never event content.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from functions.sync_cloudtrail import windows
+from functions.sync_cloudtrail.pacing import Pacer, shared_pacer
+from functions.sync_cloudtrail.redact import Row, redact
+from shared.db import Connection, tenant_tx
+from shared.errors import (
+    AccessDeniedError,
+    AwsError,
+    ExpiredCredentialsError,
+    ThrottledError,
+)
+from shared.logs import get_logger
+from shared.store import access_events as store
+
+if TYPE_CHECKING:  # types only
+    from shared.aws import Client, ClientFactory
+
+GLOBAL_REGION = "us-east-1"
+MAX_REGIONS = 32
+PAGE_SIZE = 50  # LookupEvents' maximum
+# Rows of a partly read window committed together: ~40 pages, 20 s of reading at 2/s (what a
+# crash can cost), and big enough that a commit per batch stays cheap (bench/cloudtrail_insert).
+BATCH_ROWS = 2000
+DEFAULT_TIME_BUDGET_S = 240.0
+RESERVE_S = 3.0  # left of the budget for the last request and the final commit
+THROTTLE_BACKOFF_S = 30.0
+
+# Error classes (as the cost sync names them in run records), most severe first: the run's
+# error class is the most severe of its regions'.
+ACCESS_DENIED = "AccessDenied"
+EXPIRED = "ExpiredToken"
+THROTTLED = "Throttled"
+_SEVERITY = (ACCESS_DENIED, EXPIRED, THROTTLED)
+
+
+def error_class(exc: AwsError) -> str:
+    """The run-record name of an AWS failure: ours for the classified ones, else AWS's code."""
+    if isinstance(exc, AccessDeniedError):
+        return ACCESS_DENIED
+    if isinstance(exc, ExpiredCredentialsError):
+        return EXPIRED
+    if isinstance(exc, ThrottledError):
+        return THROTTLED
+    return (exc.aws_code or exc.code)[:64]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class RegionOutcome:
+    region: str
+    api_calls: int = 0
+    events_read: int = 0
+    events_written: int = 0
+    events_skipped: int = 0  # without id, time or name: unusable
+    windows_completed: int = 0
+    position: datetime | None = None  # the cursor after the run
+    complete: bool = False  # read up to the planned end
+    stopped_by: str | None = None  # "budget", "throttled", "error", "stopped"
+    error_class: str | None = None
+    lag_s: float | None = None
+
+
+@dataclass
+class Outcome:
+    """What a run did, for the run record and the follow-up decision."""
+
+    regions: list[RegionOutcome]
+    events_written: int
+    api_calls: dict[str, int]
+    lag_s: float | None  # the worst region's lag behind now, after the run
+    backlog_remaining: bool  # some region stopped before now: queue a delayed follow-up
+    error_class: str | None
+    retry_after_s: float | None  # after throttling: when to try again
+    reassumed: bool = False
+
+    @property
+    def total_api_calls(self) -> int:
+        return sum(self.api_calls.values())
+
+
+@dataclass
+class _Batch:
+    region: str
+    rows: list[Row]
+    position: datetime
+    partial_end: datetime | None
+    window_done: bool
+
+
+class _Stopped(Exception):
+    """Internal: the run is being abandoned (the writer failed)."""
+
+
+class _ClientSource:
+    """The account's client factory, assumed again at most once per run on expiry."""
+
+    def __init__(
+        self, clients: ClientFactory, reassume: Callable[[], ClientFactory] | None
+    ) -> None:
+        self._clients = clients
+        self._reassume = reassume
+        self._generation = 0
+        self._lock = threading.Lock()
+        self.reassumed = False
+
+    def client(self, region: str) -> tuple[Client, int]:
+        with self._lock:
+            clients, generation = self._clients, self._generation
+        return clients.client("cloudtrail", region), generation
+
+    def renew(self, seen_generation: int) -> bool:
+        """After an expiry seen on `seen_generation`: True when newer credentials exist (some
+        region may have renewed them already), False when the one re-assume is used up."""
+        with self._lock:
+            if self._generation != seen_generation:
+                return True
+            if self._reassume is None or self.reassumed:
+                return False
+            self.reassumed = True
+            self._clients = self._reassume()
+            self._generation += 1
+            return True
+
+
+@dataclass
+class _Shared:
+    """What every region thread of one run shares."""
+
+    aws_account_id: str
+    source: _ClientSource
+    pacer: Pacer
+    deadline: float
+    batches: queue.Queue[_Batch]
+    stop: threading.Event
+    batch_rows: int
+    rng: random.Random
+    throttle_backoff_s: float
+    retry_after: list[float] = field(default_factory=list)
+
+
+class _RegionReader:
+    def __init__(self, shared: _Shared, region: str, plan: list[windows.Window], base: datetime):
+        self.s = shared
+        self.region = region
+        self.plan = plan
+        self.position = base  # the cursor as committed (or to be created at the first write)
+        self.out = RegionOutcome(region)
+
+    def _emit(self, batch: _Batch) -> None:
+        while True:
+            if self.s.stop.is_set():
+                raise _Stopped
+            try:
+                self.s.batches.put(batch, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def run(self) -> RegionOutcome:
+        try:
+            self._read()
+        except _Stopped:
+            self.out.stopped_by = "stopped"
+        return self.out
+
+    def _read(self) -> None:
+        client, generation = self.s.source.client(self.region)
+        bucket = self.s.pacer.bucket(self.s.aws_account_id, self.region)
+        for window in self.plan:
+            rows: list[Row] = []
+            token: str | None = None
+            while True:
+                if self.s.stop.is_set():
+                    raise _Stopped
+                if not bucket.acquire(self.s.deadline):
+                    self._stop_in(window, rows, "budget")
+                    return
+                params: dict[str, Any] = {
+                    "StartTime": window.start,
+                    "EndTime": window.end,
+                    "MaxResults": PAGE_SIZE,
+                }
+                if token is not None:
+                    params["NextToken"] = token
+                self.out.api_calls += 1
+                try:
+                    page = client.lookup_events(**params)
+                except ExpiredCredentialsError as exc:
+                    try:
+                        renewed = self.s.source.renew(generation)
+                    except AwsError as again:  # e.g. the role was removed meanwhile
+                        self._stop_in(window, rows, "error", again)
+                        return
+                    if renewed:
+                        client, generation = self.s.source.client(self.region)
+                        continue  # the same page again, same token
+                    self._stop_in(window, rows, "error", exc)
+                    return
+                except ThrottledError as exc:
+                    delay = self.s.throttle_backoff_s * (0.5 + self.s.rng.random() / 2)
+                    bucket.penalize(delay)
+                    self.s.retry_after.append(delay)
+                    self._stop_in(window, rows, "throttled", exc)
+                    return
+                except AwsError as exc:
+                    self._stop_in(window, rows, "error", exc)
+                    return
+                token = self._take(page, rows)
+                del page  # the raw events are not kept past their page
+                if token is None:
+                    # Never backwards: with a long overlap a first window can end before it.
+                    self.position = max(self.position, window.cursor_to)
+                    self._emit(_Batch(self.region, rows, self.position, None, True))
+                    self.out.windows_completed += 1
+                    break
+                if len(rows) >= self.s.batch_rows:
+                    self._emit(self._partial(window, rows))
+                    rows = []
+        self.out.complete = True
+
+    def _take(self, page: dict[str, Any], rows: list[Row]) -> str | None:
+        for item in page.get("Events") or ():
+            row = redact(item, self.s.aws_account_id, self.region)
+            if row is None:
+                self.out.events_skipped += 1
+            else:
+                rows.append(row)
+                self.out.events_read += 1
+        token = page.get("NextToken")
+        return token if isinstance(token, str) and token else None
+
+    def _partial(self, window: windows.Window, rows: list[Row]) -> _Batch:
+        end = window.cursor_to if window.cursor_to > self.position else None
+        return _Batch(self.region, rows, self.position, end, False)
+
+    def _stop_in(
+        self,
+        window: windows.Window,
+        rows: list[Row],
+        why: str,
+        error: AwsError | None = None,
+    ) -> None:
+        """Commit what the unfinished window gave (cursor unchanged) and stop this region."""
+        if rows:
+            self._emit(self._partial(window, rows))
+        self.out.stopped_by = why
+        if error is not None:
+            self.out.error_class = error_class(error)
+
+
+def _regions(regions: Sequence[str]) -> list[str]:
+    ordered = [GLOBAL_REGION]
+    for region in regions:
+        if region not in ordered:
+            ordered.append(region)
+    if len(ordered) > MAX_REGIONS:
+        raise ValueError(f"at most {MAX_REGIONS} regions per account")
+    return ordered
+
+
+def run(
+    conn: Connection,
+    *,
+    agency_id: uuid.UUID,
+    account_id: uuid.UUID,
+    aws_account_id: str,
+    clients: ClientFactory,
+    regions: Sequence[str],
+    fence: Callable[[Connection], None],
+    clock: Callable[[], datetime] = utcnow,
+    pacer: Pacer | None = None,
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S,
+    reassume: Callable[[], ClientFactory] | None = None,
+    backfill_days: int | None = None,
+    retention_days: int | None = None,
+    rng: random.Random | None = None,
+    window_size: timedelta = windows.WINDOW,
+    overlap: timedelta = windows.OVERLAP,
+    batch_rows: int = BATCH_ROWS,
+    reserve_s: float = RESERVE_S,
+    throttle_backoff_s: float = THROTTLE_BACKOFF_S,
+) -> Outcome:
+    """Sync one account's CloudTrail events; see the module docstring.
+
+    `clients` are already assumed into the account. `fence` is called inside every writing
+    transaction and raises when the lease is lost (the exception propagates; nothing of that
+    transaction is kept). `pacer` holds the clock and sleep of the pacing (default: the
+    process-wide pacer on the real clock); the time budget is measured on the pacer's clock.
+    """
+    pacer = pacer or shared_pacer()
+    names = _regions(regions)
+    now = windows.whole_seconds(clock())
+    deadline = pacer.clock() + time_budget_s - reserve_s
+
+    # Plan each region from its cursor (a short read transaction, before any AWS call).
+    readers: list[_RegionReader] = []
+    shared = _Shared(
+        aws_account_id=aws_account_id,
+        source=_ClientSource(clients, reassume),
+        pacer=pacer,
+        deadline=deadline,
+        batches=queue.Queue(maxsize=2 * len(names)),
+        stop=threading.Event(),
+        batch_rows=max(1, min(batch_rows, store.MAX_BATCH_ROWS)),
+        rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
+        throttle_backoff_s=throttle_backoff_s,
+    )
+    with tenant_tx(conn, agency_id):
+        cursors = store.get_cursors(conn, account_id)
+        for region in names:
+            cursor = cursors.get(region)
+            resume_before = None
+            if cursor is not None and cursor.partial_end is not None:
+                resume_before = store.oldest_event_after(
+                    conn, account_id, region, cursor.position, cursor.partial_end
+                )
+            plan = windows.plan(
+                now,
+                cursor.position if cursor else None,
+                partial_end=cursor.partial_end if cursor else None,
+                resume_before=resume_before,
+                backfill_days=backfill_days,
+                retention_days=retention_days,
+                overlap=overlap,
+                size=window_size,
+            )
+            base = (
+                cursor.position
+                if cursor
+                else windows.first_position(now, backfill_days, retention_days)
+            )
+            readers.append(_RegionReader(shared, region, plan, base))
+
+    written = {r.region: 0 for r in readers}
+    positions: dict[str, datetime | None] = {
+        r: (c.position if (c := cursors.get(r)) else None) for r in names
+    }
+
+    def write(batch: _Batch) -> None:
+        with tenant_tx(conn, agency_id):
+            fence(conn)
+            store.defer_commit_flush(conn)  # safe: rows and cursor are lost together or not
+            new = store.insert_events(conn, agency_id, account_id, batch.rows)
+            store.set_cursor(
+                conn,
+                agency_id,
+                account_id,
+                batch.region,
+                position=batch.position,
+                partial_end=batch.partial_end,
+                now=clock(),
+            )
+        written[batch.region] += new
+        positions[batch.region] = batch.position
+
+    with ThreadPoolExecutor(max_workers=len(readers), thread_name_prefix="cloudtrail") as pool:
+        futures: list[Future[RegionOutcome]] = [pool.submit(r.run) for r in readers]
+        try:
+            while True:
+                try:
+                    batch = shared.batches.get(timeout=0.05)
+                except queue.Empty:
+                    if all(f.done() for f in futures) and shared.batches.empty():
+                        break
+                    continue
+                write(batch)
+        except BaseException:
+            shared.stop.set()  # region threads stop at their next step; nothing more is written
+            raise
+        results = [f.result() for f in futures]  # a bug in a region thread surfaces here
+
+    return _outcome(results, written, positions, now, shared)
+
+
+def _outcome(
+    results: list[RegionOutcome],
+    written: dict[str, int],
+    positions: dict[str, datetime | None],
+    now: datetime,
+    shared: _Shared,
+) -> Outcome:
+    lags: list[float] = []
+    for result in results:
+        result.events_written = written[result.region]
+        result.position = positions[result.region]
+        lag = windows.lag(now, result.position)
+        result.lag_s = None if lag is None else lag.total_seconds()
+        if result.lag_s is not None:
+            lags.append(result.lag_s)
+    errors = {r.error_class for r in results if r.error_class}
+    error_class = next((e for e in _SEVERITY if e in errors), next(iter(sorted(errors)), None))
+    outcome = Outcome(
+        regions=results,
+        events_written=sum(written.values()),
+        api_calls={r.region: r.api_calls for r in results},
+        lag_s=max(lags) if len(lags) == len(results) else None,
+        backlog_remaining=any(not r.complete for r in results),
+        error_class=error_class,
+        retry_after_s=max(shared.retry_after) if shared.retry_after else None,
+        reassumed=shared.source.reassumed,
+    )
+    get_logger().info(
+        "cloudtrail sync finished",
+        extra={
+            "events_written": outcome.events_written,
+            "api_calls": outcome.api_calls,
+            "lag_s": outcome.lag_s,
+            "backlog_remaining": outcome.backlog_remaining,
+            "error_class": outcome.error_class,
+            "stopped_by": {r.region: r.stopped_by for r in results if r.stopped_by},
+        },
+    )
+    return outcome

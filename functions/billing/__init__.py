@@ -1,0 +1,1 @@
+"""Billing with Polar (checkout, portal, webhooks, entitlements) and the public trust documents."""

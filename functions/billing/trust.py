@@ -1,0 +1,143 @@
+"""The public trust documents, generated from the constants that behaviour uses (shared.policy).
+
+- the subprocessor list (`/subprocessors`, the path the security page names, and
+  `/api/subprocessors`): SUBPROCESSORS and CUSTOMER_SERVICES;
+- the security document (`/api/security`): ROLE_POLICY (what the CloudFormation template
+  embeds), TRUST_POLICY_TEMPLATE, WE_STORE / WE_NEVER_STORE, the stored CloudTrail fields
+  (STORED_CLOUDTRAIL_FIELDS, the allowlist the CloudTrail sync keeps), vulnerability reporting;
+- `/.well-known/security.txt` (RFC 9116): Contact, Expires (computed, always in the future),
+  Policy, Canonical.
+
+Nothing here is written twice: changing a constant changes both what we do and what we say.
+"""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from shared import policy
+
+# RFC 9116 recommends an Expires less than a year ahead; the file is generated per request, so
+# it always points ~6 months out (day-aligned, so caches see one value per day).
+SECURITY_TXT_LIFETIME = timedelta(days=180)
+SUBPROCESSORS_PATH = "/subprocessors"
+SECURITY_PATH = "/api/security"
+SECURITY_TXT_PATH = "/.well-known/security.txt"
+
+
+class ProcessorEntry(BaseModel):
+    provider: str
+    purpose: str
+    region: str
+    privacy: str = Field(description="link to the provider's privacy policy")
+
+
+class SubprocessorsDocument(BaseModel):
+    canonical_url: str
+    subprocessors: list[ProcessorEntry] = Field(description="subprocessors CloudAgencyOps appoints")
+    customer_controlled_services: list[ProcessorEntry] = Field(
+        description="the agency's own services we read from on its instruction (not "
+        "subprocessors we appoint)"
+    )
+    change_notice_days: int = Field(
+        description="notice before adding or replacing a subprocessor of Customer Personal Data"
+    )
+
+
+class StoredFieldEntry(BaseModel):
+    field: str
+    label: str
+    source: str
+    max_length: int
+
+
+class VulnerabilityReporting(BaseModel):
+    contact: str
+    disclosure_window_days: int
+    acknowledge_within_hours: int
+    remediation_timeline_business_days: int
+    bug_bounty: bool
+    security_txt: str
+
+
+class SecurityDocument(BaseModel):
+    role_policy: dict[str, Any] = Field(description="attach verbatim to the role")
+    role_actions: list[str]
+    trust_policy_template: dict[str, Any] = Field(description="fill in the two placeholders")
+    trust_policy_placeholders: dict[str, str]
+    we_store: list[str]
+    we_never_store: list[str]
+    stored_cloudtrail_fields: list[StoredFieldEntry] = Field(
+        description="the only CloudTrail event fields we keep; everything else is dropped"
+    )
+    subprocessors_url: str
+    incident_notice_target_hours: int
+    vulnerability_reporting: VulnerabilityReporting
+
+
+def _entries(items: tuple[policy.Processor, ...]) -> list[ProcessorEntry]:
+    return [ProcessorEntry(**entry) for entry in policy.as_dicts(items)]
+
+
+def subprocessors_document(base_url: str) -> SubprocessorsDocument:
+    return SubprocessorsDocument(
+        canonical_url=base_url.rstrip("/") + SUBPROCESSORS_PATH,
+        subprocessors=_entries(policy.SUBPROCESSORS),
+        customer_controlled_services=_entries(policy.CUSTOMER_SERVICES),
+        change_notice_days=policy.SUBPROCESSOR_NOTICE_DAYS,
+    )
+
+
+def security_document(base_url: str) -> SecurityDocument:
+    base = base_url.rstrip("/")
+    return SecurityDocument(
+        role_policy=copy.deepcopy(policy.ROLE_POLICY),
+        role_actions=list(policy.ROLE_ACTIONS),
+        trust_policy_template=copy.deepcopy(policy.TRUST_POLICY_TEMPLATE),
+        trust_policy_placeholders={
+            policy.ACCOUNT_PLACEHOLDER: "the 12-digit AWS account ID of CloudAgencyOps, shown "
+            "on the onboarding screen",
+            policy.EXTERNAL_ID_PLACEHOLDER: "your agency's ExternalId, generated at sign-up and "
+            "shown on the onboarding screen",
+        },
+        we_store=list(policy.WE_STORE),
+        we_never_store=list(policy.WE_NEVER_STORE),
+        stored_cloudtrail_fields=[
+            StoredFieldEntry(
+                field=f.column, label=f.label, source=f.source, max_length=f.max_length
+            )
+            for f in policy.STORED_CLOUDTRAIL_FIELDS
+        ],
+        subprocessors_url=base + SUBPROCESSORS_PATH,
+        incident_notice_target_hours=policy.INCIDENT_NOTICE_TARGET_HOURS,
+        vulnerability_reporting=VulnerabilityReporting(
+            contact=policy.SECURITY_CONTACT,
+            disclosure_window_days=policy.DISCLOSURE_WINDOW_DAYS,
+            acknowledge_within_hours=policy.ACKNOWLEDGE_WITHIN_HOURS,
+            remediation_timeline_business_days=policy.REMEDIATION_TIMELINE_BUSINESS_DAYS,
+            bug_bounty=False,
+            security_txt=base + SECURITY_TXT_PATH,
+        ),
+    )
+
+
+def security_txt(base_url: str, now: datetime | None = None) -> str:
+    """security.txt per RFC 9116 (CRLF or LF lines; we use LF, as most sites do)."""
+    at = (now or datetime.now(UTC)).astimezone(UTC)
+    day = at.replace(hour=0, minute=0, second=0, microsecond=0)
+    expires = day + SECURITY_TXT_LIFETIME
+    base = base_url.rstrip("/")
+    return (
+        "# CloudAgencyOps: how to report a vulnerability. We acknowledge within "
+        f"{policy.ACKNOWLEDGE_WITHIN_HOURS} hours; {policy.DISCLOSURE_WINDOW_DAYS}-day "
+        "coordinated disclosure; no bug bounty.\n"
+        f"Contact: mailto:{policy.SECURITY_CONTACT}\n"
+        f"Expires: {expires.strftime('%Y-%m-%dT%H:%M:%SZ')}\n"
+        f"Policy: {base}{SECURITY_PATH}\n"
+        f"Canonical: {base}{SECURITY_TXT_PATH}\n"
+        "Preferred-Languages: en\n"
+    )

@@ -1,8 +1,7 @@
-"""Vercel function: the CloudTrail crons (GET /api/cron/purge daily, /api/cron/cloudtrail
-hourly)."""
+"""Vercel function: the CloudTrail retention purge (Vercel Cron, GET /api/cron/purge daily)."""
 
-from functions.sync_cloudtrail.routes import dispatch_router, purge_router
+from functions.sync_cloudtrail.routes import purge_router
 from shared.web import create_app
 
-routers = (purge_router, dispatch_router)
+routers = (purge_router,)
 app = create_app(*routers)

@@ -1,24 +1,23 @@
 """HTTP routes of the CloudTrail capability. Served by:
 
     api/cron_purge.py   purge_router      GET /api/cron/purge       (Vercel Cron, daily)
-                        dispatch_router   GET /api/cron/cloudtrail  (Vercel Cron, hourly)
 
-Both are machine endpoints behind the cron bearer (`shared.cron`): 401 and no work without it.
-The hourly route publishes the due 'cloudtrail' jobs through the shared dispatcher
-(functions/sync_costs/dispatch.py: the job model's one fan-out); the worker runs them.
+A machine endpoint behind the cron bearer (`shared.cron`): 401 and no work without it. The
+hourly CloudTrail syncs are published by the shared dispatcher (GET /api/cron/dispatch, hourly,
+functions/sync_costs): each job carries its own next run, so one hourly dispatch serves both
+the daily cost jobs and the hourly CloudTrail jobs.
 
-Cold start: neither route loads botocore; the dispatcher loads the queue SDK only to publish.
+Cold start: the route does not load botocore.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from pydantic import BaseModel
 
 from functions.sync_cloudtrail import retention
-from functions.sync_costs import dispatch
 from shared.cron import CronDep
 from shared.web import Conn
 
@@ -26,7 +25,6 @@ CRON_RESPONSES: dict[int | str, dict[str, str]] = {
     401: {"description": "missing or wrong cron bearer"},
     503: {"description": "CRON_SECRET is not configured"},
 }
-KIND = "cloudtrail"
 
 
 def _now() -> datetime:
@@ -56,21 +54,3 @@ def purge_expired(_: CronDep, conn: Conn) -> PurgeOut:
         batches=outcome.batches,
         more=outcome.more,
     )
-
-
-dispatch_router = APIRouter(tags=["cron"])
-
-
-class DispatchOut(BaseModel):
-    published: int
-    failed: int
-
-
-@dispatch_router.get(
-    "/api/cron/cloudtrail",
-    responses=CRON_RESPONSES,
-    summary="Publish the due CloudTrail sync jobs of entitled agencies (Vercel Cron, hourly)",
-)
-def dispatch_cloudtrail(_: CronDep, conn: Conn, request: Request) -> DispatchOut:
-    report = dispatch.dispatch(conn, dispatch.publisher_for(request.headers), _now(), (KIND,))
-    return DispatchOut(published=report.published.get(KIND, 0), failed=report.failed)

@@ -37,7 +37,7 @@ from vercel.queue import Message, QueueClient, RetryAfter, sanitize_name, subscr
 
 from functions.sync_costs import registry
 from functions.sync_costs.dispatch import JobMessage, Publisher
-from shared import db
+from shared import db, observability
 from shared.db import Connection, system_tx, tenant_tx
 from shared.errors import LeaseLostError
 from shared.logs import get_logger
@@ -273,9 +273,7 @@ def process(
                 "sync job failed at its last delivery",
                 extra={**log_extra, "error_class": type(exc).__name__},
             )
-            from shared.web import report_exception  # noqa: PLC0415 - fastapi only here
-
-            report_exception(exc)
+            observability.report(exc, job_kind=lease.kind, job_id=str(lease.job_id))
             return None
         raise
     return None

@@ -230,7 +230,7 @@ def parse_currency(unit: Any) -> str:
 
 # ---- scheduling -------------------------------------------------------------------------------
 
-DAILY_AT = timedelta(hours=2)  # next day 02:00 UTC: before the 03:00 UTC cron, with margin
+DAILY_AT = timedelta(hours=2)  # next day 02:00 UTC: taken by the hourly dispatch at 02:05
 
 
 def next_daily_run(now: datetime) -> datetime:

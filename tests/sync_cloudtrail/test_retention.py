@@ -118,7 +118,7 @@ def bearer(settings: Settings) -> dict[str, str]:
     return {"Authorization": f"Bearer {settings.cron_secret.reveal()}"}
 
 
-@pytest.mark.parametrize("path", ["/api/cron/purge", "/api/cron/cloudtrail"])
+@pytest.mark.parametrize("path", ["/api/cron/purge", "/api/cron/dispatch"])
 def test_the_cron_endpoints_refuse_without_the_bearer_and_do_nothing(
     path: str,
     http: TestClient,
@@ -162,7 +162,7 @@ class Recorder:
         return []
 
 
-def test_the_hourly_cron_publishes_only_the_due_cloudtrail_jobs(
+def test_the_hourly_dispatch_publishes_each_due_job_once(
     http: TestClient,
     settings: Settings,
     clean_db: TestDatabase,
@@ -175,10 +175,14 @@ def test_the_hourly_cron_publishes_only_the_due_cloudtrail_jobs(
     recorder = Recorder()
     queue.use_publisher(recorder)
     try:
-        answer = http.get("/api/cron/cloudtrail", headers=bearer(settings))
-        again = http.get("/api/cron/cloudtrail", headers=bearer(settings))
+        answer = http.get("/api/cron/dispatch", headers=bearer(settings))
+        again = http.get("/api/cron/dispatch", headers=bearer(settings))
     finally:
         queue.use_publisher(None)
-    assert answer.status_code == 200 and answer.json() == {"published": 1, "failed": 0}
-    assert again.json()["published"] == 0  # queued already: not published twice
-    assert [(m.kind, m.agency_id) for m in recorder.sent] == [("cloudtrail", agency.id)]
+    assert answer.status_code == 200
+    assert answer.json() == {"published": {"costs": 1, "cloudtrail": 1}, "failed": 0}
+    assert again.json()["published"] == {"costs": 0, "cloudtrail": 0}  # queued: not twice
+    assert sorted((m.kind, m.agency_id) for m in recorder.sent) == [
+        ("cloudtrail", agency.id),
+        ("costs", agency.id),
+    ]

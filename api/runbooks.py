@@ -1,0 +1,7 @@
+"""Vercel function: markdown runbooks, versioned, with conditional edits."""
+
+from functions.reads.routes import runbooks_router
+from shared.web import create_app
+
+routers = (runbooks_router,)
+app = create_app(*routers)

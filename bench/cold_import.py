@@ -1,0 +1,93 @@
+"""Benchmark: cold import time of each read function's module over a bare `import fastapi`.
+
+    python -m bench.cold_import [runs]       # default 10
+
+Target (design.md): each read function adds at most 150 ms over `import fastapi`, and loads no
+boto3 or botocore.
+
+Each run is a fresh interpreter (bytecode caches warm, as on a deployed function) that imports
+fastapi, then shared.web (the web factory every function loads first: psycopg, logging), then
+the api module, timing each step; the figure is the median over the runs of the time from the
+end of `import fastapi` to the end of the api module (shared.web included), with the
+shared.web part shown beside it. The same interpreter reports whether any boto3/botocore
+module got loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+READ_FUNCTIONS = [
+    "api.costs",
+    "api.access",
+    "api.runbooks",
+    "api.audit",
+    "api.accounts",
+    "api.agency",
+]
+BUDGET_MS = 150.0
+PROBE = """
+import json, sys, time
+t0 = time.perf_counter()
+import fastapi
+t1 = time.perf_counter()
+import shared.web
+t2 = time.perf_counter()
+__import__(sys.argv[1])
+t3 = time.perf_counter()
+aws = sorted(m for m in sys.modules if m.split(".")[0] in {"boto3", "botocore"})
+print(json.dumps({"fastapi_ms": (t1 - t0) * 1000, "module_ms": (t3 - t1) * 1000,
+                  "web_ms": (t2 - t1) * 1000, "aws": aws}))
+"""
+
+
+def measure(module: str, runs: int) -> tuple[float, float, float, list[str]]:
+    fastapi_ms, module_ms, web_ms, aws = [], [], [], set()
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE, module],
+            cwd=ROOT,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        result = json.loads(out.stdout.strip().splitlines()[-1])
+        fastapi_ms.append(result["fastapi_ms"])
+        module_ms.append(result["module_ms"])
+        web_ms.append(result["web_ms"])
+        aws.update(result["aws"])
+    return (
+        statistics.median(fastapi_ms),
+        statistics.median(module_ms),
+        statistics.median(web_ms),
+        sorted(aws),
+    )
+
+
+def main(argv: list[str]) -> int:
+    runs = int(argv[0]) if argv else 10
+    print(f"median of {runs} fresh interpreters (ms)\n")
+    print(
+        f"{'module':16} {'import fastapi':>15} {'+ module':>9} {'of which shared.web':>20}"
+        "  boto3/botocore loaded"
+    )
+    failed = False
+    for module in READ_FUNCTIONS:
+        base, extra, web, aws = measure(module, runs)
+        failed |= extra > BUDGET_MS or bool(aws)
+        print(f"{module:16} {base:15.0f} {extra:9.0f} {web:20.0f}  {', '.join(aws) or 'none'}")
+    print(
+        f"\ntarget: + at most {BUDGET_MS:.0f} ms and none loaded -> "
+        f"{'OVER BUDGET' if failed else 'OK'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,156 @@
+"""Access governance over stored CloudTrail metadata: events, principals, new principals, and
+the vendor-access ledger (our own sessions).
+
+Each function is one tenant transaction. Account filters must name the agency's own accounts
+(another agency's id is a 404, like everywhere else). Pages are keyset-paginated: the cursor is
+the position of the last row returned, never an offset.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from functions.reads.models import access as models
+from functions.reads.params import CursorKind, decode_cursor, encode_cursor
+from shared.db import Connection, tenant_tx
+from shared.errors import NotFoundError, UnprocessableError
+from shared.store import accounts_read, events_read
+from shared.store.events_read import EventFilter
+
+MAX_NEW_PRINCIPAL_DAYS = 90
+
+
+def _check_accounts(
+    conn: Connection, agency_id: uuid.UUID, account_ids: Sequence[uuid.UUID] | None
+) -> dict[uuid.UUID, str]:
+    if not account_ids:
+        return {}
+    found = accounts_read.aws_ids_of(conn, agency_id, account_ids)
+    for account_id in account_ids:
+        if account_id not in found:
+            raise NotFoundError(f"account not found: {account_id}")
+    return found
+
+
+def _after_int(kind: CursorKind, cursor: str | None) -> tuple[datetime, int] | None:
+    if cursor is None:
+        return None
+    at, key = decode_cursor(kind, cursor)
+    if not key.isdigit() or len(key) > 19:
+        raise UnprocessableError("cursor: not a cursor from this endpoint", code="invalid_request")
+    return at, int(key)
+
+
+def _after_text(kind: CursorKind, cursor: str | None) -> tuple[datetime, str] | None:
+    return None if cursor is None else decode_cursor(kind, cursor)
+
+
+def events_page(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    f: EventFilter,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> models.EventPage:
+    after = _after_int("events", cursor)
+    with tenant_tx(conn, agency_id):
+        _check_accounts(conn, agency_id, f.account_ids)
+        rows = events_read.page_events(conn, agency_id, f, after, limit + 1)
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit and page:
+        next_cursor = encode_cursor("events", page[-1].event_time, str(page[-1].id))
+    return models.EventPage(
+        items=[models.AccessEvent.model_validate(r, from_attributes=True) for r in page],
+        next_cursor=next_cursor,
+    )
+
+
+def principals_page(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    f: EventFilter,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> models.PrincipalPage:
+    after = _after_text("principals", cursor)
+    with tenant_tx(conn, agency_id):
+        _check_accounts(conn, agency_id, f.account_ids)
+        rows = events_read.page_principals(conn, agency_id, f, after, limit + 1)
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit and page:
+        next_cursor = encode_cursor("principals", page[-1].last_seen, page[-1].principal)
+    return models.PrincipalPage(
+        items=[models.PrincipalSummary.model_validate(r, from_attributes=True) for r in page],
+        next_cursor=next_cursor,
+    )
+
+
+def new_principals_page(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    *,
+    account_ids: Sequence[uuid.UUID] | None,
+    days: int,
+    now: datetime,
+    limit: int,
+    cursor: str | None,
+) -> models.PrincipalPage:
+    """Principals first seen within the last `days` days (of what retention keeps)."""
+    after = _after_text("new_principals", cursor)
+    cutoff = now - timedelta(days=days)
+    with tenant_tx(conn, agency_id):
+        _check_accounts(conn, agency_id, account_ids)
+        rows = events_read.page_new_principals(
+            conn, agency_id, account_ids=account_ids, cutoff=cutoff, after=after, limit=limit + 1
+        )
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit and page:
+        next_cursor = encode_cursor("new_principals", page[-1].first_seen, page[-1].principal)
+    return models.PrincipalPage(
+        items=[models.PrincipalSummary.model_validate(r, from_attributes=True) for r in page],
+        next_cursor=next_cursor,
+    )
+
+
+def vendor_page(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    f: EventFilter,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> models.VendorPage:
+    after = _after_text("vendor", cursor)
+    with tenant_tx(conn, agency_id):
+        _check_accounts(conn, agency_id, f.account_ids)
+        rows = events_read.page_vendor_sessions(conn, agency_id, f, after, limit + 1)
+        labels = accounts_read.labels(conn, agency_id)
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit and page:
+        next_cursor = encode_cursor("vendor", page[-1].last_event, page[-1].key)
+    items = []
+    for r in page:
+        label = labels.get(r.aws_account_id)
+        items.append(
+            models.VendorSession(
+                account_id=r.account_id,
+                aws_account_id=r.aws_account_id,
+                alias=label.name if label else None,
+                session_name=r.session_name,
+                principal_arn=r.principal_arn,
+                first_event=r.first_event,
+                last_event=r.last_event,
+                event_count=r.event_count,
+                event_names=r.event_names,
+                source_ips=r.source_ips,
+            )
+        )
+    return models.VendorPage(items=items, next_cursor=next_cursor)

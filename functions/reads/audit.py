@@ -1,0 +1,59 @@
+"""The audit log as admins read it: filtered by action and time, newest first, keyset-paged."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from functions.reads.models import audit as models
+from functions.reads.params import check_window, decode_cursor, encode_cursor
+from shared.db import Connection, tenant_tx
+from shared.errors import UnprocessableError
+from shared.store import audit_read
+
+
+def page(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    *,
+    action: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+    cursor: str | None,
+) -> models.AuditPage:
+    """`action` is an exact action ('runbook.deleted') or a prefix ending in '*' ('runbook.*')."""
+    check_window(since, until)
+    exact = prefix = None
+    if action is not None:
+        if action.endswith("*"):
+            prefix = action[:-1]
+        else:
+            exact = action
+    after = None
+    if cursor is not None:
+        at, key = decode_cursor("audit", cursor)
+        if not key.isdigit() or len(key) > 19:
+            raise UnprocessableError(
+                "cursor: not a cursor from this endpoint", code="invalid_request"
+            )
+        after = (at, int(key))
+    with tenant_tx(conn, agency_id):
+        rows = audit_read.page(
+            conn,
+            agency_id,
+            action=exact,
+            action_prefix=prefix,
+            since=since,
+            until=until,
+            after=after,
+            limit=limit + 1,
+        )
+    items = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit and items:
+        next_cursor = encode_cursor("audit", items[-1].at, str(items[-1].id))
+    return models.AuditPage(
+        items=[models.AuditEntry.model_validate(r, from_attributes=True) for r in items],
+        next_cursor=next_cursor,
+    )

@@ -1,0 +1,281 @@
+"""Cost reports: account x service x month sums, grouped one way, with totals and
+month-over-month change; as JSON or CSV.
+
+`make_query` validates (pure), `report` reads (one tenant transaction), `shape` and `to_csv`
+are pure. Sums are `Decimal` end to end and leave as decimal strings.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Literal
+
+from functions.reads.models import costs as models
+from functions.reads.params import (
+    MAX_MONTHS,
+    add_months,
+    dec_str,
+    month_of,
+    month_span,
+    month_text,
+    parse_month,
+    percent_change,
+)
+from shared.db import Connection, tenant_tx
+from shared.errors import NotFoundError, UnprocessableError
+from shared.store import accounts_read, costs_read
+
+GroupBy = Literal["account", "service", "month"]
+Metric = Literal["UnblendedCost", "AmortizedCost", "NetUnblendedCost"]
+DEFAULT_MONTHS = 6
+
+
+@dataclass(frozen=True)
+class CostQuery:
+    first: date
+    last: date
+    group_by: GroupBy
+    metric: Metric
+    account_ids: tuple[uuid.UUID, ...] | None = None
+    aws_account_ids: tuple[str, ...] | None = None
+    services: tuple[str, ...] | None = None
+
+
+def make_query(
+    *,
+    now: datetime,
+    first: str | None,
+    last: str | None,
+    group_by: GroupBy,
+    metric: Metric,
+    account_ids: Sequence[uuid.UUID] | None = None,
+    aws_account_ids: Sequence[str] | None = None,
+    services: Sequence[str] | None = None,
+) -> CostQuery:
+    """The query, with the month range defaulted (the last six months) and bounded."""
+    first_month = parse_month(first) if first else None
+    if last:
+        last_month = parse_month(last)
+    else:
+        last_month = max(month_of(now), first_month) if first_month else month_of(now)
+    if first_month is None:
+        first_month = add_months(last_month, -(DEFAULT_MONTHS - 1))
+    if first_month > last_month:
+        raise UnprocessableError("from must not be after to", code="invalid_request")
+    if len(month_span(first_month, last_month)) > MAX_MONTHS:
+        raise UnprocessableError(
+            f"the month range spans more than {MAX_MONTHS} months", code="invalid_request"
+        )
+    return CostQuery(
+        first=first_month,
+        last=last_month,
+        group_by=group_by,
+        metric=metric,
+        account_ids=tuple(dict.fromkeys(account_ids)) if account_ids else None,
+        aws_account_ids=tuple(dict.fromkeys(aws_account_ids)) if aws_account_ids else None,
+        services=tuple(dict.fromkeys(services)) if services else None,
+    )
+
+
+def report(conn: Connection, agency_id: uuid.UUID, q: CostQuery) -> models.CostReport:
+    with tenant_tx(conn, agency_id):
+        usage: list[str] | None = list(q.aws_account_ids) if q.aws_account_ids else None
+        if q.account_ids:
+            found = accounts_read.aws_ids_of(conn, agency_id, q.account_ids)
+            missing = [str(i) for i in q.account_ids if i not in found]
+            if missing:
+                raise NotFoundError(f"account not found: {missing[0]}")
+            usage = (usage or []) + list(found.values())
+        cells = costs_read.aggregate(
+            conn,
+            agency_id,
+            metric=q.metric,
+            first=q.first,
+            last=q.last,
+            group_by=q.group_by,
+            account_ids=q.account_ids,
+            usage_account_ids=usage,
+            services=q.services,
+        )
+        labels = accounts_read.labels(conn, agency_id) if q.group_by == "account" else {}
+    return shape(cells, q, labels)
+
+
+Series = dict[tuple[str, str], dict[date, tuple[Decimal, bool]]]  # (key, currency) -> month
+_ZERO = (Decimal(0), False)
+
+
+def shape(
+    cells: Sequence[costs_read.CostCell],
+    q: CostQuery,
+    labels: dict[str, accounts_read.AccountLabel],
+) -> models.CostReport:
+    """The report from summed cells (pure)."""
+    months = month_span(q.first, q.last)
+    series: Series = {}
+    for c in cells:
+        series.setdefault((c.key, c.currency), {})[c.month] = (c.amount, c.estimated)
+    currencies = sorted({currency for _, currency in series})
+    if q.group_by == "month":
+        groups = [g for cur in currencies for g in _month_groups(_merged(series, cur), cur, months)]
+    else:
+        groups = _ranked_groups(series, months, labels if q.group_by == "account" else {})
+    return models.CostReport(
+        metric=q.metric,
+        group_by=q.group_by,
+        first_month=month_text(q.first),
+        last_month=month_text(q.last),
+        months=[month_text(m) for m in months],
+        groups=groups,
+        totals=[_totals(_merged(series, cur), cur, months) for cur in currencies],
+        estimated_months=sorted({month_text(c.month) for c in cells if c.estimated}),
+    )
+
+
+def _merged(series: Series, currency: str) -> dict[date, tuple[Decimal, bool]]:
+    """All groups of one currency summed per month."""
+    out: dict[date, tuple[Decimal, bool]] = {}
+    for (_, cur), by_month in series.items():
+        if cur != currency:
+            continue
+        for m, (amount, estimated) in by_month.items():
+            acc, est = out.get(m, _ZERO)
+            out[m] = (acc + amount, est or estimated)
+    return out
+
+
+def _month_groups(
+    by_month: dict[date, tuple[Decimal, bool]], currency: str, months: list[date]
+) -> list[models.CostGroup]:
+    groups = []
+    for i, m in enumerate(months):
+        amount, estimated = by_month.get(m, _ZERO)
+        change = None
+        if i > 0:
+            change = _change(months[i - 1], by_month.get(months[i - 1], _ZERO)[0], m, amount)
+        groups.append(
+            models.CostGroup(
+                key=month_text(m),
+                label=None,
+                account_id=None,
+                currency=currency,
+                total=dec_str(amount),
+                estimated=estimated,
+                months=[month_text(m)],
+                amounts=[dec_str(amount)],
+                amounts_estimated=[estimated],
+                change=change,
+            )
+        )
+    return groups
+
+
+def _ranked_groups(
+    series: Series, months: list[date], labels: dict[str, accounts_read.AccountLabel]
+) -> list[models.CostGroup]:
+    """Account or service groups, largest total first, each with a dense (zero-filled) series
+    and the change from the range's second-to-last month to its last."""
+    ranked = sorted(
+        (
+            (sum((v[0] for v in s.values()), Decimal(0)), key, currency, s)
+            for (key, currency), s in series.items()
+        ),
+        key=lambda r: (-r[0], r[1], r[2]),
+    )
+    texts = [month_text(m) for m in months]
+    groups = []
+    for total, key, currency, s in ranked:
+        label = labels.get(key)
+        change = None
+        if len(months) >= 2:
+            prev_m, last_m = months[-2], months[-1]
+            change = _change(prev_m, s.get(prev_m, _ZERO)[0], last_m, s.get(last_m, _ZERO)[0])
+        groups.append(
+            models.CostGroup(
+                key=key,
+                label=label.name if label else None,
+                account_id=label.account_id if label else None,
+                currency=currency,
+                total=dec_str(total),
+                estimated=any(v[1] for v in s.values()),
+                months=texts,
+                amounts=[dec_str(s.get(m, _ZERO)[0]) for m in months],
+                amounts_estimated=[s.get(m, _ZERO)[1] for m in months],
+                change=change,
+            )
+        )
+    return groups
+
+
+def _totals(
+    by_month: dict[date, tuple[Decimal, bool]], currency: str, months: list[date]
+) -> models.CostTotals:
+    entries = []
+    for i, m in enumerate(months):
+        amount, estimated = by_month.get(m, _ZERO)
+        change_amount = change_percent = None
+        if i > 0:
+            prev = by_month.get(months[i - 1], _ZERO)[0]
+            change_amount = dec_str(amount - prev)
+            change_percent = percent_change(prev, amount)
+        entries.append(
+            models.TotalMonth(
+                month=month_text(m),
+                amount=dec_str(amount),
+                estimated=estimated,
+                change_amount=change_amount,
+                change_percent=change_percent,
+            )
+        )
+    return models.CostTotals(
+        currency=currency,
+        total=dec_str(sum((v[0] for v in by_month.values()), Decimal(0))),
+        estimated=any(v[1] for v in by_month.values()),
+        months=entries,
+    )
+
+
+def _change(prev_m: date, prev: Decimal, month: date, amount: Decimal) -> models.Change:
+    return models.Change(
+        month=month_text(month),
+        previous_month=month_text(prev_m),
+        amount=dec_str(amount - prev),
+        percent=percent_change(prev, amount),
+    )
+
+
+CSV_COLUMNS = ("group_by", "key", "label", "month", "currency", "amount", "estimated")
+
+
+def _cell(text: str | None) -> str:
+    """Spreadsheet formula injection: a text cell starting with = + - @ (or a tab/CR) is
+    prefixed with an apostrophe so that it stays text (OWASP CSV injection)."""
+    value = text or ""
+    return "'" + value if value[:1] in {"=", "+", "-", "@", "\t", "\r"} else value
+
+
+def to_csv(report: models.CostReport) -> str:
+    """One line per group and month (pure)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for g in report.groups:
+        for month, amount, estimated in zip(g.months, g.amounts, g.amounts_estimated, strict=True):
+            writer.writerow(
+                [
+                    report.group_by,
+                    _cell(g.key),
+                    _cell(g.label),
+                    month,
+                    g.currency,
+                    amount,
+                    "true" if estimated else "false",
+                ]
+            )
+    return out.getvalue()

@@ -1,0 +1,88 @@
+"""Models of /api/runbooks: bodies refuse unknown fields (shared.web.Body)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from pydantic import BaseModel, Field
+
+from functions.reads.params import SafeText
+from shared.web import Body
+
+RUNBOOK_BODY_MAX_CHARS = 65536
+RUNBOOK_TITLE_MAX_CHARS = 200
+_TITLE_PATTERN = r"^[^\x00-\x1f\x7f]+$"  # one line, no control characters
+
+
+Title = Annotated[
+    SafeText,
+    Field(min_length=1, max_length=RUNBOOK_TITLE_MAX_CHARS, pattern=_TITLE_PATTERN),
+]
+Markdown = Annotated[SafeText, Field(max_length=RUNBOOK_BODY_MAX_CHARS)]
+
+
+class RunbookCreate(Body):
+    title: Title
+    body: Markdown = ""
+    account_id: uuid.UUID | None = Field(
+        default=None, description="attach to one of the agency's accounts"
+    )
+
+
+class RunbookPatch(Body):
+    """Fields to change; `account_id: null` detaches. `version` (or If-Match) is required."""
+
+    title: Title | None = None
+    body: Markdown | None = None
+    account_id: uuid.UUID | None = None
+    version: int | None = Field(
+        default=None, ge=1, le=2**31 - 1, description="the version being edited"
+    )
+
+
+class Runbook(BaseModel):
+    id: uuid.UUID
+    account_id: uuid.UUID | None
+    title: str
+    body: str
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class RunbookListItem(BaseModel):
+    id: uuid.UUID
+    account_id: uuid.UUID | None
+    title: str
+    version: int
+    body_chars: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class RunbookPage(BaseModel):
+    items: list[RunbookListItem]
+    next_cursor: str | None
+
+
+class RunbookVersionItem(BaseModel):
+    version: int
+    account_id: uuid.UUID | None
+    title: str
+    body_chars: int
+    saved_at: datetime
+
+
+class RunbookVersionPage(BaseModel):
+    items: list[RunbookVersionItem]
+    next_cursor: str | None
+
+
+class RunbookVersion(BaseModel):
+    version: int
+    account_id: uuid.UUID | None
+    title: str
+    body: str
+    saved_at: datetime

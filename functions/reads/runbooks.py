@@ -1,0 +1,229 @@
+"""Runbooks: markdown per agency, optionally attached to one of its accounts, versioned.
+
+Every update keeps the previous state in `runbook_versions` and bumps `version`. Edits are
+conditional: the client names the version it edited, either as `If-Match: "v<version>"` (the
+ETag of GET) or as `version` in the body; a stale one is refused (412 for If-Match, 409 for the
+body field) so that one editor never silently overwrites another. Changes are audited in the
+same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from functions.reads.models import runbooks as models
+from functions.reads.params import decode_cursor, encode_cursor
+from shared.db import Connection, tenant_tx
+from shared.errors import (
+    ConflictError,
+    NotFoundError,
+    PreconditionFailedError,
+    PreconditionRequiredError,
+    UnprocessableError,
+)
+from shared.store import accounts_read, audit
+from shared.store import runbooks as store
+
+
+def etag(version: int) -> str:
+    return f'"v{version}"'
+
+
+def if_match_allows(header: str, version: int) -> bool:
+    """RFC 9110 If-Match: `*` or a list of strong entity tags, one of which is current."""
+    tags = [t.strip() for t in header.split(",")]
+    return "*" in tags or etag(version) in tags
+
+
+def _runbook(row: store.RunbookRow) -> models.Runbook:
+    return models.Runbook.model_validate(row, from_attributes=True)
+
+
+def _check_account(conn: Connection, agency_id: uuid.UUID, account_id: uuid.UUID | None) -> None:
+    if account_id is not None and not accounts_read.aws_ids_of(conn, agency_id, [account_id]):
+        raise NotFoundError(f"account not found: {account_id}")
+
+
+def create(
+    conn: Connection, agency_id: uuid.UUID, actor: str, body: models.RunbookCreate
+) -> models.Runbook:
+    with tenant_tx(conn, agency_id):
+        _check_account(conn, agency_id, body.account_id)
+        row = store.insert(
+            conn, agency_id, title=body.title, body=body.body, account_id=body.account_id
+        )
+        audit.record(
+            conn,
+            agency_id,
+            actor,
+            "runbook.created",
+            str(row.id),
+            {"version": row.version, "body_chars": len(row.body)},
+        )
+    return _runbook(row)
+
+
+def get(conn: Connection, agency_id: uuid.UUID, runbook_id: uuid.UUID) -> models.Runbook:
+    with tenant_tx(conn, agency_id):
+        row = store.get(conn, agency_id, runbook_id)
+    if row is None:
+        raise NotFoundError("runbook not found")
+    return _runbook(row)
+
+
+def list_page(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    *,
+    account_id: uuid.UUID | None,
+    limit: int,
+    cursor: str | None,
+) -> models.RunbookPage:
+    after = None
+    if cursor is not None:
+        at, key = decode_cursor("runbooks", cursor)
+        try:
+            after = (at, uuid.UUID(key))
+        except ValueError:
+            raise UnprocessableError(
+                "cursor: not a cursor from this endpoint", code="invalid_request"
+            ) from None
+    with tenant_tx(conn, agency_id):
+        _check_account(conn, agency_id, account_id)
+        rows = store.page(conn, agency_id, account_id=account_id, after=after, limit=limit + 1)
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit and page:
+        next_cursor = encode_cursor("runbooks", page[-1].updated_at, str(page[-1].id))
+    return models.RunbookPage(
+        items=[models.RunbookListItem.model_validate(r, from_attributes=True) for r in page],
+        next_cursor=next_cursor,
+    )
+
+
+def update(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    actor: str,
+    runbook_id: uuid.UUID,
+    patch: models.RunbookPatch,
+    *,
+    if_match: str | None,
+) -> models.Runbook:
+    changed = patch.model_fields_set - {"version"}
+    with tenant_tx(conn, agency_id):
+        current = store.get(conn, agency_id, runbook_id, lock=True)
+        if current is None:  # first: another agency's id is a 404 whatever else is wrong
+            raise NotFoundError("runbook not found")
+        account_id = patch.account_id if "account_id" in changed else current.account_id
+        if "account_id" in changed:
+            _check_account(conn, agency_id, account_id)
+        if if_match is None and patch.version is None:
+            raise PreconditionRequiredError(
+                'say which version you edited: send If-Match: "v<version>" (the ETag of GET)'
+                " or a version field"
+            )
+        if not changed:
+            raise UnprocessableError(
+                "nothing to change: send title, body or account_id", code="invalid_request"
+            )
+        for name in ("title", "body"):
+            if name in changed and getattr(patch, name) is None:
+                raise UnprocessableError(f"{name}: must not be null", code="invalid_request")
+        if if_match is not None and not if_match_allows(if_match, current.version):
+            raise PreconditionFailedError(
+                f"the runbook is at version {current.version} (ETag {etag(current.version)}):"
+                " reload it, merge your change, and retry"
+            )
+        if patch.version is not None and patch.version != current.version:
+            raise ConflictError(
+                f"the runbook is at version {current.version}, you edited version"
+                f" {patch.version}: reload it, merge your change, and retry",
+                code="version_conflict",
+            )
+        title = patch.title if patch.title is not None else current.title
+        body = patch.body if patch.body is not None else current.body
+        if (title, body, account_id) == (current.title, current.body, current.account_id):
+            return _runbook(current)  # nothing differs: no new version
+        store.save_version(conn, agency_id, current)
+        row = store.update(
+            conn,
+            agency_id,
+            runbook_id,
+            title=title,
+            body=body,
+            account_id=account_id,
+            version=current.version + 1,
+        )
+        assert row is not None  # locked above, in this transaction
+        audit.record(
+            conn,
+            agency_id,
+            actor,
+            "runbook.updated",
+            str(runbook_id),
+            {"version": row.version, "fields": sorted(changed)},
+        )
+    return _runbook(row)
+
+
+def delete(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    actor: str,
+    runbook_id: uuid.UUID,
+    *,
+    if_match: str | None,
+) -> None:
+    with tenant_tx(conn, agency_id):
+        current = store.get(conn, agency_id, runbook_id, lock=True)
+        if current is None:
+            raise NotFoundError("runbook not found")
+        if if_match is not None and not if_match_allows(if_match, current.version):
+            raise PreconditionFailedError(
+                f"the runbook is at version {current.version} (ETag {etag(current.version)})"
+            )
+        store.delete(conn, agency_id, runbook_id)
+        audit.record(
+            conn, agency_id, actor, "runbook.deleted", str(runbook_id), {"version": current.version}
+        )
+
+
+def versions_page(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    runbook_id: uuid.UUID,
+    *,
+    limit: int,
+    cursor: str | None,
+) -> models.RunbookVersionPage:
+    before = None
+    if cursor is not None:
+        _, key = decode_cursor("versions", cursor)
+        if not key.isdigit() or len(key) > 9:
+            raise UnprocessableError(
+                "cursor: not a cursor from this endpoint", code="invalid_request"
+            )
+        before = int(key)
+    with tenant_tx(conn, agency_id):
+        if store.get(conn, agency_id, runbook_id) is None:
+            raise NotFoundError("runbook not found")
+        rows = store.page_versions(conn, agency_id, runbook_id, before=before, limit=limit + 1)
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit and page:
+        next_cursor = encode_cursor("versions", page[-1].saved_at, str(page[-1].version))
+    return models.RunbookVersionPage(
+        items=[models.RunbookVersionItem.model_validate(r, from_attributes=True) for r in page],
+        next_cursor=next_cursor,
+    )
+
+
+def get_version(
+    conn: Connection, agency_id: uuid.UUID, runbook_id: uuid.UUID, version: int
+) -> models.RunbookVersion:
+    with tenant_tx(conn, agency_id):
+        row = store.get_version(conn, agency_id, runbook_id, version)
+    if row is None:
+        raise NotFoundError("runbook version not found")
+    return models.RunbookVersion.model_validate(row, from_attributes=True)

@@ -1,0 +1,134 @@
+"""The read API's pure helpers: cursors, page sizes, months, decimals, negotiation, text."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+
+import pytest
+
+from functions.reads.params import (
+    MAX_LIMIT,
+    add_months,
+    as_utc,
+    check_text,
+    clamp_limit,
+    dec_str,
+    decode_cursor,
+    encode_cursor,
+    month_span,
+    negotiate,
+    parse_month,
+    percent_change,
+)
+from shared.errors import UnprocessableError
+
+
+def test_a_cursor_round_trips_its_position_to_the_microsecond() -> None:
+    at = datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
+    token = encode_cursor("events", at, "12345")
+    assert decode_cursor("events", token) == (at, "12345")
+    assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "",
+        "not base64 at all!",
+        "bm90IGpzb24",  # "not json"
+        encode_cursor("audit", datetime(2025, 1, 1, tzinfo=UTC), "1"),  # another endpoint's
+        "WyJldmVudHMiLCAxLjUsICIxIl0",  # ["events", 1.5, "1"]: not an integer position
+        "WyJldmVudHMiLCA5OTk5OTk5OTk5OTk5OTk5OTk5OTk5LCAiMSJd",  # out of range
+        "WyJldmVudHMiLCB0cnVlLCAiMSJd",  # [.., true, ..]
+    ],
+)
+def test_a_cursor_that_this_endpoint_did_not_produce_is_a_422(token: str) -> None:
+    with pytest.raises(UnprocessableError):
+        decode_cursor("events", token)
+
+
+@pytest.mark.parametrize(
+    ("asked", "used"), [(1, 1), (100, 100), (500, 500), (501, 500), (10**9, 500)]
+)
+def test_page_sizes_are_clamped(asked: int, used: int) -> None:
+    assert clamp_limit(asked) == used <= MAX_LIMIT
+
+
+@pytest.mark.parametrize(
+    ("amount", "text"),
+    [
+        (Decimal("12.5000000000"), "12.5"),
+        (Decimal("0E-10"), "0"),
+        (Decimal("-0.0000000001"), "-0.0000000001"),
+        (Decimal("100"), "100"),
+        (Decimal("1E+2"), "100"),
+        (Decimal("123456789.1234567891"), "123456789.1234567891"),
+    ],
+)
+def test_amounts_are_plain_decimal_strings(amount: Decimal, text: str) -> None:
+    assert dec_str(amount) == text
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "percent"),
+    [("100", "150", "50"), ("200", "100", "-50"), ("0", "5", None), ("3", "4", "33.33")],
+)
+def test_percent_change(previous: str, current: str, percent: str | None) -> None:
+    assert percent_change(Decimal(previous), Decimal(current)) == percent
+
+
+@pytest.mark.parametrize(
+    ("accept", "chosen"),
+    [
+        (None, "json"),
+        ("", "json"),
+        ("*/*", "json"),
+        ("application/json", "json"),
+        ("text/csv", "csv"),
+        ("text/*", "csv"),
+        ("text/csv, application/json", "json"),
+        ("text/csv;q=0.9, application/json;q=0.5", "csv"),
+        ("application/json;q=0, text/csv", "csv"),
+        ("text/csv, */*;q=0.1", "csv"),
+        ("*/*, text/csv;q=0", "json"),
+        ("application/xml", None),
+        ("text/html, application/xml;q=0.9", None),
+        ("application/json;q=nonsense, text/csv;q=0.2", "csv"),
+    ],
+)
+def test_content_negotiation_picks_json_unless_csv_is_asked_for(
+    accept: str | None, chosen: str | None
+) -> None:
+    assert negotiate(accept) == chosen
+
+
+def test_months_are_parsed_spanned_and_shifted() -> None:
+    assert parse_month("2025-02") == date(2025, 2, 1)
+    assert add_months(date(2025, 1, 1), -1) == date(2024, 12, 1)
+    assert add_months(date(2024, 11, 1), 14) == date(2026, 1, 1)
+    assert month_span(date(2024, 11, 1), date(2025, 2, 1)) == [
+        date(2024, 11, 1),
+        date(2024, 12, 1),
+        date(2025, 1, 1),
+        date(2025, 2, 1),
+    ]
+    for bad in ("2025-13", "2025-1", "25-01", "2025-00", "1800-01"):
+        with pytest.raises(UnprocessableError):
+            parse_month(bad)
+
+
+def test_text_with_nul_or_a_lone_surrogate_is_refused() -> None:
+    assert check_text("ok é 日本") == "ok é 日本"
+    for bad in ("a\x00b", "a\ud800b"):
+        with pytest.raises(ValueError, match="must"):
+            check_text(bad)
+
+
+def test_datetimes_become_utc_and_stay_in_range() -> None:
+    assert as_utc(datetime(2025, 1, 1, 12)) == datetime(2025, 1, 1, 12, tzinfo=UTC)
+    plus_two = timezone(timedelta(hours=2))
+    assert as_utc(datetime(2025, 1, 1, 12, tzinfo=plus_two)) == datetime(2025, 1, 1, 10, tzinfo=UTC)
+    for bad in (datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, tzinfo=plus_two)):
+        with pytest.raises(ValueError, match=r"range|between"):
+            as_utc(bad)

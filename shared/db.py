@@ -46,20 +46,13 @@ def connect(
                 connect_timeout=CONNECT_TIMEOUT_S,
                 application_name=application_name,
             )
-        except psycopg.OperationalError as exc:
+        except psycopg.OperationalError:
             if attempt == attempts:
-                # The driver's message can carry the host and user; keep it out of our error.
-                raise DatabaseUnavailableError("the database is unreachable; retry later") from (
-                    _sanitized(exc)
-                )
+                # The driver's message can carry the host and user: none of it goes further.
+                raise DatabaseUnavailableError("the database is unreachable; retry later") from None
             sleep(random.uniform(0, delay))  # noqa: S311 - jitter, not cryptography
             delay *= 2
     raise AssertionError("unreachable")
-
-
-def _sanitized(exc: Exception) -> Exception:
-    """A stand-in cause carrying the class of a driver error but none of its text."""
-    return type("DatabaseError", (Exception,), {})(type(exc).__name__)
 
 
 @contextmanager

@@ -8,7 +8,6 @@ account ids.
 
 from __future__ import annotations
 
-import os
 import secrets
 import types
 from collections.abc import Iterator
@@ -27,17 +26,6 @@ from shared import aws
 from shared.settings import Settings
 from tests.conftest import CAO_ACCOUNT_ID
 
-_DUMMY_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    "AWS_EC2_METADATA_DISABLED": "true",
-    "NO_PROXY": "127.0.0.1,localhost",
-    "no_proxy": "127.0.0.1,localhost",
-}
-
 
 @pytest.fixture(scope="session")
 def _onboarding_botocore_session() -> botocore.session.Session:
@@ -52,17 +40,6 @@ def _fresh_aws_session(_onboarding_botocore_session: botocore.session.Session) -
     aws.reset_session(_onboarding_botocore_session)
     yield
     aws.reset_session()
-
-
-@pytest.fixture(scope="session")
-def sim() -> Iterator[SimulatedAws]:
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in _DUMMY_ENV.items():
-            patch.setenv(name, value)
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "MOTO_ACCOUNT_ID"):
-            patch.delenv(name, raising=False)
-        with SimulatedAws() as simulator:
-            yield simulator
 
 
 _service_key: dict[str, str] = {}

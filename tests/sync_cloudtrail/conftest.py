@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import secrets
 import uuid
 from collections.abc import Iterator
@@ -21,27 +20,7 @@ from tests.conftest import CAO_ACCOUNT_ID
 from tests.support.factories import AgencyFixture, make_account
 from tests.sync_cloudtrail.helpers import FakeClock
 
-_DUMMY_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_CONFIG_FILE": os.devnull,
-    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
 ROLE_NAME = "CloudAgencyOpsReadOnly"
-
-
-@pytest.fixture(scope="session")
-def sim() -> Iterator[SimulatedAws]:
-    """One simulated AWS for this directory's tests (the lead may move it to tests/conftest)."""
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in _DUMMY_ENV.items():
-            patch.setenv(name, value)
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "MOTO_ACCOUNT_ID"):
-            patch.delenv(name, raising=False)
-        with SimulatedAws() as simulator:
-            yield simulator
 
 
 @pytest.fixture

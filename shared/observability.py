@@ -118,6 +118,35 @@ def stop() -> None:
         _started = False
 
 
+class DatabaseDriverError(Exception):
+    """Stands in for a database driver error in reports: class names and SQLSTATE, no text."""
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] == "psycopg"
+
+
+def reportable(exc: BaseException) -> BaseException:
+    """`exc`, or a stand-in when it or its chain holds a database driver error.
+
+    Driver messages echo the values of the rows involved ("Key (value)=(...)") and the
+    host; Sentry would send every exception of the chain with its message.
+    """
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and len(chain) < 10:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    if not any(_is_driver_error(e) for e in chain):
+        return exc
+    names = " <- ".join(
+        type(e).__name__
+        + (f" (SQLSTATE {state})" if (state := getattr(e, "sqlstate", None)) else "")
+        for e in chain
+    )
+    return DatabaseDriverError(names).with_traceback(exc.__traceback__)
+
+
 def report(exc: BaseException, **tags: str) -> None:
     """Send one exception (with tags such as request_id, job kind) and flush it now."""
     if not start():
@@ -127,7 +156,7 @@ def report(exc: BaseException, **tags: str) -> None:
     with sentry_sdk.new_scope() as scope:
         for key, value in tags.items():
             scope.set_tag(key, redaction.scrub_text(str(value)))
-        sentry_sdk.capture_exception(exc)
+        sentry_sdk.capture_exception(reportable(exc))
     sentry_sdk.flush(timeout=2)
 
 

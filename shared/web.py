@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Annotated, Any
 
 import psycopg
@@ -127,6 +128,18 @@ def report_exception(exc: BaseException, **tags: str) -> None:
     observability.report(exc, **tags)
 
 
+# The fields of the current request's log line; dependencies add to it (the agency, once the
+# key is known). A mutable dict, so additions made in FastAPI's worker threads are seen here.
+_request_log: ContextVar[dict[str, Any] | None] = ContextVar("cao_request_log", default=None)
+
+
+def log_context(**fields: str) -> None:
+    """Add keys to the current request's log line."""
+    current = _request_log.get()
+    if current is not None:
+        current.update(fields)
+
+
 class EdgeMiddleware:
     """Pure ASGI middleware: body bound, security headers, request id, one log line."""
 
@@ -140,6 +153,8 @@ class EdgeMiddleware:
             return
         request_id = uuid.uuid4().hex
         started = time.perf_counter()
+        fields: dict[str, Any] = {"request_id": request_id}
+        token = _request_log.set(fields)
         status_holder = {"status": 0}
 
         async def send_wrapper(message: Message) -> None:
@@ -155,9 +170,25 @@ class EdgeMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
+        try:
+            await self._dispatch(scope, receive, send_wrapper)
+        finally:
+            _request_log.reset(token)
+            get_logger().info(
+                "request",
+                extra={
+                    **fields,
+                    "method": scope.get("method"),
+                    "path": scope.get("path"),
+                    "status": status_holder["status"],
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                },
+            )
+
+    async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = _declared_length(scope)
         if declared is not None and declared > self.max_body_bytes:
-            await self._too_large(scope, receive, send_wrapper)
+            await self._too_large(scope, receive, send)
         elif declared is None and scope.get("method") in {"POST", "PUT", "PATCH", "DELETE"}:
             # No declared length (chunked): buffer up to the bound, then replay to the app.
             body = bytearray()
@@ -169,22 +200,12 @@ class EdgeMiddleware:
                 body += message.get("body", b"")
                 more = message.get("more_body", False)
                 if len(body) > self.max_body_bytes:
-                    await self._too_large(scope, receive, send_wrapper)
+                    await self._too_large(scope, receive, send)
                     break
             else:
-                await self.app(scope, _replay(bytes(body)), send_wrapper)
+                await self.app(scope, _replay(bytes(body)), send)
         else:
-            await self.app(scope, receive, send_wrapper)
-        get_logger().info(
-            "request",
-            extra={
-                "request_id": request_id,
-                "method": scope.get("method"),
-                "path": scope.get("path"),
-                "status": status_holder["status"],
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-            },
-        )
+            await self.app(scope, receive, send)
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
@@ -300,7 +321,9 @@ def get_caller(
     conn: Conn,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> auth.Caller:
-    return auth.authenticate(conn, authorization)
+    caller = auth.authenticate(conn, authorization)
+    log_context(agency_id=str(caller.agency_id), key_id=str(caller.key_id))
+    return caller
 
 
 def get_admin(caller: Annotated[auth.Caller, Depends(get_caller)]) -> auth.Caller:

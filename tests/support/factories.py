@@ -72,7 +72,7 @@ def make_account(
             list(cols.values()),
         ).fetchone()
     assert row is not None
-    return row[0]  # type: ignore[no-any-return]
+    return row[0]
 
 
 def make_api_key(

@@ -5,7 +5,7 @@ Keep `accounts_router` first in `routers`: it declares /api/accounts/discovered,
 matched before any /api/accounts/{account_id} route.
 """
 
-from functions.onboard.routes import accounts_router
+from functions.onboard.routes.accounts import accounts_router
 from functions.reads.routes import accounts_router as account_reads_router
 from functions.sync_costs.routes import sync_router
 from shared.web import create_app

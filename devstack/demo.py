@@ -162,6 +162,14 @@ def serve(app: Any) -> Iterator[uvicorn.Server]:
         thread.join(timeout=10)
 
 
+RUNBOOK = """# Monthly cost review (Acme Retail)
+
+1. `GET /api/costs?group_by=service&account_id=<acme>`: compare with last month.
+2. Anything up more than 20%? Check `GET /api/access/principals` for new principals.
+3. Write the findings to the client's shared channel.
+"""
+
+
 def seed(http: httpx.Client, sim: SimulatedAws) -> dict[str, Any]:
     """Sign up the demo agency and link its simulated client accounts, through the API."""
     rng = Random(7)
@@ -188,6 +196,16 @@ def seed(http: httpx.Client, sim: SimulatedAws) -> dict[str, Any]:
     for role, alias in ((acme_role, "Acme Retail"), (globex_role, "Globex (management)")):
         http.post("/api/accounts", headers=auth, json={"role_arn": role, "alias": alias})
     http.post("/api/accounts/discovered/link", headers=auth).raise_for_status()
+    acme = next(
+        a["id"]
+        for a in http.get("/api/accounts", headers=auth).json()["items"]
+        if a["aws_account_id"] == ACME
+    )
+    http.post(
+        "/api/runbooks",
+        headers=auth,
+        json={"title": "Acme: monthly cost review", "body": RUNBOOK, "account_id": acme},
+    ).raise_for_status()
     return {"key": key, "external_id": external_id, "agency_id": agency["agency_id"]}
 
 

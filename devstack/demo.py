@@ -259,11 +259,13 @@ Sign up an agency of your own and connect the spare simulated account {SPARE}:
 
 Replay a signed Polar webhook that makes the demo agency a paying customer:
     .venv/bin/python -m devstack.polar_replay --url $CAO/api/webhooks/polar \\
-      --agency {info["agency_id"]} --secret {DEMO_WEBHOOK_SECRET}
+      --agency {info["agency_id"]} --product {DEMO_PRO_PRODUCT} --secret {DEMO_WEBHOOK_SECRET}
+    curl -s "$CAO/api/billing" -H "Authorization: Bearer $KEY"     # now active, plan pro
 """
 
 
 DEMO_WEBHOOK_SECRET = "demo-webhook-secret-not-for-production"
+DEMO_PRO_PRODUCT = "prod_demo_pro"  # a fictional Polar product id
 
 
 def main() -> int:
@@ -288,6 +290,8 @@ def main() -> int:
             "CRON_SECRET": cron_secret,
             "POLAR_WEBHOOK_SECRET": DEMO_WEBHOOK_SECRET,
             "POLAR_ACCESS_TOKEN": "demo-polar-token-not-for-production",
+            "POLAR_PRODUCT_STARTER": "prod_demo_starter",
+            "POLAR_PRODUCT_PRO": DEMO_PRO_PRODUCT,
             "NO_PROXY": "127.0.0.1,localhost",
             "AWS_EC2_METADATA_DISABLED": "true",
         }

@@ -152,7 +152,7 @@ def all_text(db: TestDatabase) -> list[tuple[str, str, str]]:
 
 def test_no_secret_survives_a_full_flow(
     flow_env: dict[str, str],
-    database: TestDatabase,
+    clean_db: TestDatabase,
     sim: SimulatedAws,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -192,7 +192,7 @@ def test_no_secret_survives_a_full_flow(
     ]
 
     # The database: no canary, no credential shape, and the ExternalId only in its column.
-    rows = all_text(database)
+    rows = all_text(clean_db)
     assert any(t == "access_events" for t, _, _ in rows), "the CloudTrail sync stored events"
     for table, column, value in rows:
         for canary in canaries:
@@ -263,7 +263,8 @@ def run_flow(env: dict[str, str], sim: SimulatedAws, queue: LocalQueue) -> tuple
     account_id = r.json()["id"]
     wait_until_idle(queue)
 
-    # Cron with a wrong secret, then the right one.
+    # Cron with a wrong secret, then the right one (the tables were emptied for this test, so
+    # the dispatcher sees only this flow's jobs).
     assert (
         client.get("/api/cron/dispatch", headers={"Authorization": "Bearer nope"}).status_code
         == 401

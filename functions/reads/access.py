@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from functions.reads.models import access as models
-from functions.reads.params import CursorKind, decode_cursor, encode_cursor
+from functions.reads.params import CursorKind, decode_cursor, split_page
 from shared.db import Connection, tenant_tx
 from shared.errors import NotFoundError, UnprocessableError
 from shared.store import accounts_read, events_read
@@ -59,10 +59,7 @@ def events_page(
     with tenant_tx(conn, agency_id):
         _check_accounts(conn, agency_id, f.account_ids)
         rows = events_read.page_events(conn, agency_id, f, after, limit + 1)
-    page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit and page:
-        next_cursor = encode_cursor("events", page[-1].event_time, str(page[-1].id))
+    page, next_cursor = split_page(rows, limit, "events", lambda r: (r.event_time, str(r.id)))
     return models.EventPage(
         items=[models.AccessEvent.model_validate(r, from_attributes=True) for r in page],
         next_cursor=next_cursor,
@@ -81,10 +78,7 @@ def principals_page(
     with tenant_tx(conn, agency_id):
         _check_accounts(conn, agency_id, f.account_ids)
         rows = events_read.page_principals(conn, agency_id, f, after, limit + 1)
-    page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit and page:
-        next_cursor = encode_cursor("principals", page[-1].last_seen, page[-1].principal)
+    page, next_cursor = split_page(rows, limit, "principals", lambda r: (r.last_seen, r.principal))
     return models.PrincipalPage(
         items=[models.PrincipalSummary.model_validate(r, from_attributes=True) for r in page],
         next_cursor=next_cursor,
@@ -109,10 +103,9 @@ def new_principals_page(
         rows = events_read.page_new_principals(
             conn, agency_id, account_ids=account_ids, cutoff=cutoff, after=after, limit=limit + 1
         )
-    page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit and page:
-        next_cursor = encode_cursor("new_principals", page[-1].first_seen, page[-1].principal)
+    page, next_cursor = split_page(
+        rows, limit, "new_principals", lambda r: (r.first_seen, r.principal)
+    )
     return models.PrincipalPage(
         items=[models.PrincipalSummary.model_validate(r, from_attributes=True) for r in page],
         next_cursor=next_cursor,
@@ -132,10 +125,7 @@ def vendor_page(
         _check_accounts(conn, agency_id, f.account_ids)
         rows = events_read.page_vendor_sessions(conn, agency_id, f, after, limit + 1)
         labels = accounts_read.labels(conn, agency_id)
-    page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit and page:
-        next_cursor = encode_cursor("vendor", page[-1].last_event, page[-1].key)
+    page, next_cursor = split_page(rows, limit, "vendor", lambda r: (r.last_event, r.key))
     items = []
     for r in page:
         label = labels.get(r.aws_account_id)

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 
 from functions.reads.models import audit as models
-from functions.reads.params import check_window, decode_cursor, encode_cursor
+from functions.reads.params import check_window, decode_cursor, split_page
 from shared.db import Connection, tenant_tx
 from shared.errors import UnprocessableError
 from shared.store import audit_read
@@ -49,10 +49,7 @@ def page(
             after=after,
             limit=limit + 1,
         )
-    items = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit and items:
-        next_cursor = encode_cursor("audit", items[-1].at, str(items[-1].id))
+    items, next_cursor = split_page(rows, limit, "audit", lambda r: (r.at, str(r.id)))
     return models.AuditPage(
         items=[models.AuditEntry.model_validate(r, from_attributes=True) for r in items],
         next_cursor=next_cursor,

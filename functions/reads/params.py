@@ -9,9 +9,10 @@ import binascii
 import functools
 import json
 import re
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Literal, TypeVar
 
 from pydantic import AfterValidator
 
@@ -89,6 +90,20 @@ def encode_cursor(kind: CursorKind, at: datetime, key: str) -> str:
     micros = (at - _EPOCH) // timedelta(microseconds=1)
     raw = json.dumps([kind, micros, key], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+T = TypeVar("T")
+
+
+def split_page(
+    rows: Sequence[T], limit: int, kind: CursorKind, position: Callable[[T], tuple[datetime, str]]
+) -> tuple[list[T], str | None]:
+    """Rows fetched as `limit + 1`: the page, and the cursor of the next one (None at the end)."""
+    page = list(rows[:limit])
+    if len(rows) <= limit or not page:
+        return page, None
+    at, key = position(page[-1])
+    return page, encode_cursor(kind, at, key)
 
 
 def decode_cursor(kind: CursorKind, token: str) -> tuple[datetime, str]:

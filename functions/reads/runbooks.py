@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 
 from functions.reads.models import runbooks as models
-from functions.reads.params import decode_cursor, encode_cursor
+from functions.reads.params import decode_cursor, split_page
 from shared.db import Connection, tenant_tx
 from shared.errors import (
     ConflictError,
@@ -91,10 +91,7 @@ def list_page(
     with tenant_tx(conn, agency_id):
         _check_account(conn, agency_id, account_id)
         rows = store.page(conn, agency_id, account_id=account_id, after=after, limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit and page:
-        next_cursor = encode_cursor("runbooks", page[-1].updated_at, str(page[-1].id))
+    page, next_cursor = split_page(rows, limit, "runbooks", lambda r: (r.updated_at, str(r.id)))
     return models.RunbookPage(
         items=[models.RunbookListItem.model_validate(r, from_attributes=True) for r in page],
         next_cursor=next_cursor,
@@ -209,10 +206,7 @@ def versions_page(
         if store.get(conn, agency_id, runbook_id) is None:
             raise NotFoundError("runbook not found")
         rows = store.page_versions(conn, agency_id, runbook_id, before=before, limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit and page:
-        next_cursor = encode_cursor("versions", page[-1].saved_at, str(page[-1].version))
+    page, next_cursor = split_page(rows, limit, "versions", lambda r: (r.saved_at, str(r.version)))
     return models.RunbookVersionPage(
         items=[models.RunbookVersionItem.model_validate(r, from_attributes=True) for r in page],
         next_cursor=next_cursor,

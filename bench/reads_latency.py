@@ -38,9 +38,9 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from devstack import pg
-from functions.reads.params import add_months, month_of
 from functions.reads.routes import access_router, costs_router
 from shared import auth, db
+from shared.kit.months import add_months, month_of
 from shared.settings import Settings, use_settings
 from shared.store import costs_read, events_read
 from shared.store.events_read import EventFilter

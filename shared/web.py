@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Annotated, Any
 
 import psycopg
@@ -27,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import auth, db, observability
 from shared.errors import CaoError, RateLimitedError
+from shared.kit.clock import utc_now
 from shared.logs import get_logger
 from shared.settings import get_settings
 
@@ -332,6 +334,7 @@ def get_admin(caller: Annotated[auth.Caller, Depends(get_caller)]) -> auth.Calle
 
 
 CallerDep = Annotated[auth.Caller, Depends(get_caller)]
+Now = Annotated[datetime, Depends(utc_now)]
 AdminDep = Annotated[auth.Caller, Depends(get_admin)]
 
 # Standard error responses for OpenAPI documentation of routes.

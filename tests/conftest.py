@@ -8,7 +8,10 @@ from typing import Any
 
 import psycopg
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
+from devstack.server import create_local_app
 from devstack.simaws import SimulatedAws
 from shared import aws
 from shared.settings import Settings, use_settings
@@ -135,3 +138,16 @@ def agency(app_conn: psycopg.Connection[Any]) -> AgencyFixture:
 @pytest.fixture
 def other_agency(app_conn: psycopg.Connection[Any]) -> AgencyFixture:
     return make_agency(app_conn)
+
+
+@pytest.fixture(scope="session")
+def local_app() -> FastAPI:
+    """Every api file's routers in one app, as `make demo` serves them."""
+    return create_local_app()
+
+
+@pytest.fixture
+def client(settings: Settings, local_app: FastAPI) -> Iterator[TestClient]:
+    """A client of the local app (folders that need another app override this fixture)."""
+    with TestClient(local_app) as c:
+        yield c

@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from functions.reads.models import access as models
-from functions.reads.params import CursorKind, decode_cursor, split_page
 from shared.db import Connection, tenant_tx
 from shared.errors import NotFoundError, UnprocessableError
+from shared.kit.pages import CursorKind, decode_cursor, split_page
 from shared.store import accounts_read, events_read
 from shared.store.events_read import EventFilter
 

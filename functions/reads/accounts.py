@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from functions.reads.models import accounts as models
-from functions.reads.params import dec_str, decode_cursor, encode_cursor
 from shared.db import Connection, tenant_tx
 from shared.errors import NotFoundError, UnprocessableError
+from shared.kit.months import month_began
+from shared.kit.pages import decode_cursor, encode_cursor
+from shared.kit.params import dec_str
 from shared.store import accounts_read as store
 
 RECENT_RUNS = 20
@@ -119,10 +121,6 @@ def summarize(
     }
 
 
-def month_start(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
 def list_accounts(
     conn: Connection,
     agency_id: uuid.UUID,
@@ -146,7 +144,7 @@ def list_accounts(
         ids = [a.id for a in page]
         jobs = store.jobs_of(conn, agency_id, ids)
         cursors = store.oldest_cursors(conn, agency_id, ids)
-        spend = store.spend_since(conn, agency_id, ids, month_start(now))
+        spend = store.spend_since(conn, agency_id, ids, month_began(now))
     by_account: dict[uuid.UUID, list[store.JobRow]] = {}
     for job in jobs:
         by_account.setdefault(job.account_id, []).append(job)
@@ -171,7 +169,7 @@ def account_detail(
             raise NotFoundError("account not found")
         jobs = store.jobs_of(conn, agency_id, [account_id])
         cursor = store.oldest_cursors(conn, agency_id, [account_id]).get(account_id)
-        spend = store.spend_since(conn, agency_id, [account_id], month_start(now))
+        spend = store.spend_since(conn, agency_id, [account_id], month_began(now))
         runs = store.recent_runs(conn, agency_id, account_id, RECENT_RUNS)
         members = store.discovered_count(conn, agency_id, account_id)
     fields = summarize(account, jobs, cursor, spend.get(account_id), now)

@@ -6,9 +6,10 @@ import uuid
 from datetime import datetime
 
 from functions.reads.models import audit as models
-from functions.reads.params import check_window, decode_cursor, split_page
 from shared.db import Connection, tenant_tx
 from shared.errors import UnprocessableError
+from shared.kit.pages import decode_cursor, split_page
+from shared.kit.params import check_window
 from shared.store import audit_read
 
 

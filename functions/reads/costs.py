@@ -17,18 +17,10 @@ from decimal import Decimal
 from typing import Literal
 
 from functions.reads.models import costs as models
-from functions.reads.params import (
-    MAX_MONTHS,
-    add_months,
-    dec_str,
-    month_of,
-    month_span,
-    month_text,
-    parse_month,
-    percent_change,
-)
 from shared.db import Connection, tenant_tx
 from shared.errors import NotFoundError, UnprocessableError
+from shared.kit.months import MAX_MONTHS, add_months, month_of, month_span, month_text, parse_month
+from shared.kit.params import dec_str, percent_change
 from shared.store import accounts_read, costs_read
 
 GroupBy = Literal["account", "service", "month"]

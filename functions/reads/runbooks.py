@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 
 from functions.reads.models import runbooks as models
-from functions.reads.params import decode_cursor, split_page
 from shared.db import Connection, tenant_tx
 from shared.errors import (
     ConflictError,
@@ -21,6 +20,7 @@ from shared.errors import (
     PreconditionRequiredError,
     UnprocessableError,
 )
+from shared.kit.pages import decode_cursor, split_page
 from shared.store import accounts_read, audit
 from shared.store import runbooks as store
 

@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from shared.kit.months import add_months, month_start
 from shared.store.costs import METRICS, CostRow
 
 HISTORY_MONTHS = 13  # months before the current one that Cost Explorer keeps by default
@@ -33,15 +34,6 @@ class MalformedAnswerError(ValueError):
 
 
 # ---- months -----------------------------------------------------------------------------------
-
-
-def month_start(day: date) -> date:
-    return day.replace(day=1)
-
-
-def add_months(month: date, count: int) -> date:
-    index = month.year * 12 + month.month - 1 + count
-    return date(index // 12, index % 12 + 1, 1)
 
 
 def history_window(today: date) -> list[date]:

@@ -3,15 +3,12 @@ database's owner URL, and an HTTP client on the local app (every api file's rout
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
-from fastapi import FastAPI
-from fastapi.testclient import TestClient
 
-from devstack.server import create_local_app
 from functions.notices import operator
 from shared.settings import Settings
 from tests.support.database import TestDatabase
@@ -54,17 +51,6 @@ def run_operator(settings: Settings, capsys: pytest.CaptureFixture[str]) -> Oper
         return Outcome(code, captured.out, captured.err)
 
     return run
-
-
-@pytest.fixture(scope="session")
-def local_app() -> FastAPI:
-    return create_local_app()
-
-
-@pytest.fixture
-def client(settings: Settings, local_app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(local_app) as c:
-        yield c
 
 
 def incident_args(*audience: str, title: str = "Credential exposure in logs") -> list[str]:

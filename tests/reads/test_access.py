@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from functions.reads.params import MAX_LIMIT
-from tests.reads import seed
+from shared.kit.pages import MAX_LIMIT
+from tests.support import seed
 from tests.support.factories import AgencyFixture, make_account
 
 Conn = psycopg.Connection[Any]

@@ -10,8 +10,9 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from functions.reads.accounts import STATUS_TEXT, month_start
-from tests.reads import seed
+from functions.reads.accounts import STATUS_TEXT
+from shared.kit.months import month_began
+from tests.support import seed
 from tests.support.factories import AgencyFixture, make_account
 
 Conn = psycopg.Connection[Any]
@@ -84,7 +85,7 @@ def test_cost_explorer_requests_spent_this_month_come_from_the_run_records(
 ) -> None:
     now = datetime.now(UTC)
     account = make_account(app_conn, agency.id)
-    this_month = month_start(now)
+    this_month = month_began(now)
     for started, requests in ((this_month + timedelta(seconds=1), 2), (now, 3)):
         seed.insert(
             app_conn,

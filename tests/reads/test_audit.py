@@ -9,7 +9,7 @@ import psycopg
 from fastapi.testclient import TestClient
 from psycopg.types.json import Jsonb
 
-from tests.reads import seed
+from tests.support import seed
 from tests.support.factories import AgencyFixture, make_api_key
 
 Conn = psycopg.Connection[Any]

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from functions.reads.params import add_months, month_of
-from tests.reads import seed
+from shared.kit.months import add_months, month_of
+from tests.support import seed
 from tests.support.factories import AgencyFixture, make_account
 
 Conn = psycopg.Connection[Any]

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from functions.reads import data
 from shared.db import Connection
-from tests.reads import seed
+from tests.support import seed
 from tests.support.factories import AgencyFixture, make_account, make_api_key
 
 Conn = psycopg.Connection[Any]

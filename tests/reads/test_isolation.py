@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.errors import NonInteractiveExampleWarning
 
 from shared import auth
-from tests.reads import seed
+from tests.support import seed
 from tests.support.factories import AgencyFixture, make_account, make_agency, make_api_key
 
 Conn = psycopg.Connection[Any]

@@ -7,21 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from functions.reads.params import (
-    MAX_LIMIT,
-    add_months,
-    as_utc,
-    check_text,
-    clamp_limit,
-    dec_str,
-    decode_cursor,
-    encode_cursor,
-    month_span,
-    negotiate,
-    parse_month,
-    percent_change,
-)
 from shared.errors import UnprocessableError
+from shared.kit.months import add_months, month_span, parse_month
+from shared.kit.pages import MAX_LIMIT, clamp_limit, decode_cursor, encode_cursor
+from shared.kit.params import as_utc, check_text, dec_str, negotiate, percent_change
 
 
 def test_a_cursor_round_trips_its_position_to_the_microsecond() -> None:

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from functions.reads.models.runbooks import RUNBOOK_BODY_MAX_CHARS
 from shared.web import MAX_BODY_BYTES
-from tests.reads import seed
+from tests.support import seed
 from tests.support.factories import AgencyFixture, make_account, make_api_key
 
 Conn = psycopg.Connection[Any]

@@ -13,9 +13,10 @@ import pytest
 from functions.sync_costs import transform
 from functions.sync_costs.dispatch import JobMessage
 from functions.sync_costs.transform import MalformedAnswerError
+from shared.kit.months import add_months
 
 TODAY = date(2025, 3, 14)
-M = transform.add_months
+M = add_months
 
 
 def months(first: date, last: date) -> list[date]:
@@ -75,7 +76,7 @@ def test_the_history_window_is_fourteen_months_ending_with_the_current_one() -> 
     ],
 )
 def test_add_months_crosses_years(month: date, count: int, expected: date) -> None:
-    assert transform.add_months(month, count) == expected
+    assert add_months(month, count) == expected
 
 
 def test_pages_of_one_sync_differ_only_in_the_token() -> None:

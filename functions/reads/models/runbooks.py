@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from functions.reads.params import SafeText
+from shared.kit.params import SafeText
 from shared.web import Body
 
 RUNBOOK_BODY_MAX_CHARS = 65536

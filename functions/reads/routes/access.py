@@ -10,20 +10,20 @@ from fastapi import APIRouter, Query, Response
 
 from functions.reads import access
 from functions.reads.models import access as models
-from functions.reads.params import DEFAULT_LIMIT, SafeText, check_window, clamp_limit
-from functions.reads.routes.common import (
+from shared.kit.http import (
     PRINTABLE,
     AccountIds,
     Cursor,
     Limit,
-    Now,
     Since,
     Until,
     documented,
     json_response,
 )
+from shared.kit.pages import DEFAULT_LIMIT, clamp_limit
+from shared.kit.params import SafeText, check_window
 from shared.store.events_read import EventFilter
-from shared.web import CallerDep, Conn
+from shared.web import CallerDep, Conn, Now
 
 Principal = Annotated[
     SafeText | None,

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Response
 
 from functions.reads import accounts
 from functions.reads.models import accounts as models
-from functions.reads.params import DEFAULT_LIMIT, clamp_limit
-from functions.reads.routes.common import Cursor, Limit, Now, documented, json_response
-from shared.web import CallerDep, Conn
+from shared.kit.http import Cursor, Limit, documented, json_response
+from shared.kit.pages import DEFAULT_LIMIT, clamp_limit
+from shared.web import CallerDep, Conn, Now
 
 accounts_router = APIRouter(tags=["accounts"])
 

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query, Response
 
 from functions.reads import audit
 from functions.reads.models import audit as models
-from functions.reads.params import DEFAULT_LIMIT, clamp_limit
-from functions.reads.routes.common import Cursor, Limit, Since, Until, documented, json_response
+from shared.kit.http import Cursor, Limit, Since, Until, documented, json_response
+from shared.kit.pages import DEFAULT_LIMIT, clamp_limit
 from shared.web import AdminDep, Conn
 
 audit_router = APIRouter(tags=["audit"])

@@ -9,10 +9,11 @@ from pydantic import Field
 
 from functions.reads import costs
 from functions.reads.models import costs as models
-from functions.reads.params import MONTH_PATTERN, SafeText, negotiate
-from functions.reads.routes.common import PRINTABLE, AccountIds, Now, errors, json_response
 from shared.errors import AppError
-from shared.web import CallerDep, Conn
+from shared.kit.http import PRINTABLE, AccountIds, errors, json_response
+from shared.kit.months import MONTH_PATTERN
+from shared.kit.params import SafeText, negotiate
+from shared.web import CallerDep, Conn, Now
 
 
 class NotAcceptableError(AppError):

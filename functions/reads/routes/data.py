@@ -9,8 +9,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
 from functions.reads import data
-from functions.reads.routes.common import Now, errors
-from shared.web import AdminDep, Conn
+from shared.kit.http import errors
+from shared.web import AdminDep, Conn, Now
 
 data_router = APIRouter(tags=["agency"])
 

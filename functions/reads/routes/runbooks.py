@@ -9,8 +9,8 @@ from fastapi import APIRouter, Header, Path, Query, Response
 
 from functions.reads import runbooks
 from functions.reads.models import runbooks as models
-from functions.reads.params import DEFAULT_LIMIT, clamp_limit
-from functions.reads.routes.common import Cursor, Limit, errors
+from shared.kit.http import Cursor, Limit, errors
+from shared.kit.pages import DEFAULT_LIMIT, clamp_limit
 from shared.web import CallerDep, Conn
 
 runbooks_router = APIRouter(tags=["runbooks"])

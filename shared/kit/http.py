@@ -1,35 +1,18 @@
-"""What the read API's routes share: the clock, page and time parameters, error docs."""
+"""What the domains' routes share: page and time parameters, error documentation, and a JSON
+response serialised once. FastAPI only; no I/O.
+"""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Response
-from pydantic import BaseModel
+from fastapi import Query, Response
+from pydantic import BaseModel, ConfigDict
 
-from functions.reads.models import errors
-from functions.reads.params import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT, UtcDatetime
+from shared.kit.pages import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT
+from shared.kit.params import UtcDatetime
 
-__all__ = [
-    "AccountIds",
-    "Cursor",
-    "Limit",
-    "Now",
-    "Since",
-    "Until",
-    "documented",
-    "errors",
-    "json_response",
-]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-Now = Annotated[datetime, Depends(_now)]
 Limit = Annotated[
     int,
     Query(ge=1, description=f"page size (default {DEFAULT_LIMIT}; above {MAX_LIMIT} clamped)"),
@@ -47,6 +30,40 @@ Until = Annotated[UtcDatetime | None, Query(description="until this instant (exc
 
 # Printable text without control characters: what CloudTrail and Cost Explorer put in names.
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+
+
+class ErrorDetail(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx: `{"error": {"code", "message", ...}}`."""
+
+    error: ErrorDetail
+
+
+_ERROR_TEXT: dict[int, str] = {
+    401: "missing, unknown or revoked API key",
+    403: "this needs an admin API key",
+    404: "not found for this agency (also for another agency's ids)",
+    406: "the Accept header allows neither application/json nor text/csv",
+    409: "the current state forbids it (the message says what to do)",
+    412: "If-Match does not name the current version: reload, merge, retry",
+    413: "the request body is too large",
+    422: "invalid request: the message names the field and the rule",
+    428: "send If-Match (the ETag from GET) or a version field",
+}
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI error responses for a route: 401 and 422 always, plus `statuses`."""
+    return {
+        status: {"model": ErrorBody, "description": _ERROR_TEXT[status]}
+        for status in sorted({401, 422, *statuses})
+    }
 
 
 def json_response(model: BaseModel, headers: dict[str, str] | None = None) -> Response:

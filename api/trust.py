@@ -1,6 +1,6 @@
 """Vercel function: the public trust documents (subprocessors, security, security.txt)."""
 
-from functions.billing.routes import trust_router
+from functions.trust.routes import trust_router
 from shared.web import create_app
 
 routers = (trust_router,)

@@ -1,8 +1,7 @@
-"""HTTP routes of billing (admins), the Polar webhook (Polar), and the public trust documents.
+"""HTTP routes of billing (admins) and the Polar webhook (Polar).
 
-Three routers, one per Vercel function: `billing_router` (api/billing.py), `webhooks_router`
-(api/webhooks.py), `trust_router` (api/trust.py, also serving /subprocessors and
-/.well-known/security.txt through rewrites).
+Two routers, one per Vercel function: `billing_router` (api/billing.py), `webhooks_router`
+(api/webhooks.py).
 
 The webhook route verifies before it touches anything else: the body is bounded while it is
 read, the signature checked over those raw bytes, and only then is a database connection opened
@@ -14,10 +13,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
-from functions.billing import checkout, plans, state, trust, webhooks
+from functions.billing import checkout, plans, state, webhooks
 from shared import db
 from shared.errors import PayloadTooLargeError
 from shared.settings import Settings, get_settings
@@ -25,7 +23,6 @@ from shared.web import ERRORS, AdminDep, Body, Conn
 
 billing_router = APIRouter(tags=["billing"])
 webhooks_router = APIRouter(tags=["webhooks"])
-trust_router = APIRouter(tags=["trust"])
 
 # An https URL, or plain http on loopback for local development.
 _RETURN_URL = r"^(https://[^\s]+|http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?(/[^\s]*)?)$"
@@ -144,35 +141,3 @@ def _apply(
         )
     finally:
         conn.close()
-
-
-# ---- trust documents ---------------------------------------------------------------------------
-
-
-def _base_url() -> str:
-    return get_settings().get("CAO_PUBLIC_URL")
-
-
-@trust_router.get("/subprocessors")
-@trust_router.get("/api/subprocessors")
-def get_subprocessors() -> trust.SubprocessorsDocument:
-    """The canonical subprocessor list, and the customer-controlled services we access."""
-    return trust.subprocessors_document(_base_url())
-
-
-@trust_router.get("/api/security")
-def get_security() -> trust.SecurityDocument:
-    """Role policy, trust policy template, what we store and never store, how to report."""
-    return trust.security_document(_base_url())
-
-
-@trust_router.get(
-    "/.well-known/security.txt",
-    response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {}}}},
-)
-def get_security_txt() -> PlainTextResponse:
-    """security.txt (RFC 9116)."""
-    return PlainTextResponse(
-        trust.security_txt(_base_url()), media_type="text/plain; charset=utf-8"
-    )

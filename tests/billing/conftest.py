@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from api import billing, trust, webhooks
+from api import billing, webhooks
 from devstack.fake_polar import FakePolar
 from devstack.polar_replay import encode, sample_event, signed_headers
 from shared import auth
@@ -45,9 +45,9 @@ def env(env: dict[str, str], fake_polar: FakePolar) -> dict[str, str]:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    """The three billing functions' routers in one app, through the same factory as Vercel's.
+    """The two billing functions' routers in one app, through the same factory as Vercel's.
     (Not create_local_app: other api files are being written concurrently.)"""
-    app = create_app(*billing.routers, *webhooks.routers, *trust.routers)
+    app = create_app(*billing.routers, *webhooks.routers)
     with TestClient(app) as c:
         yield c
 

@@ -15,10 +15,14 @@ from __future__ import annotations
 
 import copy
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from pydantic import BaseModel, Field
-
+from functions.trust.schemas import (
+    ProcessorEntry,
+    SecurityDocument,
+    StoredFieldEntry,
+    SubprocessorsDocument,
+    VulnerabilityReporting,
+)
 from shared import policy
 
 # RFC 9116 recommends an Expires less than a year ahead; the file is generated per request, so
@@ -27,56 +31,6 @@ SECURITY_TXT_LIFETIME = timedelta(days=180)
 SUBPROCESSORS_PATH = "/subprocessors"
 SECURITY_PATH = "/api/security"
 SECURITY_TXT_PATH = "/.well-known/security.txt"
-
-
-class ProcessorEntry(BaseModel):
-    provider: str
-    purpose: str
-    region: str
-    privacy: str = Field(description="link to the provider's privacy policy")
-
-
-class SubprocessorsDocument(BaseModel):
-    canonical_url: str
-    subprocessors: list[ProcessorEntry] = Field(description="subprocessors CloudAgencyOps appoints")
-    customer_controlled_services: list[ProcessorEntry] = Field(
-        description="the agency's own services we read from on its instruction (not "
-        "subprocessors we appoint)"
-    )
-    change_notice_days: int = Field(
-        description="notice before adding or replacing a subprocessor of Customer Personal Data"
-    )
-
-
-class StoredFieldEntry(BaseModel):
-    field: str
-    label: str
-    source: str
-    max_length: int
-
-
-class VulnerabilityReporting(BaseModel):
-    contact: str
-    disclosure_window_days: int
-    acknowledge_within_hours: int
-    remediation_timeline_business_days: int
-    bug_bounty: bool
-    security_txt: str
-
-
-class SecurityDocument(BaseModel):
-    role_policy: dict[str, Any] = Field(description="attach verbatim to the role")
-    role_actions: list[str]
-    trust_policy_template: dict[str, Any] = Field(description="fill in the two placeholders")
-    trust_policy_placeholders: dict[str, str]
-    we_store: list[str]
-    we_never_store: list[str]
-    stored_cloudtrail_fields: list[StoredFieldEntry] = Field(
-        description="the only CloudTrail event fields we keep; everything else is dropped"
-    )
-    subprocessors_url: str
-    incident_notice_target_hours: int
-    vulnerability_reporting: VulnerabilityReporting
 
 
 def _entries(items: tuple[policy.Processor, ...]) -> list[ProcessorEntry]:
@@ -125,9 +79,9 @@ def security_document(base_url: str) -> SecurityDocument:
     )
 
 
-def security_txt(base_url: str, now: datetime | None = None) -> str:
+def security_txt(base_url: str, now: datetime) -> str:
     """security.txt per RFC 9116 (CRLF or LF lines; we use LF, as most sites do)."""
-    at = (now or datetime.now(UTC)).astimezone(UTC)
+    at = now.astimezone(UTC)
     day = at.replace(hour=0, minute=0, second=0, microsecond=0)
     expires = day + SECURITY_TXT_LIFETIME
     base = base_url.rstrip("/")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from functions.billing import trust
+from functions.trust import service as trust
 from shared import policy
 from shared.settings import Settings, use_settings
 

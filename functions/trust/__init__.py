@@ -1,0 +1,1 @@
+"""The public trust documents (subprocessors, security, security.txt), from shared.policy."""

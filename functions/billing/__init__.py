@@ -1,1 +1,1 @@
-"""Billing with Polar (checkout, portal, webhooks, entitlements) and the public trust documents."""
+"""Billing with Polar: checkout, portal, webhooks, entitlements (service.py lists the use cases)."""

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from shared.db import Connection, tenant_tx
 from shared.errors import BadRequestError, ConfigError, NotFoundError, PaymentRequiredError
+from shared.kit.clock import utc_now
 from shared.settings import Settings
 from shared.store import billing as billing_store
 
@@ -89,7 +90,7 @@ def check_account_limit(
     transaction ends, so two concurrent links cannot both take the last slot. (Called on its
     own, it runs in a transaction of its own and the lock ends with it.)
     """
-    at = now or datetime.now(UTC)
+    at = now or utc_now()
     with tenant_tx(conn, agency_id):
         row = billing_store.lock_for_linking(conn, agency_id, at)
     if row is None:

@@ -3,49 +3,37 @@
 Two routers, one per Vercel function: `billing_router` (api/billing.py), `webhooks_router`
 (api/webhooks.py).
 
-The webhook route verifies before it touches anything else: the body is bounded while it is
-read, the signature checked over those raw bytes, and only then is a database connection opened
-(an unsigned flood never reaches Postgres). Its database work runs in a worker thread so the
-event loop is never blocked; a database failure is a 503, which Polar retries.
+The webhook route verifies before it touches anything else: its dependency
+(signature.verified_delivery) bounds the body while reading it and checks the signature over
+those raw bytes; only then is a database connection opened (an unsigned flood never reaches
+Postgres). Its database work runs in a worker thread so the event loop is never blocked; a
+database failure is a 503, which Polar retries.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from typing import Annotated
 
-from functions.billing import checkout, plans, state, webhooks
-from shared import db
-from shared.errors import PayloadTooLargeError
+from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
+
+from functions.billing import service
+from functions.billing.schemas import (
+    BillingView,
+    CheckoutRequest,
+    CheckoutStarted,
+    PortalOpened,
+    PortalRequest,
+    WebhookAnswer,
+)
+from functions.billing.signature import VerifiedDelivery
 from shared.settings import Settings, get_settings
-from shared.web import ERRORS, AdminDep, Body, Conn
+from shared.web import ERRORS, AdminDep, Conn, Now
 
 billing_router = APIRouter(tags=["billing"])
 webhooks_router = APIRouter(tags=["webhooks"])
 
-# An https URL, or plain http on loopback for local development.
-_RETURN_URL = r"^(https://[^\s]+|http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?(/[^\s]*)?)$"
-
-
-class CheckoutRequest(Body):
-    plan: str = Field(max_length=32, description=f"one of: {', '.join(plans.PURCHASABLE)}")
-    success_url: str | None = Field(
-        default=None,
-        max_length=2048,
-        pattern=_RETURN_URL,
-        description="where Polar sends the admin after paying",
-    )
-
-
-class PortalRequest(Body):
-    return_url: str | None = Field(
-        default=None,
-        max_length=2048,
-        pattern=_RETURN_URL,
-        description="where the portal's back button leads",
-    )
-
+SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 _BILLING_ERRORS = {
     **ERRORS,
@@ -55,9 +43,9 @@ _BILLING_ERRORS = {
 
 
 @billing_router.get("/api/billing", responses=_BILLING_ERRORS)
-def get_billing(caller: AdminDep, conn: Conn) -> state.BillingView:
+def get_billing(caller: AdminDep, conn: Conn, now: Now) -> BillingView:
     """The agency's billing state, plan limits, and whether its accounts sync now."""
-    return state.view(conn, caller.agency_id)
+    return service.view(conn, caller.agency_id, now)
 
 
 @billing_router.post(
@@ -65,40 +53,36 @@ def get_billing(caller: AdminDep, conn: Conn) -> state.BillingView:
     status_code=201,
     responses={**_BILLING_ERRORS, 409: {"description": "already subscribed: use the portal"}},
 )
-def post_checkout(body: CheckoutRequest, caller: AdminDep, conn: Conn) -> checkout.CheckoutStarted:
+def post_checkout(
+    body: CheckoutRequest, caller: AdminDep, conn: Conn, settings: SettingsDep, now: Now
+) -> CheckoutStarted:
     """Start a Polar checkout for a plan; send the admin to `checkout_url`."""
     from functions.billing.polar import PolarClient  # noqa: PLC0415 - httpx only where needed
 
-    settings = get_settings()
     with PolarClient.from_settings(settings) as polar:
-        return checkout.start_checkout(
+        return service.start_checkout(
             conn,
             caller.agency_id,
             body.plan,
             actor=caller.actor,
             polar=polar,
             settings=settings,
+            now=now,
             success_url=body.success_url,
         )
 
 
 @billing_router.post("/api/billing/portal", responses=_BILLING_ERRORS)
-def post_portal(caller: AdminDep, body: PortalRequest | None = None) -> checkout.PortalOpened:
+def post_portal(
+    caller: AdminDep, settings: SettingsDep, body: PortalRequest | None = None
+) -> PortalOpened:
     """Open Polar's customer portal (payment method, invoices, plan changes, cancellation)."""
     from functions.billing.polar import PolarClient  # noqa: PLC0415 - httpx only where needed
 
-    with PolarClient.from_settings(get_settings()) as polar:
-        return checkout.open_portal(
+    with PolarClient.from_settings(settings) as polar:
+        return service.open_portal(
             caller.agency_id, polar=polar, return_url=body.return_url if body else None
         )
-
-
-# ---- Polar webhook -----------------------------------------------------------------------------
-
-
-class WebhookAnswer(BaseModel):
-    outcome: webhooks.Outcome
-    reason: str
 
 
 @webhooks_router.post(
@@ -110,34 +94,7 @@ class WebhookAnswer(BaseModel):
         503: {"description": "database unavailable: Polar retries"},
     },
 )
-async def post_polar_webhook(request: Request) -> WebhookAnswer:
+async def post_polar_webhook(delivery: VerifiedDelivery, settings: SettingsDep) -> WebhookAnswer:
     """Polar's webhook (Standard Webhooks signatures). 2xx once handled, or deliberately
     ignored (unknown type, unknown agency, duplicate, older than the current state)."""
-    webhooks.check_size(request.headers.get("content-length"))
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > webhooks.MAX_BODY_BYTES:
-            raise PayloadTooLargeError(
-                f"webhook bodies are limited to {webhooks.MAX_BODY_BYTES} bytes"
-            )
-    settings = get_settings()
-    secret = settings.secret("POLAR_WEBHOOK_SECRET").reveal()
-    delivery = webhooks.verify(request.headers, bytes(body), secret, webhooks.now_seconds())
-    event = webhooks.parse_event(delivery.body)
-    result = webhooks.ignored_without_database(event)
-    if result is None:
-        result = await run_in_threadpool(_apply, settings, delivery, event)
-    return WebhookAnswer(outcome=result.outcome, reason=result.reason)
-
-
-def _apply(
-    settings: Settings, delivery: webhooks.Delivery, event: webhooks.Event
-) -> webhooks.Result:
-    conn = db.connect(settings.database_url)
-    try:
-        return webhooks.apply(
-            conn, delivery, event, lambda product: plans.plan_for_product(product, settings)
-        )
-    finally:
-        conn.close()
+    return await run_in_threadpool(service.receive, settings, delivery)

@@ -16,7 +16,8 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from functions.billing import plans, state
+from functions.billing import plans
+from functions.billing import service as state
 from shared.db import system_tx, tenant_tx
 from shared.errors import PaymentRequiredError
 from tests.billing.conftest import (

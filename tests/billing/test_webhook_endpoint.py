@@ -14,7 +14,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from devstack.polar_replay import encode, sample_event, signed_headers
-from functions.billing import plans, webhooks
+from functions.billing import plans, schemas, service
+from functions.billing import signature as webhooks
+from shared.kit.clock import utc_now
 from shared.settings import Settings, use_settings
 from tests.billing.conftest import (
     PRODUCT_PRO,
@@ -116,10 +118,10 @@ def test_ten_concurrent_deliveries_of_one_webhook_id_change_state_once(
     def deliver_once() -> None:
         try:
             with database.app() as conn:
-                delivery = webhooks.verify(headers, body, secret, webhooks.now_seconds())
-                event = webhooks.parse_event(delivery.body)
+                delivery = webhooks.verify(headers, body, secret, utc_now().timestamp())
+                event = schemas.parse_event(delivery.body)
                 barrier.wait(timeout=10)
-                result = webhooks.apply(
+                result = service.apply_event(
                     conn, delivery, event, lambda p: plans.plan_for_product(p, settings)
                 )
                 outcomes.append(result.outcome)

@@ -9,12 +9,8 @@ from typing import Any
 import pytest
 
 from devstack.polar_replay import encode, sample_event
-from functions.billing.webhooks import (
-    Event,
-    WebhookPayloadError,
-    parse_event,
-    transition,
-)
+from functions.billing.schemas import Event, WebhookPayloadError, parse_event
+from functions.billing.subscription import transition
 from shared.store.billing import BillingState
 
 AGENCY = uuid.UUID("6f1c8a52-3d7e-4b0a-9c1e-2f4a5b6c7d8e")

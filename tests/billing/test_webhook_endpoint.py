@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hmac
 import json
 import socket
 import threading
@@ -332,3 +334,77 @@ def test_both_key_derivations_are_accepted_end_to_end(
         response = client.post("/api/webhooks/polar", content=body, headers=headers)
         assert response.json()["outcome"] == "applied", response.text
         assert billing_row(app_conn, agency.id)["billing_status"] == event_type.split(".")[1]
+
+
+def _nested(agency: AgencyFixture, depth: int) -> bytes:
+    """A subscription event whose `data` holds arrays nested so that the body is `depth` deep."""
+    inner = "[" * (depth - 2) + "]" * (depth - 2)  # the envelope and `data` are two levels
+    return (
+        '{"type":"subscription.revoked","timestamp":"'
+        + datetime.now(UTC).isoformat()
+        + '","data":{"id":"sub_deep","status":"canceled","customer":{"external_id":"'
+        + str(agency.id)
+        + '"},"deep":'
+        + inner
+        + "}}"
+    ).encode()
+
+
+@pytest.mark.parametrize("depth", [schemas.MAX_JSON_DEPTH + 1, 2_000, 20_000])
+def test_a_correctly_signed_body_nested_too_deep_is_a_400_not_a_500(
+    depth: int,
+    deliver: Deliverer,
+    agency: AgencyFixture,
+    app_conn: psycopg.Connection[Any],
+    owner_conn: psycopg.Connection[Any],
+) -> None:
+    before = billing_row(app_conn, agency.id)
+    body = _nested(agency, depth)
+    assert len(body) <= webhooks.MAX_BODY_BYTES
+    headers = signed_headers(deliver.secret, body)
+    response = deliver.client.post("/api/webhooks/polar", content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_webhook_payload"
+    assert error["message"] == (
+        f"the webhook body nests JSON deeper than {schemas.MAX_JSON_DEPTH} levels"
+    )
+    assert billing_row(app_conn, agency.id) == before
+    assert deliveries_of(owner_conn, headers["webhook-id"]) == 0
+
+
+def test_a_body_nested_to_the_bound_is_accepted(
+    deliver: Deliverer, agency: AgencyFixture, app_conn: psycopg.Connection[Any]
+) -> None:
+    response = deliver.post(_nested(agency, schemas.MAX_JSON_DEPTH))
+    assert response.status_code == 200, response.text
+    assert response.json()["outcome"] == "applied"
+    assert billing_row(app_conn, agency.id)["billing_status"] == "revoked"
+
+
+def test_a_bare_v1_signature_header_is_a_400_naming_it(deliver: Deliverer) -> None:
+    # The standardwebhooks package raises ValueError on this header: it never reaches it.
+    body = deliver.event(uuid.uuid4(), "subscription.active")
+    headers = {**signed_headers(deliver.secret, body), "webhook-signature": "v1"}
+    response = deliver.client.post("/api/webhooks/polar", content=body, headers=headers)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_webhook_headers"
+    assert "webhook-signature" in error["message"]
+
+
+def test_a_correctly_signed_body_that_is_not_utf8_is_a_401(deliver: Deliverer) -> None:
+    # The package decodes the body as UTF-8 (UnicodeDecodeError): any exception is a bad
+    # signature, never a 500.
+    body = b'{"type":"subscription.active","x":"\xff"}'
+    webhook_id = "msg_latin_" + uuid.uuid4().hex
+    now = int(datetime.now(UTC).timestamp())
+    mac = hmac.new(deliver.secret.encode(), f"{webhook_id}.{now}.".encode() + body, "sha256")
+    headers = {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(now),
+        "webhook-signature": "v1," + base64.b64encode(mac.digest()).decode(),
+    }
+    response = deliver.client.post("/api/webhooks/polar", content=body, headers=headers)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "invalid_webhook_signature"

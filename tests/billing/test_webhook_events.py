@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,7 +10,13 @@ from typing import Any
 import pytest
 
 from devstack.polar_replay import encode, sample_event
-from functions.billing.schemas import Event, WebhookPayloadError, parse_event
+from functions.billing.schemas import (
+    MAX_JSON_DEPTH,
+    Event,
+    WebhookPayloadError,
+    nests_deeper_than,
+    parse_event,
+)
 from functions.billing.subscription import transition
 from shared.store.billing import BillingState
 
@@ -190,3 +197,38 @@ def test_a_customer_without_our_agency_id_has_no_agency(external_id: str | None)
     raw = sample_event(AGENCY, "subscription.active", at=T0)
     raw["data"]["customer"]["external_id"] = external_id
     assert parse_event(encode(raw)).agency_id is None
+
+
+@pytest.mark.parametrize(
+    ("body", "deeper_than_2"),
+    [
+        (b"{}", False),
+        (b'{"a":[1]}', False),
+        (b'{"a":[[1]]}', True),
+        (b'{"a":"[[[[{{{{"}', False),  # brackets in strings do not count
+        (b'{"a":"\\"[[[","b":[]}', False),  # nor after an escaped quote
+        (b'{"a":"\\\\","b":[[1]]}', True),  # an escaped backslash ends before the quote
+        (b"[[[", True),
+        (b'{"a":"[[[', False),  # unterminated: left for the parser to refuse
+        (b"\xff\xfe[[[", True),
+    ],
+)
+def test_nesting_is_measured_outside_strings(body: bytes, deeper_than_2: bool) -> None:
+    assert nests_deeper_than(body, 2) is deeper_than_2
+
+
+def test_a_payload_nested_deeper_than_the_bound_is_a_400_naming_it() -> None:
+    raw = sample_event(AGENCY, "subscription.active", at=T0)
+    raw["data"]["metadata"] = {"deep": json.loads("[" * 40 + "]" * 40)}
+    with pytest.raises(WebhookPayloadError, match=f"deeper than {MAX_JSON_DEPTH} levels") as err:
+        parse_event(encode(raw))
+    assert err.value.status == 400
+    # Far deeper than the parser's recursion limit: still a 400, never a RecursionError.
+    with pytest.raises(WebhookPayloadError, match="deeper than"):
+        parse_event(b"[" * 50_000 + b"]" * 50_000)
+
+
+def test_a_payload_nested_to_the_bound_parses() -> None:
+    raw = sample_event(AGENCY, "subscription.active", at=T0)
+    raw["data"]["metadata"] = {"deep": json.loads("[" * 28 + "]" * 28)}  # 4 levels above it
+    assert parse_event(encode(raw)).agency_id == AGENCY

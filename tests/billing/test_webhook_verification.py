@@ -219,3 +219,25 @@ def test_a_whsec_secret_keys_the_hmac_with_its_base64_decoded_bytes() -> None:
 
 def test_a_secret_that_is_not_base64_has_only_the_raw_key() -> None:
     assert signing_keys("polar_whs_not-base64!") == (b"polar_whs_not-base64!",)
+
+
+@pytest.mark.parametrize(
+    "error", [ValueError("x"), UnicodeDecodeError("utf-8", b"", 0, 1, "x"), RecursionError()]
+)
+def test_any_exception_of_the_standardwebhooks_package_is_a_bad_signature(
+    monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    def raising(*args: object, **kwargs: object) -> object:
+        raise error
+
+    monkeypatch.setattr(Webhook, "verify", raising)
+    with pytest.raises(WebhookSignatureError, match="no webhook signature matches"):
+        verify(vector_headers(), VECTOR_BODY, VECTOR_SECRET, now=VECTOR_TS)
+
+
+def test_the_package_verifies_against_the_given_clock_not_its_own() -> None:
+    # The vector is from 2021: the package's own clock check would refuse it.
+    delivery = verify(vector_headers(), VECTOR_BODY, VECTOR_SECRET, now=VECTOR_TS + 299)
+    assert delivery.timestamp == VECTOR_TS
+    with pytest.raises(WebhookSignatureError, match="5 minutes"):
+        verify(vector_headers(), VECTOR_BODY, VECTOR_SECRET, now=datetime.now(UTC).timestamp())

@@ -20,11 +20,11 @@ from __future__ import annotations
 import argparse
 import sys
 import uuid
-from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 from shared.db import connect
 from shared.errors import BadRequestError, CaoError
+from shared.kit.clock import Clock, utc_now
 from shared.policy import (
     INCIDENT_NOTICE_TARGET_HOURS,
     SECURITY_CONTACT,
@@ -34,7 +34,6 @@ from shared.settings import Secret, get_settings
 
 from . import rules, service
 
-Clock = Callable[[], datetime]
 _APP = "cloudagencyops-operator"
 
 _NO_EMAIL = (
@@ -131,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
     args = _parser().parse_args(argv)  # exits 2 with usage on bad flags
-    now = (clock or (lambda: datetime.now(UTC)))()
+    now = (clock or utc_now)()
     try:
         url = get_settings().owner_database_url  # fail fast: before reading or connecting
         if args.command == "publish-incident":

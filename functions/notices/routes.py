@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query
 
 from shared.web import ERRORS, CallerDep, Conn
 
-from . import models, rules, service
+from . import rules, schemas, service
 
 notices_router = APIRouter(tags=["notices"])
 NoticeId = Annotated[uuid.UUID, Path(description="the notice's id")]
@@ -23,7 +23,7 @@ def list_notices(
     *,
     caller: CallerDep,
     conn: Conn,
-    kind: Annotated[models.Kind | None, Query(description="only notices of this kind")] = None,
+    kind: Annotated[schemas.Kind | None, Query(description="only notices of this kind")] = None,
     limit: Annotated[
         int,
         Query(
@@ -36,19 +36,19 @@ def list_notices(
         str | None,
         Query(pattern=rules.CURSOR_PATTERN, description="`next_cursor` of the previous page"),
     ] = None,
-) -> models.NoticePage:
+) -> schemas.NoticePage:
     """Incident and sub-processor change notices sent to the agency, newest first. Notices are
     not emailed in this version: poll this list (`unread` marks new and updated ones)."""
     return service.list_page(conn, caller.agency_id, kind=kind, limit=limit, cursor=cursor)
 
 
 @notices_router.get("/api/notices/{notice_id}", responses=ERRORS)
-def get_notice(notice_id: NoticeId, caller: CallerDep, conn: Conn) -> models.Notice:
+def get_notice(notice_id: NoticeId, caller: CallerDep, conn: Conn) -> schemas.Notice:
     """A notice with its known facts, data categories, mitigation, contact and updates."""
     return service.get(conn, caller.agency_id, notice_id)
 
 
 @notices_router.post("/api/notices/{notice_id}/read", responses=ERRORS)
-def mark_notice_read(notice_id: NoticeId, caller: CallerDep, conn: Conn) -> models.NoticeSummary:
+def mark_notice_read(notice_id: NoticeId, caller: CallerDep, conn: Conn) -> schemas.NoticeSummary:
     """Mark the notice read for the whole agency (a later update makes it unread again)."""
     return service.mark_read(conn, caller.agency_id, caller.actor, notice_id)

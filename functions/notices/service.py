@@ -13,14 +13,16 @@ one that does not exist. This version sends no email: notices are read through t
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from datetime import datetime
 
 from shared.db import Connection, system_tx, tenant_tx
 from shared.errors import ConflictError, NotFoundError
+from shared.kit.pages import split_page
 from shared.store import audit
 from shared.store import notices as store
 
-from . import models, rules
+from . import rules, schemas
 
 OPERATOR = "operator"
 PAGE_DEFAULT = 50
@@ -137,52 +139,41 @@ def update(conn: Connection, notice_id: uuid.UUID, text: str, *, resolve: bool) 
 # ---- agencies (app connection, tenant transactions) -----------------------------------------
 
 
-def _summary(row: store.NoticeRow) -> models.NoticeSummary:
-    return models.NoticeSummary.model_validate(row, from_attributes=True)
+def _position(row: store.NoticeRow) -> tuple[datetime, str]:
+    """Where a page ends (the cursor's position): its last row's (delivered_at, notice id)."""
+    return row.delivered_at, str(row.id)
 
 
 def list_page(
     conn: Connection,
     agency_id: uuid.UUID,
     *,
-    kind: models.Kind | None,
+    kind: schemas.Kind | None,
     limit: int,
     cursor: str | None,
-) -> models.NoticePage:
+) -> schemas.NoticePage:
     after = None if cursor is None else rules.decode_cursor(cursor)
     limit = max(1, min(limit, PAGE_MAX))
     with tenant_tx(conn, agency_id):
         rows = store.page(conn, agency_id, kind=kind, after=after, limit=limit + 1)
-    page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = rules.encode_cursor(page[-1].delivered_at, page[-1].id)
-    return models.NoticePage(items=[_summary(r) for r in page], next_cursor=next_cursor)
+    page, next_cursor = split_page(rows, limit, "notices", _position)
+    return schemas.NoticePage(
+        items=[schemas.NoticeSummary.model_validate(r) for r in page], next_cursor=next_cursor
+    )
 
 
-def get(conn: Connection, agency_id: uuid.UUID, notice_id: uuid.UUID) -> models.Notice:
+def get(conn: Connection, agency_id: uuid.UUID, notice_id: uuid.UUID) -> schemas.Notice:
     with tenant_tx(conn, agency_id):
         row = store.get(conn, agency_id, notice_id)
         if row is None:
             raise NotFoundError("notice not found")
         updates = store.updates(conn, agency_id, notice_id, rules.MAX_UPDATES)
-    return models.Notice.model_validate(
-        {
-            **_summary(row).model_dump(),
-            "known_facts": row.known_facts,
-            "data_categories": row.data_categories,
-            "mitigation": row.mitigation,
-            "contact": row.contact,
-            "confirmed_at": row.confirmed_at,
-            "urgent_reason": row.urgent_reason,
-            "updates": [{"at": u.at, "text": u.text} for u in updates],
-        }
-    )
+    return schemas.Notice.model_validate({**asdict(row), "updates": updates})
 
 
 def mark_read(
     conn: Connection, agency_id: uuid.UUID, actor: str, notice_id: uuid.UUID
-) -> models.NoticeSummary:
+) -> schemas.NoticeSummary:
     """Mark a delivered notice read for the agency. The first read of each version of it (new
     updates make it unread again) is audited: an acknowledgement the agency can point to."""
     with tenant_tx(conn, agency_id):
@@ -193,4 +184,4 @@ def mark_read(
             audit.record(conn, agency_id, actor, "notice.read", str(notice_id))
         row = store.get(conn, agency_id, notice_id)
     assert row is not None
-    return _summary(row)
+    return schemas.NoticeSummary.model_validate(row)

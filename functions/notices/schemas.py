@@ -1,4 +1,4 @@
-"""Response models of /api/notices."""
+"""Response models of /api/notices (the summary and the notice are read from store rows)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from shared.kit.schemas import FromRow
+
 Kind = Literal["incident", "subprocessor_change"]
 Status = Literal["open", "resolved", "scheduled"]
 
 
-class NoticeSummary(BaseModel):
+class NoticeSummary(FromRow):
     id: uuid.UUID
     kind: Kind
     title: str
@@ -27,7 +29,7 @@ class NoticeSummary(BaseModel):
     unread: bool = Field(description="never read, or updated since it was last read")
 
 
-class NoticeUpdate(BaseModel):
+class NoticeUpdate(FromRow):
     at: datetime
     text: str
 

@@ -216,6 +216,8 @@ def nests_deeper_than(body: bytes, limit: int) -> bool:
 
     One pass, no recursion, strings skipped whole; text that is not JSON is left for the
     parser to refuse (an unterminated string ends the scan)."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False  # too few brackets to nest that deep (every real event): no scan
     depth = 0
     pos = 0
     while (token := _TOKEN.search(body, pos)) is not None:

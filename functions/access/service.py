@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime, timedelta
 
 from functions.access import schemas
@@ -61,7 +62,7 @@ def events_page(
         rows = events_read.page_events(conn, agency_id, f, after, limit + 1)
     page, next_cursor = split_page(rows, limit, "events", lambda r: (r.event_time, str(r.id)))
     return schemas.EventPage(
-        items=[schemas.AccessEvent.model_validate(r, from_attributes=True) for r in page],
+        items=[schemas.AccessEvent.model_validate(r) for r in page],
         next_cursor=next_cursor,
     )
 
@@ -80,7 +81,7 @@ def principals_page(
         rows = events_read.page_principals(conn, agency_id, f, after, limit + 1)
     page, next_cursor = split_page(rows, limit, "principals", lambda r: (r.last_seen, r.principal))
     return schemas.PrincipalPage(
-        items=[schemas.PrincipalSummary.model_validate(r, from_attributes=True) for r in page],
+        items=[schemas.PrincipalSummary.model_validate(r) for r in page],
         next_cursor=next_cursor,
     )
 
@@ -107,7 +108,7 @@ def new_principals_page(
         rows, limit, "new_principals", lambda r: (r.first_seen, r.principal)
     )
     return schemas.PrincipalPage(
-        items=[schemas.PrincipalSummary.model_validate(r, from_attributes=True) for r in page],
+        items=[schemas.PrincipalSummary.model_validate(r) for r in page],
         next_cursor=next_cursor,
     )
 
@@ -130,17 +131,8 @@ def vendor_page(
     for r in page:
         label = labels.get(r.aws_account_id)
         items.append(
-            schemas.VendorSession(
-                account_id=r.account_id,
-                aws_account_id=r.aws_account_id,
-                alias=label.name if label else None,
-                session_name=r.session_name,
-                principal_arn=r.principal_arn,
-                first_event=r.first_event,
-                last_event=r.last_event,
-                event_count=r.event_count,
-                event_names=r.event_names,
-                source_ips=r.source_ips,
+            schemas.VendorSession.model_validate(
+                {**asdict(r), "alias": label.name if label else None}
             )
         )
     return schemas.VendorPage(items=items, next_cursor=next_cursor)

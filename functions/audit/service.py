@@ -52,6 +52,6 @@ def page(
         )
     items, next_cursor = split_page(rows, limit, "audit", lambda r: (r.at, str(r.id)))
     return schemas.AuditPage(
-        items=[schemas.AuditEntry.model_validate(r, from_attributes=True) for r in items],
+        items=[schemas.AuditEntry.model_validate(r) for r in items],
         next_cursor=next_cursor,
     )

@@ -35,10 +35,6 @@ def if_match_allows(header: str, version: int) -> bool:
     return "*" in tags or etag(version) in tags
 
 
-def _runbook(row: store.RunbookRow) -> schemas.Runbook:
-    return schemas.Runbook.model_validate(row, from_attributes=True)
-
-
 def _check_account(conn: Connection, agency_id: uuid.UUID, account_id: uuid.UUID | None) -> None:
     if account_id is not None and not accounts_read.aws_ids_of(conn, agency_id, [account_id]):
         raise NotFoundError(f"account not found: {account_id}")
@@ -60,7 +56,7 @@ def create(
             str(row.id),
             {"version": row.version, "body_chars": len(row.body)},
         )
-    return _runbook(row)
+    return schemas.Runbook.model_validate(row)
 
 
 def get(conn: Connection, agency_id: uuid.UUID, runbook_id: uuid.UUID) -> schemas.Runbook:
@@ -68,7 +64,7 @@ def get(conn: Connection, agency_id: uuid.UUID, runbook_id: uuid.UUID) -> schema
         row = store.get(conn, agency_id, runbook_id)
     if row is None:
         raise NotFoundError("runbook not found")
-    return _runbook(row)
+    return schemas.Runbook.model_validate(row)
 
 
 def list_page(
@@ -93,7 +89,7 @@ def list_page(
         rows = store.page(conn, agency_id, account_id=account_id, after=after, limit=limit + 1)
     page, next_cursor = split_page(rows, limit, "runbooks", lambda r: (r.updated_at, str(r.id)))
     return schemas.RunbookPage(
-        items=[schemas.RunbookListItem.model_validate(r, from_attributes=True) for r in page],
+        items=[schemas.RunbookListItem.model_validate(r) for r in page],
         next_cursor=next_cursor,
     )
 
@@ -141,7 +137,7 @@ def update(
         title = patch.title if patch.title is not None else current.title
         body = patch.body if patch.body is not None else current.body
         if (title, body, account_id) == (current.title, current.body, current.account_id):
-            return _runbook(current)  # nothing differs: no new version
+            return schemas.Runbook.model_validate(current)  # nothing differs: no new version
         store.save_version(conn, agency_id, current)
         row = store.update(
             conn,
@@ -161,7 +157,7 @@ def update(
             str(runbook_id),
             {"version": row.version, "fields": sorted(changed)},
         )
-    return _runbook(row)
+    return schemas.Runbook.model_validate(row)
 
 
 def delete(
@@ -208,7 +204,7 @@ def versions_page(
         rows = store.page_versions(conn, agency_id, runbook_id, before=before, limit=limit + 1)
     page, next_cursor = split_page(rows, limit, "versions", lambda r: (r.saved_at, str(r.version)))
     return schemas.RunbookVersionPage(
-        items=[schemas.RunbookVersionItem.model_validate(r, from_attributes=True) for r in page],
+        items=[schemas.RunbookVersionItem.model_validate(r) for r in page],
         next_cursor=next_cursor,
     )
 
@@ -220,4 +216,4 @@ def get_version(
         row = store.get_version(conn, agency_id, runbook_id, version)
     if row is None:
         raise NotFoundError("runbook version not found")
-    return schemas.RunbookVersion.model_validate(row, from_attributes=True)
+    return schemas.RunbookVersion.model_validate(row)

@@ -1,6 +1,6 @@
 """Vercel function: access governance (events, principals, new principals, vendor ledger)."""
 
-from functions.reads.routes import access_router
+from functions.access.routes import access_router
 from shared.web import create_app
 
 routers = (access_router,)

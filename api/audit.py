@@ -1,6 +1,6 @@
 """Vercel function: the agency's audit log (admins)."""
 
-from functions.reads.routes import audit_router
+from functions.audit.routes import audit_router
 from shared.web import create_app
 
 routers = (audit_router,)

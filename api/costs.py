@@ -1,6 +1,6 @@
 """Vercel function: costs per account, service or month (JSON, or CSV on Accept: text/csv)."""
 
-from functions.reads.routes import costs_router
+from functions.costs.routes import costs_router
 from shared.web import create_app
 
 routers = (costs_router,)

@@ -1,6 +1,6 @@
 """Vercel function: markdown runbooks, versioned, with conditional edits."""
 
-from functions.reads.routes import runbooks_router
+from functions.runbooks.routes import runbooks_router
 from shared.web import create_app
 
 routers = (runbooks_router,)

@@ -38,7 +38,8 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from devstack import pg
-from functions.reads.routes import access_router, costs_router
+from functions.access.routes import access_router
+from functions.costs.routes import costs_router
 from shared import auth, db
 from shared.kit.months import add_months, month_of
 from shared.settings import Settings, use_settings

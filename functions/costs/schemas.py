@@ -1,10 +1,18 @@
-"""Models of /api/costs: amounts are decimal strings."""
+"""The query vocabulary and the response models of /api/costs: amounts are decimal strings."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Literal, TypeAlias
 
 from pydantic import BaseModel, Field
+
+from shared.store import costs_read
+
+# How a report groups (the store's vocabulary: it maps each to a column), and which Cost
+# Explorer metric it sums.
+GroupBy: TypeAlias = costs_read.GroupBy
+Metric = Literal["UnblendedCost", "AmortizedCost", "NetUnblendedCost"]
 
 
 class Change(BaseModel):

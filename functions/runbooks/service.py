@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 
-from functions.reads.models import runbooks as models
+from functions.runbooks import schemas
 from shared.db import Connection, tenant_tx
 from shared.errors import (
     ConflictError,
@@ -35,18 +35,14 @@ def if_match_allows(header: str, version: int) -> bool:
     return "*" in tags or etag(version) in tags
 
 
-def _runbook(row: store.RunbookRow) -> models.Runbook:
-    return models.Runbook.model_validate(row, from_attributes=True)
-
-
 def _check_account(conn: Connection, agency_id: uuid.UUID, account_id: uuid.UUID | None) -> None:
     if account_id is not None and not accounts_read.aws_ids_of(conn, agency_id, [account_id]):
         raise NotFoundError(f"account not found: {account_id}")
 
 
 def create(
-    conn: Connection, agency_id: uuid.UUID, actor: str, body: models.RunbookCreate
-) -> models.Runbook:
+    conn: Connection, agency_id: uuid.UUID, actor: str, body: schemas.RunbookCreate
+) -> schemas.Runbook:
     with tenant_tx(conn, agency_id):
         _check_account(conn, agency_id, body.account_id)
         row = store.insert(
@@ -60,15 +56,15 @@ def create(
             str(row.id),
             {"version": row.version, "body_chars": len(row.body)},
         )
-    return _runbook(row)
+    return schemas.Runbook.model_validate(row)
 
 
-def get(conn: Connection, agency_id: uuid.UUID, runbook_id: uuid.UUID) -> models.Runbook:
+def get(conn: Connection, agency_id: uuid.UUID, runbook_id: uuid.UUID) -> schemas.Runbook:
     with tenant_tx(conn, agency_id):
         row = store.get(conn, agency_id, runbook_id)
     if row is None:
         raise NotFoundError("runbook not found")
-    return _runbook(row)
+    return schemas.Runbook.model_validate(row)
 
 
 def list_page(
@@ -78,7 +74,7 @@ def list_page(
     account_id: uuid.UUID | None,
     limit: int,
     cursor: str | None,
-) -> models.RunbookPage:
+) -> schemas.RunbookPage:
     after = None
     if cursor is not None:
         at, key = decode_cursor("runbooks", cursor)
@@ -92,8 +88,8 @@ def list_page(
         _check_account(conn, agency_id, account_id)
         rows = store.page(conn, agency_id, account_id=account_id, after=after, limit=limit + 1)
     page, next_cursor = split_page(rows, limit, "runbooks", lambda r: (r.updated_at, str(r.id)))
-    return models.RunbookPage(
-        items=[models.RunbookListItem.model_validate(r, from_attributes=True) for r in page],
+    return schemas.RunbookPage(
+        items=[schemas.RunbookListItem.model_validate(r) for r in page],
         next_cursor=next_cursor,
     )
 
@@ -103,10 +99,10 @@ def update(
     agency_id: uuid.UUID,
     actor: str,
     runbook_id: uuid.UUID,
-    patch: models.RunbookPatch,
+    patch: schemas.RunbookPatch,
     *,
     if_match: str | None,
-) -> models.Runbook:
+) -> schemas.Runbook:
     changed = patch.model_fields_set - {"version"}
     with tenant_tx(conn, agency_id):
         current = store.get(conn, agency_id, runbook_id, lock=True)
@@ -141,7 +137,7 @@ def update(
         title = patch.title if patch.title is not None else current.title
         body = patch.body if patch.body is not None else current.body
         if (title, body, account_id) == (current.title, current.body, current.account_id):
-            return _runbook(current)  # nothing differs: no new version
+            return schemas.Runbook.model_validate(current)  # nothing differs: no new version
         store.save_version(conn, agency_id, current)
         row = store.update(
             conn,
@@ -161,7 +157,7 @@ def update(
             str(runbook_id),
             {"version": row.version, "fields": sorted(changed)},
         )
-    return _runbook(row)
+    return schemas.Runbook.model_validate(row)
 
 
 def delete(
@@ -193,7 +189,7 @@ def versions_page(
     *,
     limit: int,
     cursor: str | None,
-) -> models.RunbookVersionPage:
+) -> schemas.RunbookVersionPage:
     before = None
     if cursor is not None:
         _, key = decode_cursor("versions", cursor)
@@ -207,17 +203,17 @@ def versions_page(
             raise NotFoundError("runbook not found")
         rows = store.page_versions(conn, agency_id, runbook_id, before=before, limit=limit + 1)
     page, next_cursor = split_page(rows, limit, "versions", lambda r: (r.saved_at, str(r.version)))
-    return models.RunbookVersionPage(
-        items=[models.RunbookVersionItem.model_validate(r, from_attributes=True) for r in page],
+    return schemas.RunbookVersionPage(
+        items=[schemas.RunbookVersionItem.model_validate(r) for r in page],
         next_cursor=next_cursor,
     )
 
 
 def get_version(
     conn: Connection, agency_id: uuid.UUID, runbook_id: uuid.UUID, version: int
-) -> models.RunbookVersion:
+) -> schemas.RunbookVersion:
     with tenant_tx(conn, agency_id):
         row = store.get_version(conn, agency_id, runbook_id, version)
     if row is None:
         raise NotFoundError("runbook version not found")
-    return models.RunbookVersion.model_validate(row, from_attributes=True)
+    return schemas.RunbookVersion.model_validate(row)

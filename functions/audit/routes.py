@@ -6,8 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from functions.reads import audit
-from functions.reads.models import audit as models
+from functions.audit import schemas
+from functions.audit import service as audit
 from shared.kit.http import Cursor, Limit, Since, Until, documented, json_response
 from shared.kit.pages import DEFAULT_LIMIT, clamp_limit
 from shared.web import AdminDep, Conn
@@ -15,7 +15,7 @@ from shared.web import AdminDep, Conn
 audit_router = APIRouter(tags=["audit"])
 
 
-@audit_router.get("/api/audit", response_model=None, responses=documented(models.AuditPage, 403))
+@audit_router.get("/api/audit", response_model=None, responses=documented(schemas.AuditPage, 403))
 def list_audit(
     *,
     caller: AdminDep,

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime, timedelta
 
-from functions.reads.models import access as models
+from functions.access import schemas
 from shared.db import Connection, tenant_tx
 from shared.errors import NotFoundError, UnprocessableError
 from shared.kit.pages import CursorKind, decode_cursor, split_page
@@ -54,14 +55,14 @@ def events_page(
     *,
     limit: int,
     cursor: str | None,
-) -> models.EventPage:
+) -> schemas.EventPage:
     after = _after_int("events", cursor)
     with tenant_tx(conn, agency_id):
         _check_accounts(conn, agency_id, f.account_ids)
         rows = events_read.page_events(conn, agency_id, f, after, limit + 1)
     page, next_cursor = split_page(rows, limit, "events", lambda r: (r.event_time, str(r.id)))
-    return models.EventPage(
-        items=[models.AccessEvent.model_validate(r, from_attributes=True) for r in page],
+    return schemas.EventPage(
+        items=[schemas.AccessEvent.model_validate(r) for r in page],
         next_cursor=next_cursor,
     )
 
@@ -73,14 +74,14 @@ def principals_page(
     *,
     limit: int,
     cursor: str | None,
-) -> models.PrincipalPage:
+) -> schemas.PrincipalPage:
     after = _after_text("principals", cursor)
     with tenant_tx(conn, agency_id):
         _check_accounts(conn, agency_id, f.account_ids)
         rows = events_read.page_principals(conn, agency_id, f, after, limit + 1)
     page, next_cursor = split_page(rows, limit, "principals", lambda r: (r.last_seen, r.principal))
-    return models.PrincipalPage(
-        items=[models.PrincipalSummary.model_validate(r, from_attributes=True) for r in page],
+    return schemas.PrincipalPage(
+        items=[schemas.PrincipalSummary.model_validate(r) for r in page],
         next_cursor=next_cursor,
     )
 
@@ -94,7 +95,7 @@ def new_principals_page(
     now: datetime,
     limit: int,
     cursor: str | None,
-) -> models.PrincipalPage:
+) -> schemas.PrincipalPage:
     """Principals first seen within the last `days` days (of what retention keeps)."""
     after = _after_text("new_principals", cursor)
     cutoff = now - timedelta(days=days)
@@ -106,8 +107,8 @@ def new_principals_page(
     page, next_cursor = split_page(
         rows, limit, "new_principals", lambda r: (r.first_seen, r.principal)
     )
-    return models.PrincipalPage(
-        items=[models.PrincipalSummary.model_validate(r, from_attributes=True) for r in page],
+    return schemas.PrincipalPage(
+        items=[schemas.PrincipalSummary.model_validate(r) for r in page],
         next_cursor=next_cursor,
     )
 
@@ -119,7 +120,7 @@ def vendor_page(
     *,
     limit: int,
     cursor: str | None,
-) -> models.VendorPage:
+) -> schemas.VendorPage:
     after = _after_text("vendor", cursor)
     with tenant_tx(conn, agency_id):
         _check_accounts(conn, agency_id, f.account_ids)
@@ -130,17 +131,8 @@ def vendor_page(
     for r in page:
         label = labels.get(r.aws_account_id)
         items.append(
-            models.VendorSession(
-                account_id=r.account_id,
-                aws_account_id=r.aws_account_id,
-                alias=label.name if label else None,
-                session_name=r.session_name,
-                principal_arn=r.principal_arn,
-                first_event=r.first_event,
-                last_event=r.last_event,
-                event_count=r.event_count,
-                event_names=r.event_names,
-                source_ips=r.source_ips,
+            schemas.VendorSession.model_validate(
+                {**asdict(r), "alias": label.name if label else None}
             )
         )
-    return models.VendorPage(items=items, next_cursor=next_cursor)
+    return schemas.VendorPage(items=items, next_cursor=next_cursor)

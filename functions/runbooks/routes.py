@@ -7,8 +7,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, Path, Query, Response
 
-from functions.reads import runbooks
-from functions.reads.models import runbooks as models
+from functions.runbooks import schemas
+from functions.runbooks import service as runbooks
 from shared.kit.http import Cursor, Limit, errors
 from shared.kit.pages import DEFAULT_LIMIT, clamp_limit
 from shared.web import CallerDep, Conn
@@ -32,7 +32,7 @@ def list_runbooks(
     account_id: Annotated[uuid.UUID | None, Query(description="only this account's")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-) -> models.RunbookPage:
+) -> schemas.RunbookPage:
     """Runbooks (without their bodies), most recently updated first."""
     return runbooks.list_page(
         conn, caller.agency_id, account_id=account_id, limit=clamp_limit(limit), cursor=cursor
@@ -45,8 +45,8 @@ def list_runbooks(
     responses={201: {"headers": _ETAG_HEADER}, **errors(404, 413)},
 )
 def create_runbook(
-    body: models.RunbookCreate, caller: CallerDep, conn: Conn, response: Response
-) -> models.Runbook:
+    body: schemas.RunbookCreate, caller: CallerDep, conn: Conn, response: Response
+) -> schemas.Runbook:
     """Create a markdown runbook (body up to 65536 characters), optionally attached to one of
     the agency's accounts."""
     created = runbooks.create(conn, caller.agency_id, caller.actor, body)
@@ -60,7 +60,7 @@ def create_runbook(
 )
 def get_runbook(
     runbook_id: RunbookId, caller: CallerDep, conn: Conn, response: Response
-) -> models.Runbook:
+) -> schemas.Runbook:
     found = runbooks.get(conn, caller.agency_id, runbook_id)
     response.headers["ETag"] = runbooks.etag(found.version)
     return found
@@ -73,12 +73,12 @@ def get_runbook(
 def update_runbook(
     *,
     runbook_id: RunbookId,
-    body: models.RunbookPatch,
+    body: schemas.RunbookPatch,
     caller: CallerDep,
     conn: Conn,
     response: Response,
     if_match: IfMatch = None,
-) -> models.Runbook:
+) -> schemas.Runbook:
     """Change title, body and/or account (null detaches). Conditional: send If-Match with the
     ETag you read, or the `version` you edited; the previous version is kept."""
     updated = runbooks.update(
@@ -105,7 +105,7 @@ def list_runbook_versions(
     conn: Conn,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
-) -> models.RunbookVersionPage:
+) -> schemas.RunbookVersionPage:
     """Previous versions, newest first."""
     return runbooks.versions_page(
         conn, caller.agency_id, runbook_id, limit=clamp_limit(limit), cursor=cursor
@@ -118,5 +118,5 @@ def get_runbook_version(
     version: Annotated[int, Path(ge=1, le=2**31 - 1)],
     caller: CallerDep,
     conn: Conn,
-) -> models.RunbookVersion:
+) -> schemas.RunbookVersion:
     return runbooks.get_version(conn, caller.agency_id, runbook_id, version)

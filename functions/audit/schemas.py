@@ -1,4 +1,4 @@
-"""Models of /api/audit."""
+"""Models of /api/audit: entries are built from the store's rows (`FromRow`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from shared.kit.schemas import FromRow
 
-class AuditEntry(BaseModel):
+
+class AuditEntry(FromRow):
     id: int
     at: datetime
     actor: str

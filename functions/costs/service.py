@@ -1,30 +1,27 @@
 """Cost reports: account x service x month sums, grouped one way, with totals and
-month-over-month change; as JSON or CSV.
+month-over-month change.
 
-`make_query` validates (pure), `report` reads (one tenant transaction), `shape` and `to_csv`
-are pure. Sums are `Decimal` end to end and leave as decimal strings.
+`make_query` validates (pure), `report` reads (one tenant transaction), `shape` is pure; the
+CSV form of a report is `render.to_csv` (pure). Sums are `Decimal` end to end and leave as
+decimal strings.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
 
-from functions.reads.models import costs as models
+from functions.costs import schemas
+from functions.costs.schemas import GroupBy, Metric
 from shared.db import Connection, tenant_tx
 from shared.errors import NotFoundError, UnprocessableError
 from shared.kit.months import MAX_MONTHS, add_months, month_of, month_span, month_text, parse_month
 from shared.kit.params import dec_str, percent_change
 from shared.store import accounts_read, costs_read
 
-GroupBy = Literal["account", "service", "month"]
-Metric = Literal["UnblendedCost", "AmortizedCost", "NetUnblendedCost"]
 DEFAULT_MONTHS = 6
 
 
@@ -75,7 +72,7 @@ def make_query(
     )
 
 
-def report(conn: Connection, agency_id: uuid.UUID, q: CostQuery) -> models.CostReport:
+def report(conn: Connection, agency_id: uuid.UUID, q: CostQuery) -> schemas.CostReport:
     with tenant_tx(conn, agency_id):
         usage: list[str] | None = list(q.aws_account_ids) if q.aws_account_ids else None
         if q.account_ids:
@@ -107,7 +104,7 @@ def shape(
     cells: Sequence[costs_read.CostCell],
     q: CostQuery,
     labels: dict[str, accounts_read.AccountLabel],
-) -> models.CostReport:
+) -> schemas.CostReport:
     """The report from summed cells (pure)."""
     months = month_span(q.first, q.last)
     series: Series = {}
@@ -118,7 +115,7 @@ def shape(
         groups = [g for cur in currencies for g in _month_groups(_merged(series, cur), cur, months)]
     else:
         groups = _ranked_groups(series, months, labels if q.group_by == "account" else {})
-    return models.CostReport(
+    return schemas.CostReport(
         metric=q.metric,
         group_by=q.group_by,
         first_month=month_text(q.first),
@@ -144,7 +141,7 @@ def _merged(series: Series, currency: str) -> dict[date, tuple[Decimal, bool]]:
 
 def _month_groups(
     by_month: dict[date, tuple[Decimal, bool]], currency: str, months: list[date]
-) -> list[models.CostGroup]:
+) -> list[schemas.CostGroup]:
     groups = []
     for i, m in enumerate(months):
         amount, estimated = by_month.get(m, _ZERO)
@@ -152,7 +149,7 @@ def _month_groups(
         if i > 0:
             change = _change(months[i - 1], by_month.get(months[i - 1], _ZERO)[0], m, amount)
         groups.append(
-            models.CostGroup(
+            schemas.CostGroup(
                 key=month_text(m),
                 label=None,
                 account_id=None,
@@ -170,7 +167,7 @@ def _month_groups(
 
 def _ranked_groups(
     series: Series, months: list[date], labels: dict[str, accounts_read.AccountLabel]
-) -> list[models.CostGroup]:
+) -> list[schemas.CostGroup]:
     """Account or service groups, largest total first, each with a dense (zero-filled) series
     and the change from the range's second-to-last month to its last."""
     ranked = sorted(
@@ -189,7 +186,7 @@ def _ranked_groups(
             prev_m, last_m = months[-2], months[-1]
             change = _change(prev_m, s.get(prev_m, _ZERO)[0], last_m, s.get(last_m, _ZERO)[0])
         groups.append(
-            models.CostGroup(
+            schemas.CostGroup(
                 key=key,
                 label=label.name if label else None,
                 account_id=label.account_id if label else None,
@@ -207,7 +204,7 @@ def _ranked_groups(
 
 def _totals(
     by_month: dict[date, tuple[Decimal, bool]], currency: str, months: list[date]
-) -> models.CostTotals:
+) -> schemas.CostTotals:
     entries = []
     for i, m in enumerate(months):
         amount, estimated = by_month.get(m, _ZERO)
@@ -217,7 +214,7 @@ def _totals(
             change_amount = dec_str(amount - prev)
             change_percent = percent_change(prev, amount)
         entries.append(
-            models.TotalMonth(
+            schemas.TotalMonth(
                 month=month_text(m),
                 amount=dec_str(amount),
                 estimated=estimated,
@@ -225,7 +222,7 @@ def _totals(
                 change_percent=change_percent,
             )
         )
-    return models.CostTotals(
+    return schemas.CostTotals(
         currency=currency,
         total=dec_str(sum((v[0] for v in by_month.values()), Decimal(0))),
         estimated=any(v[1] for v in by_month.values()),
@@ -233,41 +230,10 @@ def _totals(
     )
 
 
-def _change(prev_m: date, prev: Decimal, month: date, amount: Decimal) -> models.Change:
-    return models.Change(
+def _change(prev_m: date, prev: Decimal, month: date, amount: Decimal) -> schemas.Change:
+    return schemas.Change(
         month=month_text(month),
         previous_month=month_text(prev_m),
         amount=dec_str(amount - prev),
         percent=percent_change(prev, amount),
     )
-
-
-CSV_COLUMNS = ("group_by", "key", "label", "month", "currency", "amount", "estimated")
-
-
-def _cell(text: str | None) -> str:
-    """Spreadsheet formula injection: a text cell starting with = + - @ (or a tab/CR) is
-    prefixed with an apostrophe so that it stays text (OWASP CSV injection)."""
-    value = text or ""
-    return "'" + value if value[:1] in {"=", "+", "-", "@", "\t", "\r"} else value
-
-
-def to_csv(report: models.CostReport) -> str:
-    """One line per group and month (pure)."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for g in report.groups:
-        for month, amount, estimated in zip(g.months, g.amounts, g.amounts_estimated, strict=True):
-            writer.writerow(
-                [
-                    report.group_by,
-                    _cell(g.key),
-                    _cell(g.label),
-                    month,
-                    g.currency,
-                    amount,
-                    "true" if estimated else "false",
-                ]
-            )
-    return out.getvalue()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from functions.reads.models import audit as models
+from functions.audit import schemas
 from shared.db import Connection, tenant_tx
 from shared.errors import UnprocessableError
 from shared.kit.pages import decode_cursor, split_page
@@ -22,7 +22,7 @@ def page(
     until: datetime | None,
     limit: int,
     cursor: str | None,
-) -> models.AuditPage:
+) -> schemas.AuditPage:
     """`action` is an exact action ('runbook.deleted') or a prefix ending in '*' ('runbook.*')."""
     check_window(since, until)
     exact = prefix = None
@@ -51,7 +51,7 @@ def page(
             limit=limit + 1,
         )
     items, next_cursor = split_page(rows, limit, "audit", lambda r: (r.at, str(r.id)))
-    return models.AuditPage(
-        items=[models.AuditEntry.model_validate(r, from_attributes=True) for r in items],
+    return schemas.AuditPage(
+        items=[schemas.AuditEntry.model_validate(r) for r in items],
         next_cursor=next_cursor,
     )

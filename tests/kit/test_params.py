@@ -1,47 +1,13 @@
-"""The read API's pure helpers: cursors, page sizes, months, decimals, negotiation, text."""
+"""shared.kit.params: decimals, percent changes, content negotiation, text, UTC datetimes."""
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 
-from shared.errors import UnprocessableError
-from shared.kit.months import add_months, month_span, parse_month
-from shared.kit.pages import MAX_LIMIT, clamp_limit, decode_cursor, encode_cursor
 from shared.kit.params import as_utc, check_text, dec_str, negotiate, percent_change
-
-
-def test_a_cursor_round_trips_its_position_to_the_microsecond() -> None:
-    at = datetime(2025, 3, 4, 5, 6, 7, 891011, tzinfo=UTC)
-    token = encode_cursor("events", at, "12345")
-    assert decode_cursor("events", token) == (at, "12345")
-    assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-@pytest.mark.parametrize(
-    "token",
-    [
-        "",
-        "not base64 at all!",
-        "bm90IGpzb24",  # "not json"
-        encode_cursor("audit", datetime(2025, 1, 1, tzinfo=UTC), "1"),  # another endpoint's
-        "WyJldmVudHMiLCAxLjUsICIxIl0",  # ["events", 1.5, "1"]: not an integer position
-        "WyJldmVudHMiLCA5OTk5OTk5OTk5OTk5OTk5OTk5OTk5LCAiMSJd",  # out of range
-        "WyJldmVudHMiLCB0cnVlLCAiMSJd",  # [.., true, ..]
-    ],
-)
-def test_a_cursor_that_this_endpoint_did_not_produce_is_a_422(token: str) -> None:
-    with pytest.raises(UnprocessableError):
-        decode_cursor("events", token)
-
-
-@pytest.mark.parametrize(
-    ("asked", "used"), [(1, 1), (100, 100), (500, 500), (501, 500), (10**9, 500)]
-)
-def test_page_sizes_are_clamped(asked: int, used: int) -> None:
-    assert clamp_limit(asked) == used <= MAX_LIMIT
 
 
 @pytest.mark.parametrize(
@@ -90,21 +56,6 @@ def test_content_negotiation_picks_json_unless_csv_is_asked_for(
     accept: str | None, chosen: str | None
 ) -> None:
     assert negotiate(accept) == chosen
-
-
-def test_months_are_parsed_spanned_and_shifted() -> None:
-    assert parse_month("2025-02") == date(2025, 2, 1)
-    assert add_months(date(2025, 1, 1), -1) == date(2024, 12, 1)
-    assert add_months(date(2024, 11, 1), 14) == date(2026, 1, 1)
-    assert month_span(date(2024, 11, 1), date(2025, 2, 1)) == [
-        date(2024, 11, 1),
-        date(2024, 12, 1),
-        date(2025, 1, 1),
-        date(2025, 2, 1),
-    ]
-    for bad in ("2025-13", "2025-1", "25-01", "2025-00", "1800-01"):
-        with pytest.raises(UnprocessableError):
-            parse_month(bad)
 
 
 def test_text_with_nul_or_a_lone_surrogate_is_refused() -> None:

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 
-from functions.reads import access
-from functions.reads.models import access as models
+from functions.access import schemas
+from functions.access import service as access
 from shared.kit.http import (
     PRINTABLE,
     AccountIds,
@@ -54,7 +54,7 @@ access_router = APIRouter(tags=["access"])
 
 
 @access_router.get(
-    "/api/access/events", response_model=None, responses=documented(models.EventPage, 404)
+    "/api/access/events", response_model=None, responses=documented(schemas.EventPage, 404)
 )
 def list_events(
     *,
@@ -85,7 +85,7 @@ def list_events(
 
 
 @access_router.get(
-    "/api/access/principals", response_model=None, responses=documented(models.PrincipalPage, 404)
+    "/api/access/principals", response_model=None, responses=documented(schemas.PrincipalPage, 404)
 )
 def list_principals(
     *,
@@ -108,7 +108,7 @@ def list_principals(
 @access_router.get(
     "/api/access/new-principals",
     response_model=None,
-    responses=documented(models.PrincipalPage, 404),
+    responses=documented(schemas.PrincipalPage, 404),
 )
 def list_new_principals(
     *,
@@ -136,7 +136,7 @@ def list_new_principals(
 
 
 @access_router.get(
-    "/api/access/vendor", response_model=None, responses=documented(models.VendorPage, 404)
+    "/api/access/vendor", response_model=None, responses=documented(schemas.VendorPage, 404)
 )
 def list_vendor_sessions(
     *,

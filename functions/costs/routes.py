@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from pydantic import Field
 
-from functions.reads import costs
-from functions.reads.models import costs as models
+from functions.costs import render, schemas
+from functions.costs import service as costs
 from shared.errors import AppError
 from shared.kit.http import PRINTABLE, AccountIds, errors, json_response
 from shared.kit.months import MONTH_PATTERN
@@ -31,7 +31,7 @@ costs_router = APIRouter(tags=["costs"])
 
 _CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {
-        "model": models.CostReport,
+        "model": schemas.CostReport,
         "description": "the report; as CSV (one line per group and month) on Accept: text/csv",
         "content": {"text/csv": {"schema": {"type": "string"}}},
     }
@@ -62,8 +62,8 @@ def get_costs(
         str | None,
         Query(alias="to", pattern=MONTH_PATTERN, description="YYYY-MM (default: this month)"),
     ] = None,
-    group_by: Literal["account", "service", "month"] = "service",
-    metric: Literal["UnblendedCost", "AmortizedCost", "NetUnblendedCost"] = "UnblendedCost",
+    group_by: schemas.GroupBy = "service",
+    metric: schemas.Metric = "UnblendedCost",
     accept: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> Response:
     """Costs per account, service or month over a month range, with totals, month-over-month
@@ -85,7 +85,7 @@ def get_costs(
     if representation == "csv":
         name = f"costs-{report.group_by}-{report.first_month}-{report.last_month}.csv"
         return Response(
-            costs.to_csv(report),
+            render.to_csv(report),
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="{name}"'},
         )

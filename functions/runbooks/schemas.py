@@ -1,4 +1,5 @@
-"""Models of /api/runbooks: bodies refuse unknown fields (shared.web.Body)."""
+"""Models of /api/runbooks: request bodies refuse unknown fields (shared.web.Body); responses
+are built from the store's rows (`FromRow`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field
 
 from shared.kit.params import SafeText
+from shared.kit.schemas import FromRow
 from shared.web import Body
 
 RUNBOOK_BODY_MAX_CHARS = 65536
@@ -42,7 +44,7 @@ class RunbookPatch(Body):
     )
 
 
-class Runbook(BaseModel):
+class Runbook(FromRow):
     id: uuid.UUID
     account_id: uuid.UUID | None
     title: str
@@ -52,7 +54,7 @@ class Runbook(BaseModel):
     updated_at: datetime
 
 
-class RunbookListItem(BaseModel):
+class RunbookListItem(FromRow):
     id: uuid.UUID
     account_id: uuid.UUID | None
     title: str
@@ -67,7 +69,7 @@ class RunbookPage(BaseModel):
     next_cursor: str | None
 
 
-class RunbookVersionItem(BaseModel):
+class RunbookVersionItem(FromRow):
     version: int
     account_id: uuid.UUID | None
     title: str
@@ -80,7 +82,7 @@ class RunbookVersionPage(BaseModel):
     next_cursor: str | None
 
 
-class RunbookVersion(BaseModel):
+class RunbookVersion(FromRow):
     version: int
     account_id: uuid.UUID | None
     title: str

@@ -1,4 +1,4 @@
-"""Models of /api/access/*."""
+"""Models of /api/access/*: items are built from the store's rows (`FromRow`)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from shared.kit.schemas import FromRow
 
-class AccessEvent(BaseModel):
+
+class AccessEvent(FromRow):
     id: int
     account_id: uuid.UUID
     aws_account_id: str
@@ -27,7 +29,7 @@ class EventPage(BaseModel):
     next_cursor: str | None
 
 
-class PrincipalSummary(BaseModel):
+class PrincipalSummary(FromRow):
     principal: str = Field(description="the principal ARN, or its name when CloudTrail has none")
     principal_arn: str | None
     principal_name: str | None
@@ -43,7 +45,7 @@ class PrincipalPage(BaseModel):
     next_cursor: str | None
 
 
-class VendorSession(BaseModel):
+class VendorSession(FromRow):  # a session row, and its account's alias (not in the row)
     account_id: uuid.UUID
     aws_account_id: str
     alias: str | None

@@ -11,15 +11,19 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from functions.access.routes import access_router
+from functions.audit.routes import audit_router
+from functions.costs.routes import costs_router
 from functions.reads import routes
+from functions.runbooks.routes import runbooks_router
 from tests.support.factories import AgencyFixture, make_api_key
 
 ROUTERS = [
     routes.accounts_router,
-    routes.costs_router,
-    routes.access_router,
-    routes.runbooks_router,
-    routes.audit_router,
+    costs_router,
+    access_router,
+    runbooks_router,
+    audit_router,
     routes.data_router,
 ]
 ADMIN_ONLY = {("GET", "/api/audit"), ("GET", "/api/agency/export"), ("DELETE", "/api/agency")}

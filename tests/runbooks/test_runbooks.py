@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from functions.reads.models.runbooks import RUNBOOK_BODY_MAX_CHARS
+from functions.runbooks.schemas import RUNBOOK_BODY_MAX_CHARS
 from shared.web import MAX_BODY_BYTES
 from tests.support import seed
 from tests.support.factories import AgencyFixture, make_account, make_api_key

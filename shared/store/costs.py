@@ -25,13 +25,12 @@ from typing import TYPE_CHECKING, Literal, get_args
 if TYPE_CHECKING:
     from shared.db import Connection
 
-# The cost vocabularies, declared once: the metrics the sync pulls and stores (every one of
-# them, in one request), and the dimensions a report groups by. Routes, services and stores
-# take these types.
+# The cost vocabularies, declared once for the sync, the reports and their stores: the metrics
+# the sync pulls and stores (every one of them, in one request), and the dimensions a cost
+# report groups by.
 Metric = Literal["UnblendedCost", "AmortizedCost", "NetUnblendedCost"]
 METRICS: tuple[Metric, ...] = get_args(Metric)
 GroupBy = Literal["account", "service", "month"]
-GROUP_BYS: tuple[GroupBy, ...] = get_args(GroupBy)
 
 
 @dataclass(frozen=True)

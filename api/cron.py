@@ -1,6 +1,6 @@
 """Vercel function: the sync dispatcher (Vercel Cron, GET /api/cron/dispatch)."""
 
-from functions.sync_costs.routes import cron_router
+from functions.jobs.routes import cron_router
 from shared.web import create_app
 
 routers = (cron_router,)

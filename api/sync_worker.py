@@ -1,7 +1,7 @@
 """Vercel function: the sync worker, push consumer of the sync queue topic (private: Vercel
 Queues invokes it through its `experimentalTriggers` in vercel.json; no public route)."""
 
-from functions.sync_costs.routes import worker_router
+from functions.jobs.routes import worker_router
 from shared.web import create_app
 
 routers = (worker_router,)

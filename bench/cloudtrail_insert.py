@@ -6,7 +6,7 @@ Target (design.md): redaction + insert at least half the speed of a raw COPY.
 
 - "redaction + insert" is the sync's write path with AWS taken out: LookupEvents pages are
   redacted (`redact`: parse CloudTrailEvent, keep the allowlist) into batches of
-  `sync.BATCH_ROWS` rows, each committed with `insert_events` (COPY into a temporary table, then
+  `reader.BATCH_ROWS` rows, each committed with `insert_events` (COPY into a temporary table, then
   one INSERT ... SELECT of the events not stored yet) in its own tenant transaction as the app
   role, under row-level security, with the commit flush deferred as the sync does. Measured
   one step after the other: in the sync, redaction runs in the region threads between AWS calls
@@ -38,8 +38,8 @@ from typing import Any
 import psycopg
 
 from bench._cloudtrail import connect, database, lookup_items, make_account, make_agency
+from functions.sync_cloudtrail.reader import BATCH_ROWS, PAGE_SIZE
 from functions.sync_cloudtrail.redact import redact
-from functions.sync_cloudtrail.sync import BATCH_ROWS, PAGE_SIZE
 from shared.db import tenant_tx
 from shared.store import access_events as store
 
@@ -125,7 +125,7 @@ def main(count: int) -> None:
 
         def write(batch: Sequence[Any], method: Insert = temp_copy) -> None:
             with tenant_tx(app, agency_id):
-                store.defer_commit_flush(app)  # as sync.run's batch transactions do
+                store.defer_commit_flush(app)  # as reader.run's batch transactions do
                 method(app, agency_id, account_id, batch)
 
         def sync_path() -> None:

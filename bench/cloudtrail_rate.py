@@ -4,7 +4,7 @@
 
 Target (design.md): while a backlog exists, 1.8-2.0 requests/s per account per region, and
 never more than 2 in any second. The simulated AWS answers every LookupEvents call after 300 ms
-(`sim.latency`), and holds a backlog of events in two regions of one account; `sync.run` reads
+(`sim.latency`), and holds a backlog of events in two regions of one account; `reader.run` reads
 it for a fixed time budget with the process-wide pacer, exactly as the worker does. Every
 request's start is recorded on the client side (a hook on our `Client`).
 
@@ -29,9 +29,9 @@ from typing import Any
 from bench._cloudtrail import connect, database, make_account, make_agency
 from devstack.simaws import SimulatedAws
 from devstack.trailgen import make_events
-from functions.sync_cloudtrail import sync
-from functions.sync_cloudtrail.pacing import shared_pacer
+from functions.sync_cloudtrail import reader
 from shared import aws
+from shared.pacing import shared_pacer
 from shared.policy import ROLE_POLICY, trust_policy
 from shared.settings import Settings
 
@@ -133,22 +133,22 @@ def main() -> None:
             starts: dict[str, list[float]],
             budget: float,
             url: str,
-        ) -> sync.Outcome:
+        ) -> reader.Outcome:
             agency_id, account_id, assume = link
+            options = reader.ReadOptions(
+                agency_id=agency_id,
+                account_id=account_id,
+                aws_account_id=CLIENT_ACCOUNT,
+                clients=_Recording(assume(), starts),  # type: ignore[arg-type]
+                regions=REGIONS,
+                fence=lambda c: None,
+                pacer=shared_pacer(),
+                time_budget_s=budget,
+                reserve_s=0.0,
+                backfill_days=1,
+            )
             with connect(url) as own:
-                return sync.run(
-                    own,
-                    agency_id=agency_id,
-                    account_id=account_id,
-                    aws_account_id=CLIENT_ACCOUNT,
-                    clients=_Recording(assume(), starts),  # type: ignore[arg-type]
-                    regions=REGIONS,
-                    fence=lambda c: None,
-                    pacer=shared_pacer(),
-                    time_budget_s=budget,
-                    reserve_s=0.0,
-                    backfill_days=1,
-                )
+                return reader.run(own, options)
 
         first: dict[str, list[float]] = defaultdict(list)
         outcome = sync_one(links[0], first, PHASE_BUDGET_S[0], db.app_url)

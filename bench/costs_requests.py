@@ -7,7 +7,7 @@ wasted: the sync's requests must equal the pages of one GetCostAndUsage call. Me
 standalone account and for a 20-member organization (management account linked, and its members
 linked on their own too), at the first sync (14 months) and at a daily sync (the current month).
 
-Everything runs for real except AWS: the sync (`functions.sync_costs.queue.process`, i.e. claim,
+Everything runs for real except AWS: the sync (`functions.jobs.worker.process`, i.e. claim,
 assume-role, paging, write, run record) on an embedded Postgres, against the simulated AWS.
 "Pages" is measured independently: the same request walked page by page with a plain client.
 The simulator answers `ce_page_size` groups (service x account x month) per page (50 here);
@@ -31,8 +31,8 @@ import psycopg
 
 from devstack import pg
 from devstack.simaws import SimulatedAws
-from functions.sync_costs import queue, registry
-from functions.sync_costs.dispatch import JobMessage
+from functions.jobs import worker
+from functions.jobs.schemas import JobMessage
 from shared import aws
 from shared.db import tenant_tx
 from shared.policy import ROLE_POLICY, trust_policy
@@ -154,7 +154,7 @@ def sync(conn: psycopg.Connection[Any], linked: Linked, now: datetime) -> dict[s
         ).fetchone()
     assert job_row is not None
     message = JobMessage(job_row[0], linked.agency_id, "costs", now)
-    queue.process(conn, message, 1, clock=lambda: now)
+    worker.process(conn, message, 1, clock=lambda: now)
     with tenant_tx(conn, linked.agency_id):
         cur = conn.execute(
             "SELECT status, ce_requests, ce_cost_usd, coalesce(cardinality(months), 0)"
@@ -187,7 +187,6 @@ def pages_of_one_call(sim: SimulatedAws, settings: Settings, linked: Linked) -> 
 
 
 def main(services: int) -> None:
-    registry.HANDLERS = {"costs": registry.HANDLERS["costs"]}  # this benchmark's kind only
     rows: list[tuple[str, str, int, int, int, str]] = []
     with environment() as (sim, conn, settings):
         page_size = sim.ce_page_size

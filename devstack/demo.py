@@ -37,8 +37,9 @@ from pydantic import Field
 from devstack import pg, trailgen
 from devstack.server import all_routers
 from devstack.simaws import OUR_ACCOUNT_ID, SimulatedAws
+from functions.jobs import worker
 from functions.onboard import templates
-from functions.sync_costs.queue import LocalQueue, use_publisher
+from shared.queue import use_publisher
 from shared.settings import Settings, use_settings
 from shared.web import Body, create_app
 
@@ -298,7 +299,7 @@ def main() -> int:
         os.environ.update(env)
         use_settings(Settings())
         log("starting the embedded queue")
-        queue = stack.enter_context(LocalQueue())
+        queue = stack.enter_context(worker.local_queue())
         use_publisher(queue)
         stack.callback(use_publisher, None)
         routers = [*all_routers(), demo_router(sim)]

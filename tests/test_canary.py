@@ -30,9 +30,10 @@ from devstack import trailgen
 from devstack.polar_replay import encode, sample_event, signed_headers
 from devstack.server import all_routers
 from devstack.simaws import OUR_ACCOUNT_ID, SimulatedAws
+from functions.jobs import worker
 from functions.onboard import templates
-from functions.sync_costs.queue import LocalQueue, use_publisher
 from shared import logs, observability
+from shared.queue import LocalQueue, use_publisher
 from shared.settings import Settings, use_settings
 from shared.web import create_app
 from tests.support.database import TestDatabase
@@ -165,7 +166,7 @@ def test_no_secret_survives_a_full_flow(
     observability.stop()
     observability.start(Settings(flow_env), transport=transport)
     try:
-        with LocalQueue() as queue:
+        with worker.local_queue() as queue:
             use_publisher(queue)
             try:
                 secrets_in_play = run_flow(flow_env, sim, queue)

@@ -4,7 +4,7 @@
 
 A machine endpoint behind the cron bearer (`shared.cron`): 401 and no work without it. The
 hourly CloudTrail syncs are published by the shared dispatcher (GET /api/cron/dispatch, hourly,
-functions/sync_costs): each job carries its own next run, so one hourly dispatch serves both
+functions/jobs): each job carries its own next run, so one hourly dispatch serves both
 the daily cost jobs and the hourly CloudTrail jobs.
 
 Cold start: the route does not load botocore.
@@ -12,14 +12,12 @@ Cold start: the route does not load botocore.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from fastapi import APIRouter
-from pydantic import BaseModel
 
 from functions.sync_cloudtrail import retention
+from functions.sync_cloudtrail.schemas import PurgeOut
 from shared.cron import CronDep
-from shared.web import Conn
+from shared.web import Conn, Now
 
 CRON_RESPONSES: dict[int | str, dict[str, str]] = {
     401: {"description": "missing or wrong cron bearer"},
@@ -27,18 +25,7 @@ CRON_RESPONSES: dict[int | str, dict[str, str]] = {
 }
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
 purge_router = APIRouter(tags=["cron"])
-
-
-class PurgeOut(BaseModel):
-    deleted: int
-    agencies: int
-    batches: int
-    more: bool
 
 
 @purge_router.get(
@@ -46,8 +33,8 @@ class PurgeOut(BaseModel):
     responses=CRON_RESPONSES,
     summary="Delete access events older than each agency's retention (Vercel Cron, daily)",
 )
-def purge_expired(_: CronDep, conn: Conn) -> PurgeOut:
-    outcome = retention.purge(conn, now=_now())
+def purge_expired(_: CronDep, conn: Conn, now: Now) -> PurgeOut:
+    outcome = retention.purge(conn, now=now)
     return PurgeOut(
         deleted=outcome.total,
         agencies=len(outcome.deleted),

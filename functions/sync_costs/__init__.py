@@ -1,3 +1,1 @@
-"""Cost sync and the sync fan-out: one account's Cost Explorer sync (`sync`, pure parts in
-`transform`), the cron dispatcher (`dispatch`), the Vercel Queues producer and push consumer
-(`queue`), the registry of job kinds the worker runs (`registry`), and their routes."""
+"""The cost sync: the 'costs' job handler (service.py) and its pure parts (transform.py)."""

@@ -1,7 +1,7 @@
 """CloudTrail access events, the per-(account, region) read cursors, and the retention purge.
 
 Every function takes a connection already inside a transaction and never commits; the caller
-commits rows and cursor together (functions/sync_cloudtrail/sync.py). Event and cursor
+commits rows and cursor together (functions/sync_cloudtrail/reader.py). Event and cursor
 functions run inside `tenant_tx` (row-level security: that agency only); `purge_expired` goes
 through the SECURITY DEFINER function `cao.purge_expired_events`, the one cross-tenant path.
 

@@ -20,12 +20,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 if TYPE_CHECKING:
     from shared.db import Connection
 
-METRICS: tuple[str, ...] = ("UnblendedCost", "AmortizedCost", "NetUnblendedCost")
+# The cost vocabularies, declared once for the sync, the reports and their stores: the metrics
+# the sync pulls and stores (every one of them, in one request), and the dimensions a cost
+# report groups by.
+Metric = Literal["UnblendedCost", "AmortizedCost", "NetUnblendedCost"]
+METRICS: tuple[Metric, ...] = get_args(Metric)
+GroupBy = Literal["account", "service", "month"]
 
 
 @dataclass(frozen=True)

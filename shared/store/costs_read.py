@@ -13,16 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Literal
 
 from psycopg import sql
 from psycopg.rows import class_row
 
 from shared.db import Connection
+from shared.store.costs import GroupBy, Metric
 
-GroupBy = Literal["account", "service", "month"]
-
-_KEYS: dict[str, sql.Composable] = {
+_KEYS: dict[GroupBy, sql.Composable] = {
     "account": sql.SQL("usage_account_id"),
     "service": sql.SQL("service"),
     "month": sql.SQL("to_char(month, 'YYYY-MM')"),
@@ -42,7 +40,7 @@ def aggregate(
     conn: Connection,
     agency_id: uuid.UUID,
     *,
-    metric: str,
+    metric: Metric,
     first: date,
     last: date,
     group_by: GroupBy,

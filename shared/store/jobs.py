@@ -1,7 +1,7 @@
 """The sync job model: jobs, leases, runs, and the sync status of accounts.
 
 One row of `cao.sync_jobs` per (account, kind): 'costs' (functions/sync_costs), 'cloudtrail'
-(functions/sync_cloudtrail), 'verify'. Its life:
+(functions/sync_cloudtrail), 'verify'; dispatched, consumed and run by functions/jobs. Its life:
 
     idle/failed --dispatch_due--> queued --claim--> running --complete--> idle (next_run_at later)
                                                             --fail------> idle or failed
@@ -39,10 +39,11 @@ from psycopg.rows import class_row
 from shared.db import Connection
 from shared.errors import LeaseLostError
 
-# The kinds a linked account gets a job for. 'verify' (the periodic trust probe) is created by
-# whoever runs it.
+# The job kind vocabulary. JOB_KINDS: the kinds a linked account gets a job for, which the
+# dispatcher publishes and the worker runs (functions/jobs/registry.py has a handler for each).
+# 'verify' (the periodic trust probe) is created and run by whoever runs it.
 JOB_KINDS: tuple[str, ...] = ("costs", "cloudtrail")
-ALL_KINDS: frozenset[str] = frozenset({"costs", "cloudtrail", "verify"})
+ALL_KINDS: frozenset[str] = frozenset({*JOB_KINDS, "verify"})
 
 CE_REQUEST_USD = Decimal("0.01")  # what AWS charges the client per GetCostAndUsage request
 MAX_ERROR_CLASS = 64

@@ -12,8 +12,8 @@ import psycopg
 import pytest
 
 from devstack.simaws import SimulatedAws
-from functions.sync_cloudtrail.pacing import Pacer
 from shared import aws
+from shared.pacing import Pacer
 from shared.policy import ROLE_POLICY, trust_policy
 from shared.settings import Settings
 from tests.conftest import CAO_ACCOUNT_ID

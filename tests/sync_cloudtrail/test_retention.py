@@ -12,9 +12,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from devstack.server import create_local_app
+from functions.jobs.schemas import JobMessage
 from functions.sync_cloudtrail import retention
-from functions.sync_costs import queue
-from functions.sync_costs.dispatch import JobMessage
+from shared import queue
 from shared.db import tenant_tx
 from shared.settings import Settings
 from shared.store import jobs

@@ -1,4 +1,4 @@
-"""The CloudTrail sync against the simulated AWS and a real Postgres.
+"""The CloudTrail reader (LookupEvents engine) against the simulated AWS and a real Postgres.
 
 Time runs on a fake clock (`clock`): pacing sleeps advance it instead of waiting, and the time
 budget is measured on it. The simulator answers LookupEvents for the assumed account.
@@ -19,10 +19,10 @@ import pytest
 
 from devstack.simaws import SimulatedAws
 from devstack.trailgen import make_events
-from functions.sync_cloudtrail import sync
-from functions.sync_cloudtrail.pacing import Pacer, TokenBucket
+from functions.sync_cloudtrail import reader
 from shared import aws
 from shared.errors import LeaseLostError
+from shared.pacing import Pacer, TokenBucket
 from shared.store import access_events
 from tests.sync_cloudtrail.conftest import Linked
 from tests.sync_cloudtrail.helpers import NOW, FakeClock, tables_containing
@@ -46,13 +46,12 @@ def do_sync(
     clients: aws.ClientFactory | None = None,
     reassume: Callable[[], aws.ClientFactory] | None = None,
     **kwargs: Any,
-) -> sync.Outcome:
+) -> reader.Outcome:
     kwargs.setdefault("time_budget_s", 10_000.0)
     kwargs.setdefault("reserve_s", 0.0)
     kwargs.setdefault("backfill_days", 2)
     kwargs.setdefault("window_size", timedelta(hours=12))
-    return sync.run(
-        conn,
+    options = reader.ReadOptions(
         agency_id=linked.agency.id,
         account_id=linked.account_id,
         aws_account_id=linked.aws_account_id,
@@ -64,6 +63,7 @@ def do_sync(
         reassume=reassume or linked.assume,
         **kwargs,
     )
+    return reader.run(conn, options)
 
 
 def stored(owner: psycopg.Connection[Any], account_id: uuid.UUID) -> dict[str, tuple[Any, ...]]:
@@ -195,7 +195,7 @@ def test_a_backlog_is_worked_off_over_several_runs(
     pacer: Pacer,
 ) -> None:
     events = seed(fresh_sim, linked, "us-east-1", NOW - 14 * DAY, NOW, 2500, 6)
-    runs: list[sync.Outcome] = []
+    runs: list[reader.Outcome] = []
     while not runs or runs[-1].backlog_remaining:
         runs.append(do_sync(app_conn, linked, clock, pacer, backfill_days=None, time_budget_s=8.0))
         assert len(runs) < 40

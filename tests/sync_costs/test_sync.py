@@ -14,7 +14,7 @@ from functions.sync_costs import transform
 from shared.db import tenant_tx
 from shared.store import costs, jobs
 from tests.support.factories import AgencyFixture
-from tests.sync_costs.helpers import (
+from tests.support.jobs import (
     START,
     Clock,
     account,

@@ -13,5 +13,5 @@ Cold start: this module loads no botocore. Handlers that call AWS import `linkin
 `shared.aws` inside the handler, so the read views served beside these routes stay light.
 
 A new link's sync jobs are created and published right after the link commits
-(`functions.sync_costs.dispatch.enqueue_first_sync`, which never fails the link).
+(`functions.jobs.service.enqueue_first_sync`, which never fails the link).
 """

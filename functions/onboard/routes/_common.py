@@ -30,9 +30,9 @@ def _first_sync(
 ) -> None:
     """A new link's sync jobs, created and published now (never fails the link: when the queue
     cannot be reached, the jobs stay due and the next dispatcher run takes them)."""
-    from functions.sync_costs import dispatch  # noqa: PLC0415 - the queue only after a link
+    from functions.jobs.service import enqueue_first_sync  # noqa: PLC0415 - queue after a link
 
-    dispatch.enqueue_first_sync(conn, agency_id, account_id, headers=request.headers)
+    enqueue_first_sync(conn, agency_id, account_id, headers=request.headers)
 
 
 def _ours() -> ClientFactory:

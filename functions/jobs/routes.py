@@ -1,4 +1,4 @@
-"""HTTP routes of the sync. Served by:
+"""HTTP routes of the job system. Served by:
 
     api/cron.py         cron_router     GET /api/cron/dispatch (Vercel Cron, bearer CRON_SECRET)
     api/accounts.py     sync_router     POST /api/accounts/{account_id}/sync ("sync now")
@@ -6,37 +6,25 @@
                                         private: the function has a queue trigger)
 
 Cold start: `sync_router` is served beside the read views of api/accounts.py, so this module
-loads neither the queue SDK nor botocore; handlers import them when they need them.
+loads neither the queue SDK nor botocore (nor the registry of job handlers, which loads
+botocore); handlers import them when they need them.
 """
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import BaseModel
 
-from functions.sync_costs import dispatch as dispatching
-from functions.sync_costs import registry
+from functions.jobs import service
+from functions.jobs.schemas import DispatchOut, SyncNowOut
 from shared.cron import CronDep
-from shared.errors import BadRequestError
-from shared.web import ERRORS, CallerDep, Conn
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
-
+from shared.web import ERRORS, CallerDep, Conn, Now
 
 # ---- cron -----------------------------------------------------------------------------------
 
 cron_router = APIRouter(tags=["cron"])
-
-
-class DispatchOut(BaseModel):
-    published: dict[str, int]
-    failed: int
 
 
 @cron_router.get(
@@ -51,29 +39,20 @@ def dispatch_due(
     _: CronDep,
     conn: Conn,
     request: Request,
+    now: Now,
     kind: Annotated[
         str | None,
         Query(max_length=32, description="only this job kind (default: every kind)"),
     ] = None,
 ) -> DispatchOut:
-    kinds = registry.kinds()
-    if kind is not None:
-        if kind not in kinds:
-            raise BadRequestError(f"kind must be one of: {', '.join(kinds)}")
-        kinds = (kind,)
-    publisher = dispatching.publisher_for(request.headers)
-    report = dispatching.dispatch(conn, publisher, _now(), kinds)
+    kinds = service.dispatch_kinds(kind)
+    report = service.dispatch(conn, service.publisher_for(request.headers), now, kinds)
     return DispatchOut(published=report.published, failed=report.failed)
 
 
 # ---- sync now -------------------------------------------------------------------------------
 
 sync_router = APIRouter(tags=["accounts"])
-
-
-class SyncNowOut(BaseModel):
-    queued: list[str]
-    in_progress: list[str]
 
 
 @sync_router.post(
@@ -88,10 +67,10 @@ class SyncNowOut(BaseModel):
     },
     summary="Sync this account now (costs and any other registered job kind)",
 )
-def sync_now(account_id: uuid.UUID, caller: CallerDep, conn: Conn, request: Request) -> SyncNowOut:
-    result = dispatching.request_sync(
-        conn, caller.agency_id, account_id, _now(), headers=request.headers
-    )
+def sync_now(
+    account_id: uuid.UUID, caller: CallerDep, conn: Conn, request: Request, now: Now
+) -> SyncNowOut:
+    result = service.request_sync(conn, caller.agency_id, account_id, now, headers=request.headers)
     return SyncNowOut(queued=result.queued, in_progress=result.in_progress)
 
 
@@ -103,7 +82,7 @@ worker_router = APIRouter()
 @worker_router.post("/api/sync_worker", include_in_schema=False, status_code=204)
 async def deliver(request: Request) -> Response:
     """One Vercel Queues push delivery: the SDK runs our subscriber and settles the message."""
-    from functions.sync_costs import queue  # noqa: PLC0415 - registers the subscriber; worker only
+    from functions.jobs import worker  # noqa: PLC0415 - registers the subscriber; worker only
 
-    await queue.accept_push(await request.body(), request.headers)
+    await worker.accept_push(await request.body(), request.headers)
     return Response(status_code=204)

@@ -1,5 +1,6 @@
-"""The sync's HTTP surface: the cron dispatcher (bearer only), "sync now" (own accounts only,
-rate-limited), and the deployment config that routes and triggers them."""
+"""The job system's HTTP surface (functions/jobs/routes.py): the cron dispatcher (bearer
+only), "sync now" (own accounts only, rate-limited), and the deployment config that routes and
+triggers them."""
 
 from __future__ import annotations
 
@@ -15,14 +16,14 @@ from fastapi.testclient import TestClient
 
 from api import sync_worker
 from devstack.server import create_local_app
-from functions.sync_costs import dispatch as dispatching
-from functions.sync_costs import queue
-from functions.sync_costs.dispatch import JobMessage
+from functions.jobs import service, worker
+from functions.jobs.schemas import JobMessage
+from shared import queue
 from shared.db import tenant_tx
 from shared.settings import Settings, use_settings
 from tests.support.database import TestDatabase
 from tests.support.factories import AgencyFixture
-from tests.sync_costs.helpers import job, link
+from tests.support.jobs import job, link
 from tests.test_vercel import resolve, served_by  # Vercel's routing, as the lead's test reads it
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -160,13 +161,12 @@ def test_sync_now_is_rate_limited_per_account_with_retry_after(
     linked = link(None, app_conn, agency)
     path = f"/api/accounts/{linked.account_id}/sync"
     codes = [
-        http.post(path, headers=agency.headers).status_code
-        for _ in range(dispatching.SYNC_NOW_LIMIT)
+        http.post(path, headers=agency.headers).status_code for _ in range(service.SYNC_NOW_LIMIT)
     ]
-    assert codes == [202] * dispatching.SYNC_NOW_LIMIT
+    assert codes == [202] * service.SYNC_NOW_LIMIT
     refused = http.post(path, headers=agency.headers)
     assert refused.status_code == 429
-    assert 0 < int(refused.headers["Retry-After"]) <= dispatching.SYNC_NOW_WINDOW_S
+    assert 0 < int(refused.headers["Retry-After"]) <= service.SYNC_NOW_WINDOW_S
     other = link(None, app_conn, agency)  # the limit is per account
     assert (
         http.post(f"/api/accounts/{other.account_id}/sync", headers=agency.headers).status_code
@@ -211,16 +211,16 @@ def test_the_dispatcher_runs_hourly_for_hourly_cloudtrail_and_daily_cost_jobs() 
 
 
 def test_the_worker_is_the_topics_push_consumer_with_the_consumers_retry_settings() -> None:
-    worker = VERCEL["functions"]["api/sync_worker.py"]
-    (trigger,) = worker["experimentalTriggers"]
+    function = VERCEL["functions"]["api/sync_worker.py"]
+    (trigger,) = function["experimentalTriggers"]
     assert trigger == {
         "type": "queue/v2beta",
         "topic": queue.TOPIC,
-        "retryAfterSeconds": queue.RETRY_AFTER_S,
-        "maxDeliveries": queue.MAX_DELIVERIES,
+        "retryAfterSeconds": worker.RETRY_AFTER_S,
+        "maxDeliveries": worker.MAX_DELIVERIES,
     }
     # A live worker never outlives its job lease: Vercel stops it at maxDuration first.
-    assert worker["maxDuration"] < queue.LEASE_SECONDS
+    assert function["maxDuration"] < worker.LEASE_SECONDS
     assert served_by(sync_worker.app, "POST", "/api/sync_worker")
 
 

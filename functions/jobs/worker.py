@@ -1,14 +1,15 @@
-"""Vercel Queues: the sync topic, its publishers, and the push consumer that runs the jobs.
+"""The queue consumer: runs each delivered job through its handler and settles it.
 
 On Vercel, `api/sync_worker.py` is the topic's push consumer (its `experimentalTriggers` in
 vercel.json: retry delay RETRY_AFTER_S, at most MAX_DELIVERIES deliveries). Each delivery goes
 through the SDK's `accept_and_handle` to `on_sync_message`, registered below with
 `@subscribe` for the consumer group Vercel derives from that function's path. Locally and in
-tests, `LocalQueue` runs the SDK's embedded queue service, which delivers the same messages to
-the same subscriber.
+tests, `local_queue()` runs the SDK's embedded queue service (shared/queue.py), which delivers
+the same messages to the same subscriber.
 
 The consumer (`consume`, in a worker thread: it does blocking I/O) claims the job's lease,
-opens a run record and runs the job's kind through `registry.handler_for`. Then:
+opens a run record and runs the job's kind through `registry.handler_for` with a
+`JobContext`. Then:
 - the handler returned (success, or a failure it classified and recorded): acknowledge;
 - LeaseLostError (another delivery took over an expired lease): the run is marked superseded,
   nothing else is written; acknowledge;
@@ -24,195 +25,41 @@ from __future__ import annotations
 
 import functools
 import math
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
-from anyio.from_thread import BlockingPortal, start_blocking_portal
-from vercel.queue import Message, QueueClient, RetryAfter, sanitize_name, subscribe
+from vercel.queue import Message, RetryAfter, subscribe
 
-from functions.sync_costs import registry
-from functions.sync_costs.dispatch import JobMessage, Publisher
+from functions.jobs import registry
+from functions.jobs.schemas import JobContext, JobMessage
 from shared import db, observability
 from shared.db import Connection, system_tx, tenant_tx
 from shared.errors import LeaseLostError
+from shared.kit.clock import Clock, utc_now
 from shared.logs import get_logger
+from shared.pacing import Pacer, shared_pacer
+from shared.queue import CONSUMER_GROUP, TOPIC, LocalQueue
 from shared.settings import get_settings
 from shared.store import jobs
 
 if TYPE_CHECKING:
-    from vercel.queue._internal.embedded import EmbeddedQueueService
-
     from shared.aws import ClientFactory
 
-TOPIC = "cao-sync-jobs"
-# Vercel names a function's consumer group after its entry point (sanitised by the SDK).
-CONSUMER_GROUP = "api/sync_worker.py"
 RETRY_AFTER_S = 60
 MAX_DELIVERIES = 5
 # Longer than the worker's maxDuration (300 s): a live worker never outlives its lease.
 LEASE_SECONDS = 360
 BUSY_RETRY_MAX_S = 900
 TERMINAL_RETRY = timedelta(hours=1)
-SEND_CONCURRENCY = 16
-RETENTION_S = 24 * 3600
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-# ---- publishing -------------------------------------------------------------------------------
-
-
-async def _send_all(
-    client: QueueClient, messages: Sequence[JobMessage], oidc_token: str | None = None
-) -> list[JobMessage]:
-    """Send every message (bounded concurrency); returns the ones that failed."""
-    failed: list[JobMessage] = []
-    limit = anyio.Semaphore(SEND_CONCURRENCY)
-
-    async def send(message: JobMessage) -> None:
-        async with limit:
-            try:
-                await client.send(
-                    TOPIC,
-                    message.payload(),
-                    idempotency_key=message.idempotency_key,
-                    retention=RETENTION_S,
-                )
-            except Exception as exc:  # noqa: BLE001 - reported per message; the job is requeued
-                get_logger().warning(
-                    "queue send failed",
-                    extra={"job_id": str(message.job_id), "error_class": type(exc).__name__},
-                )
-                failed.append(message)
-
-    if oidc_token:
-        from vercel.headers import HeadersContext  # noqa: PLC0415 - production only
-
-        # The SDK reads the function's OIDC token from the request headers' context.
-        context = HeadersContext({"x-vercel-oidc-token": oidc_token}).use()
-    else:
-        context = _nothing()
-    with context:
-        async with anyio.create_task_group() as group:
-            for message in messages:
-                group.start_soon(send, message)
-    return failed
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
-
-
-class VercelPublisher:
-    """Publishes to Vercel Queues from a Vercel function (OIDC auth, VERCEL_REGION)."""
-
-    def __init__(self, oidc_token: str | None = None) -> None:
-        self._oidc_token = oidc_token
-
-    def __repr__(self) -> str:
-        return "VercelPublisher()"
-
-    def publish(self, messages: Sequence[JobMessage]) -> list[JobMessage]:
-        if not messages:
-            return []
-        return anyio.run(_send_all, QueueClient(), list(messages), self._oidc_token)
-
-
-_local_lock = threading.Lock()
-_local: Publisher | None = None
-
-
-def use_publisher(publisher: Publisher | None) -> None:
-    """Install (or with None, remove) the process-wide publisher: the local stack and tests."""
-    global _local  # noqa: PLW0603 - one per process, set by the local stack only
-    with _local_lock:
-        _local = publisher
-
-
-def default_publisher(headers: Mapping[str, str] | None = None) -> Publisher:
-    """The installed local publisher, else Vercel Queues with the request's OIDC token."""
-    with _local_lock:
-        if _local is not None:
-            return _local
-    token = None
-    if headers is not None:
-        token = headers.get("x-vercel-oidc-token")
-    return VercelPublisher(token)
-
-
-class LocalQueue:
-    """The SDK's embedded queue service on a background event loop, usable from sync code.
-
-    Deliveries go to every registered subscriber (ours: `on_sync_message`) on that loop; the
-    consumer runs in worker threads, so deliveries run concurrently as on Vercel.
-    """
-
-    def __init__(self, *, manual_clock: bool = False) -> None:
-        self._manual_clock = manual_clock
-        self._stack = ExitStack()
-        self._portal: BlockingPortal | None = None
-        self.service: EmbeddedQueueService | None = None
-
-    def __enter__(self) -> LocalQueue:
-        from vercel.queue.embedded import embedded_queue_service  # noqa: PLC0415 - local only
-
-        portal = self._stack.enter_context(start_blocking_portal())
-        self.service = self._stack.enter_context(
-            portal.wrap_async_context_manager(
-                embedded_queue_service(manual_clock=self._manual_clock)
-            )
-        )
-        self._portal = portal
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stack.close()
-        self._portal = None
-        self.service = None
-
-    def publish(self, messages: Sequence[JobMessage]) -> list[JobMessage]:
-        if self._portal is None or self.service is None:
-            raise RuntimeError("the local queue is not running")
-        client = self.service.get_async_client()
-        return self._portal.call(_send_all, client, list(messages), None)
-
-    def shift(self, seconds: float) -> None:
-        """Advance the queue's clock (manual_clock only): retries and leases fall due."""
-        if self.service is None:
-            raise RuntimeError("the local queue is not running")
-        self.service.server.shift(seconds)
-
-    def pending(self) -> int:
-        """Messages of our topic not yet acknowledged by our consumer group."""
-        if self.service is None:
-            return 0
-        group = str(sanitize_name(CONSUMER_GROUP))
-        return sum(
-            1
-            for m in self.service.server.state.by_topic.get(TOPIC, [])
-            if m.duplicate_of is None and not m.acknowledged_for(group)
-        )
-
-    def deliveries(self) -> int:
-        """Deliveries made so far to our consumer group (all messages)."""
-        if self.service is None:
-            return 0
-        group = str(sanitize_name(CONSUMER_GROUP))
-        return sum(
-            m.delivery_count_by_consumer.get(group, 0)
-            for m in self.service.server.state.by_topic.get(TOPIC, [])
-        )
-
-
-# ---- consuming --------------------------------------------------------------------------------
+def local_queue(*, manual_clock: bool = False) -> LocalQueue:
+    """The SDK's embedded queue, delivering to this module's subscriber (the local stack and
+    tests; importing this module is what registers the subscriber)."""
+    return LocalQueue(manual_clock=manual_clock)
 
 
 def _our_clients() -> ClientFactory:
@@ -225,8 +72,9 @@ def consume(
     payload: Any,
     delivery_count: int,
     *,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Clock = utc_now,
     ours: Callable[[], ClientFactory] = _our_clients,
+    pacer: Callable[[], Pacer] = shared_pacer,
 ) -> float | None:
     """Handle one delivery: None to acknowledge it, or seconds after which to redeliver."""
     try:
@@ -236,7 +84,7 @@ def consume(
         get_logger().warning("unreadable sync message dropped")
         return None
     with db.connect(get_settings().database_url) as conn:
-        return process(conn, message, delivery_count, clock=clock, ours=ours)
+        return process(conn, message, delivery_count, clock=clock, ours=ours, pacer=pacer)
 
 
 def process(
@@ -244,8 +92,9 @@ def process(
     message: JobMessage,
     delivery_count: int,
     *,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Clock = utc_now,
     ours: Callable[[], ClientFactory] = _our_clients,
+    pacer: Callable[[], Pacer] = shared_pacer,
 ) -> float | None:
     """Claim, run and settle one job; see the module docstring."""
     now = clock()
@@ -260,7 +109,11 @@ def process(
     try:
         if handler is None:
             raise LookupError(f"no handler registered for job kind {lease.kind}")
-        handler(conn, lease, ours(), clock, run_id=run_id)
+        handler(
+            JobContext(
+                conn=conn, lease=lease, ours=ours(), clock=clock, run_id=run_id, pacer=pacer()
+            )
+        )
     except LeaseLostError:
         _settle(conn, lease, run_id, "superseded", None, clock(), last=False)
         get_logger().info("sync superseded by another delivery", extra=log_extra)

@@ -1,15 +1,15 @@
-"""One linked account's CloudTrail sync: LookupEvents per region -> redacted rows + cursors.
+"""The reader of the CloudTrail sync: LookupEvents per region -> redacted rows + cursors.
 
 `run` reads every region of the account (us-east-1 always: IAM, STS and console sign-in events
 are recorded only there) from its cursor up to now, in the windows `windows.plan` lays out, and
 stores the allowlisted fields of each event (`redact`).
 
-Concurrency: one thread per region reads AWS (paced per account and region by `pacing`), and
-the calling thread is the only one that touches the database connection: region threads hand
-it batches through a bounded queue, and it writes each batch in its own short transaction. So
-there is one connection (serverless: one per invocation), no transaction is ever open across
-an AWS call, and writes are serialised, which costs nothing here: a batch commits in
-milliseconds while a LookupEvents page takes hundreds of them.
+Concurrency: one thread per region reads AWS (paced per account and region by
+`shared.pacing`), and the calling thread is the only one that touches the database connection:
+region threads hand it batches through a bounded queue, and it writes each batch in its own
+short transaction. So there is one connection (serverless: one per invocation), no transaction
+is ever open across an AWS call, and writes are serialised, which costs nothing here: a batch
+commits in milliseconds while a LookupEvents page takes hundreds of them.
 
 Exactly once, per batch transaction: `fence(conn)` first (it raises if our job lease was lost,
 and the transaction rolls back), then the rows (events already stored are skipped, unique on
@@ -40,11 +40,10 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from functions.sync_cloudtrail import windows
-from functions.sync_cloudtrail.pacing import Pacer, shared_pacer
 from functions.sync_cloudtrail.redact import Row, redact
 from shared.db import Connection, tenant_tx
 from shared.errors import (
@@ -53,7 +52,9 @@ from shared.errors import (
     ExpiredCredentialsError,
     ThrottledError,
 )
+from shared.kit.clock import Clock, utc_now
 from shared.logs import get_logger
+from shared.pacing import Pacer
 from shared.store import access_events as store
 
 if TYPE_CHECKING:  # types only
@@ -86,10 +87,6 @@ def error_class(exc: AwsError) -> str:
     if isinstance(exc, ThrottledError):
         return THROTTLED
     return (exc.aws_code or exc.code)[:64]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass
@@ -305,76 +302,80 @@ def _regions(regions: Sequence[str]) -> list[str]:
     return ordered
 
 
-def run(
-    conn: Connection,
-    *,
-    agency_id: uuid.UUID,
-    account_id: uuid.UUID,
-    aws_account_id: str,
-    clients: ClientFactory,
-    regions: Sequence[str],
-    fence: Callable[[Connection], None],
-    clock: Callable[[], datetime] = utcnow,
-    pacer: Pacer | None = None,
-    time_budget_s: float = DEFAULT_TIME_BUDGET_S,
-    reassume: Callable[[], ClientFactory] | None = None,
-    backfill_days: int | None = None,
-    retention_days: int | None = None,
-    rng: random.Random | None = None,
-    window_size: timedelta = windows.WINDOW,
-    overlap: timedelta = windows.OVERLAP,
-    batch_rows: int = BATCH_ROWS,
-    reserve_s: float = RESERVE_S,
-    throttle_backoff_s: float = THROTTLE_BACKOFF_S,
-) -> Outcome:
-    """Sync one account's CloudTrail events; see the module docstring.
+@dataclass(frozen=True)
+class ReadOptions:
+    """One run's account, its AWS access, and how to read it (every `run` argument but conn).
 
-    `clients` are already assumed into the account. `fence` is called inside every writing
+    `clients` are already assumed into the account; `reassume` assumes the role again (at
+    most once per run, on an expired session). `fence` is called inside every writing
     transaction and raises when the lease is lost (the exception propagates; nothing of that
-    transaction is kept). `pacer` holds the clock and sleep of the pacing (default: the
+    transaction is kept). `pacer` holds the clock and sleep of the pacing (the worker's is the
     process-wide pacer on the real clock); the time budget is measured on the pacer's clock.
     """
-    pacer = pacer or shared_pacer()
-    names = _regions(regions)
-    now = windows.whole_seconds(clock())
-    deadline = pacer.clock() + time_budget_s - reserve_s
+
+    agency_id: uuid.UUID
+    account_id: uuid.UUID
+    aws_account_id: str
+    clients: ClientFactory
+    regions: Sequence[str]
+    fence: Callable[[Connection], None]
+    pacer: Pacer
+    clock: Clock = utc_now
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S
+    reassume: Callable[[], ClientFactory] | None = None
+    backfill_days: int | None = None
+    retention_days: int | None = None
+    rng: random.Random | None = None
+    window_size: timedelta = windows.WINDOW
+    overlap: timedelta = windows.OVERLAP
+    batch_rows: int = BATCH_ROWS
+    reserve_s: float = RESERVE_S
+    throttle_backoff_s: float = THROTTLE_BACKOFF_S
+
+
+def run(conn: Connection, options: ReadOptions) -> Outcome:
+    """Sync one account's CloudTrail events; see the module docstring and `ReadOptions`."""
+    o = options
+    names = _regions(o.regions)
+    now = windows.whole_seconds(o.clock())
+    deadline = o.pacer.clock() + o.time_budget_s - o.reserve_s
 
     # Plan each region from its cursor (a short read transaction, before any AWS call).
     readers: list[_RegionReader] = []
     shared = _Shared(
-        aws_account_id=aws_account_id,
-        source=_ClientSource(clients, reassume),
-        pacer=pacer,
+        aws_account_id=o.aws_account_id,
+        source=_ClientSource(o.clients, o.reassume),
+        pacer=o.pacer,
         deadline=deadline,
         batches=queue.Queue(maxsize=2 * len(names)),
         stop=threading.Event(),
-        batch_rows=max(1, min(batch_rows, store.MAX_BATCH_ROWS)),
-        rng=rng or random.Random(),  # noqa: S311 - jitter, not cryptography
-        throttle_backoff_s=throttle_backoff_s,
+        batch_rows=max(1, min(o.batch_rows, store.MAX_BATCH_ROWS)),
+        rng=o.rng or random.Random(),  # noqa: S311 - jitter, not cryptography
+        throttle_backoff_s=o.throttle_backoff_s,
     )
-    with tenant_tx(conn, agency_id):
-        cursors = store.get_cursors(conn, account_id)
+    with tenant_tx(conn, o.agency_id):
+        cursors = store.get_cursors(conn, o.account_id)
         for region in names:
             cursor = cursors.get(region)
             resume_before = None
             if cursor is not None and cursor.partial_end is not None:
                 resume_before = store.oldest_event_after(
-                    conn, account_id, region, cursor.position, cursor.partial_end
+                    conn, o.account_id, region, cursor.position, cursor.partial_end
                 )
             plan = windows.plan(
                 now,
                 cursor.position if cursor else None,
                 partial_end=cursor.partial_end if cursor else None,
                 resume_before=resume_before,
-                backfill_days=backfill_days,
-                retention_days=retention_days,
-                overlap=overlap,
-                size=window_size,
+                backfill_days=o.backfill_days,
+                retention_days=o.retention_days,
+                overlap=o.overlap,
+                size=o.window_size,
             )
             base = (
                 cursor.position
                 if cursor
-                else windows.first_position(now, backfill_days, retention_days)
+                else windows.first_position(now, o.backfill_days, o.retention_days)
             )
             readers.append(_RegionReader(shared, region, plan, base))
 
@@ -384,18 +385,18 @@ def run(
     }
 
     def write(batch: _Batch) -> None:
-        with tenant_tx(conn, agency_id):
-            fence(conn)
+        with tenant_tx(conn, o.agency_id):
+            o.fence(conn)
             store.defer_commit_flush(conn)  # safe: rows and cursor are lost together or not
-            new = store.insert_events(conn, agency_id, account_id, batch.rows)
+            new = store.insert_events(conn, o.agency_id, o.account_id, batch.rows)
             store.set_cursor(
                 conn,
-                agency_id,
-                account_id,
+                o.agency_id,
+                o.account_id,
                 batch.region,
                 position=batch.position,
                 partial_end=batch.partial_end,
-                now=clock(),
+                now=o.clock(),
             )
         written[batch.region] += new
         positions[batch.region] = batch.position

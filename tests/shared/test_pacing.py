@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from functions.sync_cloudtrail.pacing import Pacer, TokenBucket, shared_pacer
+from shared.pacing import Pacer, TokenBucket, shared_pacer
 from tests.sync_cloudtrail.helpers import FakeClock
 
 

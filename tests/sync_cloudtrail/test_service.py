@@ -11,12 +11,13 @@ import pytest
 
 from devstack.simaws import SimulatedAws
 from devstack.trailgen import make_events
-from functions.sync_cloudtrail import handler
-from functions.sync_cloudtrail.pacing import Pacer
-from functions.sync_costs import registry
+from functions.jobs import registry
+from functions.jobs.schemas import JobContext
+from functions.sync_cloudtrail import service
 from shared import aws
 from shared.db import system_tx, tenant_tx
 from shared.errors import LeaseLostError
+from shared.pacing import Pacer
 from shared.store import jobs
 from tests.sync_cloudtrail.conftest import Linked
 from tests.sync_cloudtrail.helpers import NOW, FakeClock
@@ -52,10 +53,11 @@ def work(
 ) -> uuid.UUID:
     with tenant_tx(conn, linked.agency.id):
         run_id = jobs.start_run(conn, lease, clock.now())
-    handler.run(
-        conn, lease, aws.our_clients(linked.settings), clock.now, run_id=run_id, pacer=pacer,
+    ours = aws.our_clients(linked.settings)
+    service.run(
+        JobContext(conn=conn, lease=lease, ours=ours, clock=clock.now, run_id=run_id, pacer=pacer),
         **kwargs,
-    )  # fmt: skip
+    )
     return run_id
 
 
@@ -68,7 +70,7 @@ def row(conn: psycopg.Connection[Any], sql: str, *args: Any) -> dict[str, Any]:
 
 
 def test_the_worker_runs_cloudtrail_jobs_through_this_handler() -> None:
-    assert registry.handler_for("cloudtrail") is handler.run
+    assert registry.handler_for("cloudtrail") is service.run
 
 
 def test_a_job_syncs_records_its_run_and_is_due_again_next_hour(
@@ -96,7 +98,7 @@ def test_a_job_syncs_records_its_run_and_is_due_again_next_hour(
     assert run["kind"] == "cloudtrail"
     job = row(owner_conn, "SELECT * FROM cao.sync_jobs WHERE id = %s", lease.job_id)
     assert job["state"] == "idle" and job["lease_token"] is None
-    assert job["next_run_at"] == handler.next_hourly_run(clock.now())
+    assert job["next_run_at"] == service.next_hourly_run(clock.now())
     # Our session as the client sees it in its own CloudTrail: prefixed, opaque.
     (assume,) = [c for c in fresh_sim.calls if c.operation == "AssumeRole"]
     assert assume.params["RoleSessionName"] == aws.session_name(linked.agency.id)
@@ -119,7 +121,7 @@ def test_a_run_that_stops_on_its_budget_is_partial_and_due_again_soon(
     run = row(owner_conn, "SELECT * FROM cao.sync_runs WHERE id = %s", run_id)
     assert run["status"] == "partial" and run["error_class"] is None
     job = row(owner_conn, "SELECT * FROM cao.sync_jobs WHERE id = %s", lease.job_id)
-    assert job["next_run_at"] <= clock.now() + handler.FOLLOW_UP_DELAY
+    assert job["next_run_at"] <= clock.now() + service.FOLLOW_UP_DELAY
 
 
 def test_a_worker_whose_lease_was_taken_over_writes_nothing(
@@ -168,5 +170,5 @@ def test_a_refused_assume_marks_the_account_and_retries_no_sooner_than_next_hour
     account = row(owner_conn, "SELECT * FROM cao.accounts WHERE id = %s", linked.account_id)
     assert account["status"] == "access_denied"
     job = row(owner_conn, "SELECT * FROM cao.sync_jobs WHERE id = %s", lease.job_id)
-    assert job["next_run_at"] == handler.next_hourly_run(clock.now())
+    assert job["next_run_at"] == service.next_hourly_run(clock.now())
     assert fresh_sim.count_calls("cloudtrail", "LookupEvents") == 0

@@ -1,22 +1,27 @@
-"""Helpers of the cost sync tests: linked accounts with their role, ledger edits, job runs."""
+"""Helpers and fixtures of the job and cost sync tests (tests/jobs, tests/sync_costs): linked
+accounts with their role, cost ledger edits, job runs through the worker; settings pointed at the
+simulated AWS and a frozen clock (a plugin: tests/conftest.py lists it in `pytest_plugins`)."""
 
 from __future__ import annotations
 
 import secrets
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
+import pytest
 
 from devstack.simaws import SimulatedAws
-from functions.sync_costs import queue
-from functions.sync_costs.dispatch import JobMessage
+from functions.jobs import worker
+from functions.jobs.schemas import JobMessage
 from shared.db import tenant_tx
 from shared.policy import ROLE_POLICY, trust_policy
+from shared.settings import Settings, use_settings
 from shared.store import jobs
 from tests.conftest import CAO_ACCOUNT_ID
 from tests.support.factories import AgencyFixture, make_account
@@ -41,6 +46,20 @@ class Clock:
         with self._lock:
             self._now += timedelta(**delta)
             return self._now
+
+
+@pytest.fixture
+def aws_settings(aws_env: dict[str, str]) -> Iterator[Settings]:
+    """Process-wide settings with our cao-service key in an emptied simulator."""
+    s = Settings(aws_env)
+    use_settings(s)
+    yield s
+    use_settings(None)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(START)
 
 
 def aws_id() -> str:
@@ -131,7 +150,7 @@ def run_costs(
     conn: psycopg.Connection[Any], linked: Linked, clock: Clock, delivery: int = 1
 ) -> float | None:
     """One delivery of the account's costs job, through the consumer, on the frozen clock."""
-    return queue.process(conn, message(conn, linked, clock()), delivery, clock=clock)
+    return worker.process(conn, message(conn, linked, clock()), delivery, clock=clock)
 
 
 def job(conn: psycopg.Connection[Any], linked: Linked, kind: str = "costs") -> dict[str, Any]:

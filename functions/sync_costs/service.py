@@ -1,6 +1,8 @@
-"""One linked account's Cost Explorer sync: the 'costs' job handler.
+"""One linked account's Cost Explorer sync: the 'costs' job handler (functions/jobs/registry.py).
 
-`run` is called by the queue consumer with the job's lease and a run record already open:
+`run` is called by the queue consumer (functions/jobs/worker.py) with a `JobContext`: the
+job's lease, a run record already open, our AWS clients and the clock. Pure parts are in
+`transform`. It runs in three steps:
 
 1. A short read transaction: the account, the ExternalId it was verified with (kept in memory
    only, for the one assume-role call), the months pulled before, and for a member account
@@ -38,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from functions.jobs.schemas import JobContext
 from functions.sync_costs import transform
 from shared.db import Connection, tenant_tx
 from shared.errors import (
@@ -53,8 +56,6 @@ from shared.store import costs, jobs
 
 if TYPE_CHECKING:
     from shared.aws import Client, ClientFactory
-
-Clock = Callable[[], datetime]
 
 CE_REGION = "us-east-1"  # Cost Explorer's only endpoint
 MAX_PAGES = 200  # $2 of requests: far beyond any real organization; a paging bug stops here
@@ -77,16 +78,9 @@ class _Failure(Exception):
         self.retry_at = retry_at
 
 
-def run(
-    conn: Connection,
-    lease: jobs.Lease,
-    ours: ClientFactory,
-    clock: Clock,
-    *,
-    run_id: uuid.UUID,
-    draw: Callable[[], float] = random.random,
-) -> None:
+def run(ctx: JobContext, *, draw: Callable[[], float] = random.random) -> None:
     """Sync the costs of the leased account; see the module docstring."""
+    conn, lease, ours, clock, run_id = ctx.conn, ctx.lease, ctx.ours, ctx.clock, ctx.run_id
     now = clock()
     today = now.astimezone(UTC).date()
     with tenant_tx(conn, lease.agency_id):

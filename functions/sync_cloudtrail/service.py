@@ -1,11 +1,15 @@
-"""The 'cloudtrail' job handler: one claimed job of the sync worker (functions/sync_costs/registry).
+"""The 'cloudtrail' job handler: one claimed job of the sync worker (functions/jobs/registry.py).
 
-    run(conn, lease, ours, clock, *, run_id) -> None
+    run(ctx: JobContext) -> None
+
+The rest of the domain: the LookupEvents engine (`reader`), its time windows (`windows`), the
+allowlist of stored fields (`redact`) and the daily retention purge (`retention`, route GET
+/api/cron/purge in `routes`).
 
 1. A short read transaction: the account (role ARN, the ExternalId it was verified with, kept
    in memory for the assume-role calls only), its regions (its own, else the agency's
    defaults; us-east-1 always) and the agency's backfill and retention settings.
-2. Assume the role (session `cao-sync-<agency>`), then `sync.run`: regions in parallel, each
+2. Assume the role (session `cao-sync-<agency>`), then `reader.run`: regions in parallel, each
    batch of rows committed with its cursor in a transaction fenced by the lease.
 3. One closing transaction, fenced too: the job's next run and the run record.
 
@@ -26,8 +30,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from functions.sync_cloudtrail import sync
-from functions.sync_cloudtrail.pacing import Pacer
+from functions.jobs.schemas import JobContext
+from functions.sync_cloudtrail import reader
 from shared import aws
 from shared.db import Connection, tenant_tx
 from shared.errors import AccessDeniedError, AwsError, LeaseLostError
@@ -36,8 +40,6 @@ from shared.store import access_events, jobs
 
 if TYPE_CHECKING:
     from shared.aws import ClientFactory
-
-Clock = Callable[[], datetime]
 
 # The consumer's function must outlive this, plus the final commit (see README / vercel.json).
 TIME_BUDGET_S = 240.0
@@ -52,17 +54,13 @@ def next_hourly_run(now: datetime) -> datetime:
 
 
 def run(
-    conn: Connection,
-    lease: jobs.Lease,
-    ours: ClientFactory,
-    clock: Clock,
+    ctx: JobContext,
     *,
-    run_id: uuid.UUID,
-    pacer: Pacer | None = None,
     time_budget_s: float = TIME_BUDGET_S,
     draw: Callable[[], float] = random.random,
 ) -> None:
     """Sync the CloudTrail events of the leased account; see the module docstring."""
+    conn, lease, ours, clock, run_id = ctx.conn, ctx.lease, ctx.ours, ctx.clock, ctx.run_id
     with tenant_tx(conn, lease.agency_id):
         target = jobs.sync_target(conn, lease.agency_id, lease.account_id)
         settings = access_events.sync_target(conn, lease.account_id)
@@ -83,22 +81,22 @@ def run(
         _record_assume_failure(conn, lease, run_id, exc, now=clock(), draw=draw)
         return
 
-    outcome = sync.run(
-        conn,
+    options = reader.ReadOptions(
         agency_id=lease.agency_id,
         account_id=lease.account_id,
         aws_account_id=settings.aws_account_id,
         clients=clients,
         regions=settings.regions,
         fence=lambda c: jobs.fence(c, lease),
+        pacer=ctx.pacer,
         clock=clock,
-        pacer=pacer,
         time_budget_s=time_budget_s,
         reassume=assume,
         backfill_days=settings.backfill_days,
         retention_days=settings.retention_days,
     )
-    del clients  # the credentials go with this call
+    outcome = reader.run(conn, options)
+    del clients, options  # the credentials go with this call
     _record_outcome(conn, lease, run_id, outcome, assumes=assumes, now=clock(), draw=draw)
 
 
@@ -106,7 +104,7 @@ def _record_outcome(
     conn: Connection,
     lease: jobs.Lease,
     run_id: uuid.UUID,
-    outcome: sync.Outcome,
+    outcome: reader.Outcome,
     *,
     assumes: int,
     now: datetime,
@@ -126,7 +124,7 @@ def _record_outcome(
         else:
             if outcome.retry_after_s is not None:
                 due = now + timedelta(seconds=outcome.retry_after_s)
-            elif outcome.error_class == sync.ACCESS_DENIED:
+            elif outcome.error_class == reader.ACCESS_DENIED:
                 due = next_hourly_run(now)
             else:
                 due = now + RETRY_DELAY * (1 + draw())
@@ -152,7 +150,7 @@ def _record_assume_failure(
     now: datetime,
     draw: Callable[[], float],
 ) -> None:
-    error = sync.error_class(exc)
+    error = reader.error_class(exc)
     paused = False
     with tenant_tx(conn, lease.agency_id):
         jobs.fence(conn, lease)

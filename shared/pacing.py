@@ -1,4 +1,5 @@
-"""Pacing of LookupEvents: at most 2 requests per second per AWS account per region.
+"""Pacing of AWS calls per (AWS account, region): today LookupEvents, at most 2 requests per
+second per AWS account per region (used by functions/sync_cloudtrail/reader.py).
 
 AWS throttles LookupEvents at 2 requests/s per account and region, whoever calls. So the bucket
 is keyed by the AWS account id (not by our link: two agencies linking one account, or one

@@ -1,11 +1,10 @@
-"""Deliveries through the SDK's embedded queue (the same subscriber Vercel pushes to) against the
-real Postgres: at-least-once delivery, and still every job runs once; leases, fencing, the
-last delivery."""
+"""The queue consumer (functions/jobs/worker.py), with deliveries through the SDK's embedded
+queue (shared/queue.py; the same subscriber Vercel pushes to) against the real Postgres:
+at-least-once delivery, and still every job runs once; leases, fencing, the last delivery."""
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,24 +13,15 @@ import psycopg
 import pytest
 
 from devstack.simaws import SimulatedAws
-from functions.sync_costs import dispatch as dispatching
-from functions.sync_costs import queue, registry, sync
-from functions.sync_costs.dispatch import JobMessage
+from functions.jobs import registry, service, worker
+from functions.jobs.schemas import JobContext, JobMessage
+from functions.sync_costs import service as costs_sync
 from shared.db import system_tx
+from shared.queue import LocalQueue
 from shared.store import jobs
 from tests.support.database import TestDatabase
 from tests.support.factories import AgencyFixture
-from tests.sync_costs.helpers import (
-    START,
-    Clock,
-    ce_calls,
-    cost_rows,
-    job,
-    link,
-    message,
-    put_year,
-    runs,
-)
+from tests.support.jobs import START, Clock, ce_calls, cost_rows, job, link, message, put_year, runs
 
 pytestmark = pytest.mark.usefixtures("aws_settings")
 
@@ -45,7 +35,7 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
     raise AssertionError("timed out waiting")
 
 
-def nudge(q: queue.LocalQueue, seconds: float = queue.RETRY_AFTER_S + 1) -> bool:
+def nudge(q: LocalQueue, seconds: float = worker.RETRY_AFTER_S + 1) -> bool:
     """Let `seconds` pass on the queue's clock."""
     q.shift(seconds)
     return True
@@ -56,8 +46,8 @@ def this_month() -> str:
 
 
 @pytest.fixture
-def local_queue() -> Iterator[queue.LocalQueue]:
-    with queue.LocalQueue(manual_clock=True) as q:
+def local_queue() -> Iterator[LocalQueue]:
+    with worker.local_queue(manual_clock=True) as q:
         yield q
 
 
@@ -66,13 +56,13 @@ def test_dispatched_jobs_reach_the_worker_through_the_queue_and_sync(
     sim: SimulatedAws,
     app_conn: psycopg.Connection[Any],
     agency: AgencyFixture,
-    local_queue: queue.LocalQueue,
+    local_queue: LocalQueue,
 ) -> None:
     linked = link(sim, app_conn, agency)
     put_year(sim, linked.aws_account_id, {"Amazon EC2": "4.2"}, current=this_month())
 
     now = datetime.now(UTC)
-    report = dispatching.dispatch(app_conn, local_queue, now, ["costs"])
+    report = service.dispatch(app_conn, local_queue, now, ["costs"])
     assert report.published == {"costs": 1}
 
     wait_until(lambda: local_queue.pending() == 0 and bool(runs(app_conn, linked)))
@@ -85,7 +75,7 @@ def test_the_same_message_published_twice_is_delivered_once(
     sim: SimulatedAws,
     app_conn: psycopg.Connection[Any],
     agency: AgencyFixture,
-    local_queue: queue.LocalQueue,
+    local_queue: LocalQueue,
 ) -> None:
     linked = link(sim, app_conn, agency)
     msg = message(app_conn, linked)
@@ -100,7 +90,7 @@ def test_concurrent_deliveries_of_one_job_run_it_once(
     sim: SimulatedAws,
     app_conn: psycopg.Connection[Any],
     agency: AgencyFixture,
-    local_queue: queue.LocalQueue,
+    local_queue: LocalQueue,
 ) -> None:
     linked = link(sim, app_conn, agency)
     put_year(sim, linked.aws_account_id, {"Amazon EC2": "1"}, current=this_month())
@@ -116,7 +106,7 @@ def test_concurrent_deliveries_of_one_job_run_it_once(
     wait_until(lambda: local_queue.deliveries() >= 2)
     wait_until(lambda: bool(runs(app_conn, linked)) and runs(app_conn, linked)[0]["finished_at"])
     # Whatever was deferred comes back once the lease would have expired.
-    wait_until(lambda: nudge(local_queue, queue.LEASE_SECONDS + 1) and local_queue.pending() == 0)
+    wait_until(lambda: nudge(local_queue, worker.LEASE_SECONDS + 1) and local_queue.pending() == 0)
 
     assert len(runs(app_conn, linked)) == 1
     assert len(ce_calls(sim, linked.aws_account_id)) == 1
@@ -126,7 +116,7 @@ def test_a_delivery_arriving_while_the_job_runs_waits_for_the_lease_then_finds_i
     sim: SimulatedAws,
     app_conn: psycopg.Connection[Any],
     agency: AgencyFixture,
-    local_queue: queue.LocalQueue,
+    local_queue: LocalQueue,
 ) -> None:
     linked = link(sim, app_conn, agency)
     put_year(sim, linked.aws_account_id, {"Amazon EC2": "1"}, current=this_month())
@@ -141,7 +131,7 @@ def test_a_delivery_arriving_while_the_job_runs_waits_for_the_lease_then_finds_i
     time.sleep(0.2)
     assert local_queue.pending() == 1  # deferred until the lease would have expired
 
-    local_queue.shift(queue.LEASE_SECONDS + 60)  # redelivered: the job is done, acknowledged
+    local_queue.shift(worker.LEASE_SECONDS + 60)  # redelivered: the job is done, acknowledged
     wait_until(lambda: local_queue.pending() == 0)
 
     assert local_queue.deliveries() == 3
@@ -160,19 +150,17 @@ def test_a_worker_whose_lease_was_taken_over_writes_nothing(
     put_year(sim, linked.aws_account_id, {"Amazon EC2": "1"}, current="2025-03")
     taken: list[jobs.Lease] = []
 
-    def slow_worker(
-        conn: Any, lease: jobs.Lease, ours: Any, clk: Any, *, run_id: uuid.UUID
-    ) -> None:
+    def slow_worker(ctx: JobContext) -> None:
         # While this worker stalls past its lease, another delivery reclaims the job.
-        with system_tx(conn):
-            later = START + timedelta(seconds=queue.LEASE_SECONDS + 1)
-            newer = jobs.claim(conn, lease.job_id, later, queue.LEASE_SECONDS)
+        with system_tx(ctx.conn):
+            later = START + timedelta(seconds=worker.LEASE_SECONDS + 1)
+            newer = jobs.claim(ctx.conn, ctx.lease.job_id, later, worker.LEASE_SECONDS)
         assert newer is not None
         taken.append(newer)
-        sync.run(conn, lease, ours, clk, run_id=run_id)
+        costs_sync.run(ctx)
 
     monkeypatch.setitem(registry.HANDLERS, "costs", slow_worker)
-    assert queue.process(app_conn, message(app_conn, linked), 1, clock=clock) is None
+    assert worker.process(app_conn, message(app_conn, linked), 1, clock=clock) is None
 
     assert len(ce_calls(sim, linked.aws_account_id)) == 1  # it read AWS ...
     assert cost_rows(app_conn, linked) == {}  # ... and wrote nothing
@@ -189,15 +177,15 @@ def test_the_lease_of_a_crashed_worker_expires_and_a_redelivery_reclaims_the_job
     put_year(sim, linked.aws_account_id, {"Amazon EC2": "1"}, current="2025-03")
     msg = message(app_conn, linked)
     with system_tx(app_conn):
-        crashed = jobs.claim(app_conn, msg.job_id, START, queue.LEASE_SECONDS)
+        crashed = jobs.claim(app_conn, msg.job_id, START, worker.LEASE_SECONDS)
     assert crashed is not None  # ... and that worker never comes back
 
-    wait = queue.process(app_conn, msg, 2, clock=Clock(START + timedelta(seconds=100)))
-    assert wait is not None and 250 <= wait <= queue.LEASE_SECONDS - 99
+    wait = worker.process(app_conn, msg, 2, clock=Clock(START + timedelta(seconds=100)))
+    assert wait is not None and 250 <= wait <= worker.LEASE_SECONDS - 99
     assert runs(app_conn, linked) == []
 
-    later = Clock(START + timedelta(seconds=queue.LEASE_SECONDS + 5))
-    assert queue.process(app_conn, msg, 3, clock=later) is None
+    later = Clock(START + timedelta(seconds=worker.LEASE_SECONDS + 5))
+    assert worker.process(app_conn, msg, 3, clock=later) is None
     assert runs(app_conn, linked)[-1]["status"] == "succeeded"
     assert cost_rows(app_conn, linked)
 
@@ -206,17 +194,17 @@ def test_unexpected_errors_are_redelivered_and_the_last_delivery_ends_the_job_fa
     sim: SimulatedAws,
     app_conn: psycopg.Connection[Any],
     agency: AgencyFixture,
-    local_queue: queue.LocalQueue,
+    local_queue: LocalQueue,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    def broken(conn: Any, lease: jobs.Lease, ours: Any, clk: Any, *, run_id: uuid.UUID) -> None:
+    def broken(ctx: JobContext) -> None:
         raise RuntimeError("a bug")
 
     monkeypatch.setitem(registry.HANDLERS, "costs", broken)
     linked = link(sim, app_conn, agency)
     local_queue.publish([message(app_conn, linked)])
 
-    for delivery in range(1, queue.MAX_DELIVERIES):
+    for delivery in range(1, worker.MAX_DELIVERIES):
         wait_until(
             lambda d=delivery: (
                 len(runs(app_conn, linked)) == d and job(app_conn, linked)["state"] == "queued"
@@ -226,12 +214,12 @@ def test_unexpected_errors_are_redelivered_and_the_last_delivery_ends_the_job_fa
         wait_until(lambda d=delivery: nudge(local_queue) and len(runs(app_conn, linked)) > d)
     wait_until(lambda: local_queue.pending() == 0)
 
-    assert local_queue.deliveries() == queue.MAX_DELIVERIES
+    assert local_queue.deliveries() == worker.MAX_DELIVERIES
     state = job(app_conn, linked)
     assert (state["state"], state["last_error_class"]) == ("failed", "RuntimeError")
     assert state["lease_token"] is None
-    assert [r["status"] for r in runs(app_conn, linked)] == ["failed"] * queue.MAX_DELIVERIES
+    assert [r["status"] for r in runs(app_conn, linked)] == ["failed"] * worker.MAX_DELIVERIES
 
 
 def test_an_unreadable_message_is_dropped_rather_than_redelivered_forever() -> None:
-    assert queue.consume({"job_id": "x"}, 1) is None
+    assert worker.consume({"job_id": "x"}, 1) is None

@@ -1,18 +1,20 @@
-"""Fan-out: due jobs become queue messages, one per (account, kind) job.
+"""The job system's use cases: the dispatcher (due jobs become queue messages, one per (account,
+kind) job), the first sync after a link, and the agency's "sync now".
 
 `dispatch` (the cron's work) takes the due jobs of entitled agencies through
 `cao.dispatch_due_jobs`, which marks them queued under FOR UPDATE SKIP LOCKED: two dispatchers
 running at once never take the same job, and a run moments later finds them queued. Then,
-outside the transaction, it publishes one message per job. A message carries the job id, its
-agency, its kind and its period (when the job fell due); its idempotency key is job + period,
-so a publish retried by the SDK, or repeated after a lost answer, is stored once.
+outside the transaction, it publishes one message per job (`schemas.JobMessage`: the job id,
+its agency, its kind and its period, i.e. when the job fell due).
 
 `enqueue_first_sync` (after a link) and `request_sync` (the agency's "sync now") make an
 account's jobs due now and publish them the same way.
 
-Publishing goes through a `Publisher` (functions/sync_costs/queue.py: Vercel Queues, or the
-SDK's embedded queue locally); this module imports no queue SDK, so the read API that serves
-"sync now" loads nothing heavy until a request needs it.
+The kinds are the job kind vocabulary (`shared.store.jobs.JOB_KINDS`); the worker runs each
+through its handler in functions/jobs/registry.py. This module imports neither the registry
+(the handlers load botocore) nor, until something is published, the queue SDK
+(`shared.queue`): the read API that serves "sync now" loads nothing heavy until a request needs
+it. The queue consumer is functions/jobs/worker.py.
 """
 
 from __future__ import annotations
@@ -21,81 +23,30 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING
 
-from functions.sync_costs import registry
+from functions.jobs.schemas import JobMessage
 from shared.db import Connection, system_tx, tenant_tx
 from shared.errors import (
+    BadRequestError,
     ConflictError,
     NotFoundError,
     PaymentRequiredError,
     RateLimitedError,
     UnavailableError,
 )
+from shared.kit.clock import utc_now
 from shared.logs import get_logger
 from shared.store import jobs, rate_limits
+from shared.store.jobs import JOB_KINDS
+
+if TYPE_CHECKING:
+    from shared.queue import Publisher
 
 MAX_PER_KIND = 5000  # per dispatcher run; the rest is still due at the next run
 SYNC_NOW_WINDOW_S = 3600
 SYNC_NOW_LIMIT = 4  # per account per hour: each sync costs the client Cost Explorer requests
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class JobMessage:
-    """The payload of one queue message: which job, and for which period."""
-
-    job_id: uuid.UUID
-    agency_id: uuid.UUID
-    kind: str
-    period: datetime
-
-    def payload(self) -> dict[str, str]:
-        return {
-            "job_id": str(self.job_id),
-            "agency_id": str(self.agency_id),
-            "kind": self.kind,
-            "period": self.period.astimezone(UTC).isoformat(),
-        }
-
-    @property
-    def idempotency_key(self) -> str:
-        return f"{self.kind}-{self.job_id}-{int(self.period.timestamp())}"
-
-    @classmethod
-    def from_payload(cls, payload: Any) -> JobMessage:
-        """Parse a received payload; ValueError when it is not one of ours."""
-        if not isinstance(payload, Mapping) or set(payload) != {
-            "job_id",
-            "agency_id",
-            "kind",
-            "period",
-        }:
-            raise ValueError("not a sync job message")
-        if not all(isinstance(v, str) and len(v) <= 64 for v in payload.values()):
-            raise ValueError("not a sync job message")
-        if payload["kind"] not in jobs.ALL_KINDS:
-            raise ValueError("unknown job kind")
-        period = datetime.fromisoformat(payload["period"])
-        if period.tzinfo is None:
-            raise ValueError("a period without a timezone")
-        return cls(
-            uuid.UUID(payload["job_id"]), uuid.UUID(payload["agency_id"]), payload["kind"], period
-        )
-
-    @classmethod
-    def for_job(cls, job: jobs.DueJob) -> JobMessage:
-        return cls(job.job_id, job.agency_id, job.kind, job.due_at)
-
-
-class Publisher(Protocol):
-    def publish(self, messages: Sequence[JobMessage]) -> list[JobMessage]:
-        """Send every message; returns those that could not be sent."""
-        ...
 
 
 @dataclass
@@ -104,17 +55,27 @@ class DispatchReport:
     failed: int = 0
 
 
+def dispatch_kinds(kind: str | None = None) -> tuple[str, ...]:
+    """The kinds one dispatcher run publishes: `kind` alone, else every job kind."""
+    if kind is None:
+        return JOB_KINDS
+    if kind not in JOB_KINDS:
+        raise BadRequestError(f"kind must be one of: {', '.join(JOB_KINDS)}")
+    return (kind,)
+
+
 def dispatch(
     conn: Connection,
-    publisher: Publisher,
+    publisher: Publisher[JobMessage],
     now: datetime,
     kinds: Iterable[str] | None = None,
     *,
     limit: int = MAX_PER_KIND,
 ) -> DispatchReport:
-    """Publish one message per due job of entitled agencies, for each kind with a handler."""
+    """Publish one message per due job of entitled agencies, for each kind (default: every
+    job kind)."""
     report = DispatchReport()
-    for kind in kinds if kinds is not None else registry.kinds():
+    for kind in kinds if kinds is not None else JOB_KINDS:
         with system_tx(conn):
             due = jobs.dispatch_due(conn, kind, now, limit)
         failed = publisher.publish([JobMessage.for_job(j) for j in due]) if due else []
@@ -132,7 +93,7 @@ def enqueue_first_sync(
     agency_id: uuid.UUID,
     account_id: uuid.UUID,
     *,
-    publisher: Publisher | None = None,
+    publisher: Publisher[JobMessage] | None = None,
     headers: Mapping[str, str] | None = None,
     now: datetime | None = None,
 ) -> int:
@@ -142,12 +103,12 @@ def enqueue_first_sync(
     Never fails the link: when the agency may not sync yet, or the queue cannot be reached,
     the jobs stay due and the next dispatcher run takes them.
     """
-    now = now or utcnow()
+    now = now or utc_now()
     with tenant_tx(conn, agency_id):
         jobs.ensure_jobs(conn, agency_id, account_id, due_at=now)
         if not jobs.is_entitled(conn, agency_id, now):
             return 0
-        due = jobs.request_now(conn, agency_id, account_id, now, _registered())
+        due = jobs.request_now(conn, agency_id, account_id, now, JOB_KINDS)
     if not due:
         return 0
     try:
@@ -173,7 +134,7 @@ def request_sync(
     account_id: uuid.UUID,
     now: datetime,
     *,
-    publisher: Publisher | None = None,
+    publisher: Publisher[JobMessage] | None = None,
     headers: Mapping[str, str] | None = None,
 ) -> SyncRequest:
     """The agency asks for a sync of one account now (rate-limited per account)."""
@@ -196,7 +157,7 @@ def request_sync(
         raise ConflictError(
             "this account is not syncing (paused or unsafe trust policy): verify it again first"
         )
-    kinds = _registered()
+    kinds = JOB_KINDS
     with tenant_tx(conn, agency_id):
         if not jobs.is_entitled(conn, agency_id, now):
             raise PaymentRequiredError("syncing needs an active subscription or trial")
@@ -210,18 +171,14 @@ def request_sync(
     return SyncRequest(queued, sorted(set(kinds) - set(queued)))
 
 
-def _registered() -> list[str]:
-    return [k for k in registry.kinds() if k in jobs.JOB_KINDS]
-
-
 def publisher_for(
-    headers: Mapping[str, str] | None = None, publisher: Publisher | None = None
-) -> Publisher:
+    headers: Mapping[str, str] | None = None, publisher: Publisher[JobMessage] | None = None
+) -> Publisher[JobMessage]:
     """`publisher`, else the process default: the local queue when one is installed, else
     Vercel Queues authenticated with the OIDC token in the request's `headers`."""
     if publisher is not None:
         return publisher
-    from functions.sync_costs import queue  # noqa: PLC0415 - the queue SDK only to publish
+    from shared import queue  # noqa: PLC0415 - the queue SDK only to publish
 
     return queue.default_publisher(headers)
 

@@ -1,4 +1,5 @@
-"""The job model against the real Postgres: leases, fencing, runs, and the dispatcher."""
+"""The job model against the real Postgres: leases, fencing, runs, and the dispatcher
+(functions/jobs/service.py)."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ from typing import Any
 import psycopg
 import pytest
 
-from functions.sync_costs import dispatch as dispatching
-from functions.sync_costs.dispatch import JobMessage
+from functions.jobs import service
+from functions.jobs.schemas import JobContext, JobMessage
 from shared.db import system_tx, tenant_tx
 from shared.errors import LeaseLostError
 from shared.store import costs, jobs
 from tests.support.database import TestDatabase
 from tests.support.factories import AgencyFixture, make_account, make_agency
-from tests.sync_costs.helpers import START, Linked, job, job_id, link
+from tests.support.jobs import START, Linked, job, job_id, link
 
 LEASE = 360
 
@@ -196,7 +197,7 @@ def test_the_dispatcher_publishes_due_jobs_of_entitled_agencies_only(
         )
 
     publisher = Recorder()
-    report = dispatching.dispatch(app_conn, publisher, START, ["costs"])
+    report = service.dispatch(app_conn, publisher, START, ["costs"])
 
     sent = {m.agency_id for m in publisher.sent}
     assert sent == {trial.id, canceled.id}
@@ -207,10 +208,10 @@ def test_the_dispatcher_publishes_due_jobs_of_entitled_agencies_only(
     assert job(app_conn, linked[revoked.id])["state"] == "idle"
 
     # A second run moments later publishes nothing again; an hour later a lost message is.
-    assert dispatching.dispatch(
+    assert service.dispatch(
         app_conn, publisher, START + timedelta(minutes=1), ["costs"]
     ).published == {"costs": 0}
-    again = dispatching.dispatch(app_conn, publisher, START + timedelta(minutes=61), ["costs"])
+    again = service.dispatch(app_conn, publisher, START + timedelta(minutes=61), ["costs"])
     assert again.published == {"costs": 2}
     assert publisher.sent[-1].idempotency_key in {m.idempotency_key for m in publisher.sent[:2]}
 
@@ -220,9 +221,9 @@ def test_a_job_whose_message_was_not_published_is_dispatched_again_at_once(
 ) -> None:
     linked = _linked(app_conn, agency)
     refusing = Recorder(refuse={job_id(app_conn, linked)})
-    report = dispatching.dispatch(app_conn, refusing, START, ["costs"])
+    report = service.dispatch(app_conn, refusing, START, ["costs"])
     assert report.failed == 1 and job(app_conn, linked)["state"] == "idle"
-    assert dispatching.dispatch(app_conn, Recorder(), START, ["costs"]).published == {"costs": 1}
+    assert service.dispatch(app_conn, Recorder(), START, ["costs"]).published == {"costs": 1}
 
 
 def test_two_dispatchers_at_once_claim_each_job_once(
@@ -243,7 +244,7 @@ def test_two_dispatchers_at_once_claim_each_job_once(
             with database.app() as conn:
                 barrier.wait()
                 for _ in range(5):  # small batches, so the two really interleave
-                    dispatching.dispatch(conn, publisher, START, ["costs"], limit=7)
+                    service.dispatch(conn, publisher, START, ["costs"], limit=7)
         except BaseException as exc:
             errors.append(exc)
 
@@ -262,7 +263,7 @@ def test_enqueue_first_sync_publishes_the_new_accounts_jobs_now(
 ) -> None:
     account_id = make_account(app_conn, agency.id)
     publisher = Recorder()
-    sent = dispatching.enqueue_first_sync(
+    sent = service.enqueue_first_sync(
         app_conn, agency.id, account_id, publisher=publisher, now=START
     )
     assert sent == 1 and [m.kind for m in publisher.sent] == ["costs"]
@@ -272,7 +273,7 @@ def test_enqueue_first_sync_publishes_the_new_accounts_jobs_now(
                 "SELECT kind, state FROM cao.sync_jobs WHERE account_id = %s", (account_id,)
             ).fetchall()
         )
-    assert states == {"costs": "queued", "cloudtrail": "idle"}  # no handler yet: left to dispatch
+    assert states == {"costs": "queued", "cloudtrail": "idle"}  # not requested: left to dispatch
 
 
 def test_enqueue_first_sync_never_fails_the_link(
@@ -284,7 +285,7 @@ def test_enqueue_first_sync_never_fails_the_link(
 
     account_id = make_account(app_conn, agency.id)
     assert (
-        dispatching.enqueue_first_sync(app_conn, agency.id, account_id, publisher=Down(), now=START)
+        service.enqueue_first_sync(app_conn, agency.id, account_id, publisher=Down(), now=START)
         == 0
     )
     with tenant_tx(app_conn, agency.id):
@@ -295,30 +296,33 @@ def test_enqueue_first_sync_never_fails_the_link(
     assert state == "idle"  # due now: the next dispatcher run takes it
 
 
-def test_a_kind_registered_in_the_registry_is_dispatched_and_run_by_the_consumer(
+def test_a_job_kind_is_dispatched_and_run_by_the_consumer_through_its_registered_handler(
     clean_db: TestDatabase,
     app_conn: psycopg.Connection[Any],
     agency: AgencyFixture,
     monkeypatch: pytest.MonkeyPatch,
     settings: Any,
 ) -> None:
-    from functions.sync_costs import queue, registry  # noqa: PLC0415
+    from functions.jobs import registry, worker  # noqa: PLC0415
 
     ran: list[jobs.Lease] = []
 
-    def trail(conn: Any, lease: jobs.Lease, ours: Any, clock: Any, *, run_id: uuid.UUID) -> None:
+    def trail(ctx: JobContext) -> None:
+        conn, lease, clock = ctx.conn, ctx.lease, ctx.clock
         ran.append(lease)
         with tenant_tx(conn, lease.agency_id):
             jobs.fence(conn, lease)
             jobs.complete(conn, lease, clock() + timedelta(hours=1), now=clock())
-            jobs.finish_run(conn, lease.agency_id, run_id, "succeeded", now=clock())
+            jobs.finish_run(conn, lease.agency_id, ctx.run_id, "succeeded", now=clock())
 
-    monkeypatch.setitem(registry.HANDLERS, "cloudtrail", trail)  # the one line a kind needs
+    # A kind of the vocabulary (shared.store.jobs.JOB_KINDS) and its handler in the registry.
+    monkeypatch.setattr(service, "JOB_KINDS", ("costs", "cloudtrail"))
+    monkeypatch.setitem(registry.HANDLERS, "cloudtrail", trail)
     linked = _linked(app_conn, agency)
     publisher = Recorder()
-    report = dispatching.dispatch(app_conn, publisher, START)
+    report = service.dispatch(app_conn, publisher, START)
     assert report.published == {"costs": 1, "cloudtrail": 1}
     (message,) = [m for m in publisher.sent if m.kind == "cloudtrail"]
-    assert queue.process(app_conn, message, 1, clock=lambda: START, ours=lambda: None) is None
+    assert worker.process(app_conn, message, 1, clock=lambda: START, ours=lambda: None) is None
     assert [lease.kind for lease in ran] == ["cloudtrail"]
     assert job(app_conn, linked, "cloudtrail")["state"] == "idle"

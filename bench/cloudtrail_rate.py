@@ -31,7 +31,7 @@ from devstack.simaws import SimulatedAws
 from devstack.trailgen import make_events
 from functions.sync_cloudtrail import reader
 from shared import aws
-from shared.pacing import shared_pacer
+from shared.bootstrap import Deps
 from shared.policy import ROLE_POLICY, trust_policy
 from shared.settings import Settings
 
@@ -104,6 +104,7 @@ def main() -> None:
                 "CAO_AWS_SECRET_ACCESS_KEY": secret,
             }
         )
+        deps = Deps(settings)  # one process: one botocore session, one pacer for every sync
         for i, region in enumerate(REGIONS):
             events = make_events(
                 CLIENT_ACCOUNT, region, now - timedelta(days=1), now, BACKLOG_EVENTS, seed=i
@@ -122,7 +123,7 @@ def main() -> None:
 
             def assume(role: str = role, external_id: str = external_id) -> aws.ClientFactory:
                 return aws.assume_role(
-                    aws.our_clients(settings), role, external_id, aws.session_name(uuid.uuid4())
+                    deps.our_clients(), role, external_id, aws.session_name(uuid.uuid4())
                 )
 
             links.append((agency_id, account_id, assume))
@@ -142,7 +143,7 @@ def main() -> None:
                 clients=_Recording(assume(), starts),  # type: ignore[arg-type]
                 regions=REGIONS,
                 fence=lambda c: None,
-                pacer=shared_pacer(),
+                pacer=deps.pacer,
                 time_budget_s=budget,
                 reserve_s=0.0,
                 backfill_days=1,

@@ -33,10 +33,11 @@ from devstack import pg
 from devstack.simaws import SimulatedAws
 from functions.jobs import worker
 from functions.jobs.schemas import JobMessage
-from shared import aws
+from shared import aws, bootstrap
+from shared.bootstrap import Deps
 from shared.db import tenant_tx
 from shared.policy import ROLE_POLICY, trust_policy
-from shared.settings import Settings, use_settings
+from shared.settings import Settings
 from shared.store import jobs
 
 OUR_ACCOUNT = "123456789012"
@@ -87,12 +88,13 @@ def environment() -> Iterator[tuple[SimulatedAws, psycopg.Connection[Any], Setti
                 "CAO_AWS_ENDPOINT_URL": sim.endpoint_url,
             }
         )
-        use_settings(settings)
         try:
-            with psycopg.connect(db.app_url, autocommit=True, prepare_threshold=None) as conn:
+            with (
+                bootstrap.use(Deps(settings)),
+                psycopg.connect(db.app_url, autocommit=True, prepare_threshold=None) as conn,
+            ):
                 yield sim, conn, settings
         finally:
-            use_settings(None)
             pg.drop(admin, name)
 
 
@@ -174,7 +176,7 @@ def pages_of_one_call(sim: SimulatedAws, settings: Settings, linked: Linked) -> 
     ]
     params = {k: v for k, v in calls[-1].items() if k != "NextPageToken"}
     clients = aws.assume_role(
-        aws.our_clients(settings), linked.role_arn, linked.external_id, "cao-bench-reference"
+        Deps(settings).our_clients(), linked.role_arn, linked.external_id, "cao-bench-reference"
     )
     ce = clients.client("ce")
     pages, token = 0, None

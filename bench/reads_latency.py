@@ -40,9 +40,10 @@ from fastapi.testclient import TestClient
 from devstack import pg
 from functions.access.routes import access_router
 from functions.costs.routes import costs_router
-from shared import auth, db
+from shared import auth, bootstrap, db
+from shared.bootstrap import Deps
 from shared.kit.months import add_months, month_of
-from shared.settings import Settings, use_settings
+from shared.settings import Settings
 from shared.store import costs_read, events_read
 from shared.store.events_read import EventFilter
 from shared.web import create_app
@@ -224,7 +225,8 @@ def main(argv: list[str]) -> int:
         )
 
         settings = Settings({"DATABASE_URL": local.app_url})
-        use_settings(settings)
+        installed = bootstrap.use(Deps(settings))
+        installed.__enter__()
         client = TestClient(create_app(costs_router, access_router)).__enter__()
         headers = {"Authorization": f"Bearer {api_key}"}
         one_account, _ = accounts[0]
@@ -360,7 +362,7 @@ def main(argv: list[str]) -> int:
                 worst = max(worst, e95)
                 print(f"{label:48} {e50:13.1f} {e95:8.1f} {s50:9.2f} {s95:8.2f}")
         client.__exit__(None, None, None)
-        use_settings(None)
+        installed.__exit__(None, None, None)
         print(
             f"\nworst endpoint p95: {worst:.1f} ms (target < 50 ms) -> "
             f"{'OK' if worst < 50 else 'OVER BUDGET'}"

@@ -39,8 +39,9 @@ from devstack.server import all_routers
 from devstack.simaws import OUR_ACCOUNT_ID, SimulatedAws
 from functions.jobs import worker
 from functions.onboard import templates
-from shared.queue import use_publisher
-from shared.settings import Settings, use_settings
+from shared import bootstrap
+from shared.bootstrap import Deps
+from shared.settings import Settings
 from shared.web import Body, create_app
 
 HOST, PORT = "127.0.0.1", 3000
@@ -297,11 +298,9 @@ def main() -> int:
             "AWS_EC2_METADATA_DISABLED": "true",
         }
         os.environ.update(env)
-        use_settings(Settings())
         log("starting the embedded queue")
         queue = stack.enter_context(worker.local_queue())
-        use_publisher(queue)
-        stack.callback(use_publisher, None)
+        stack.enter_context(bootstrap.use(Deps(Settings(), publisher_for=lambda _headers: queue)))
         routers = [*all_routers(), demo_router(sim)]
         app = create_app(*routers, title="CloudAgencyOps (demo)", openapi=True)
         server = stack.enter_context(serve(app))

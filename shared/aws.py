@@ -1,8 +1,10 @@
-"""AWS access: one botocore session per process, assume-role, and clients on in-memory creds.
+"""AWS access: assume-role, and clients on in-memory credentials from one botocore session.
 
 Creating a boto3 Session per tenant reloads the service models (~90 ms); a client from one shared
-botocore session costs ~4 ms. Sessions are not thread-safe and Fluid compute runs requests
-concurrently, so clients are created under a lock; clients themselves are thread-safe.
+botocore session costs ~4 ms. The composition root (`shared.bootstrap`) holds that one session
+per process and hands it to `our_clients`. Sessions are not thread-safe and Fluid compute runs
+requests concurrently, so clients are created under the session's lock; clients themselves are
+thread-safe.
 
 Credentials from sts:AssumeRole live only in a `Credentials` object: its repr is masked, it
 refuses to be pickled, and nothing here logs or persists it. It goes out of scope with the sync.
@@ -16,14 +18,12 @@ from __future__ import annotations
 
 import re
 import secrets
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -37,6 +37,9 @@ from shared.errors import (
 )
 from shared.settings import Settings
 
+if TYPE_CHECKING:
+    from shared.bootstrap import BotocoreSession
+
 # Every role session we open starts with this, so clients can recognise our access in their own
 # CloudTrail (and our CloudTrail sync marks those events as vendor access).
 SESSION_PREFIX = "cao-"
@@ -49,25 +52,6 @@ _CONFIG = Config(
     read_timeout=30,
     user_agent_appid="cloudagencyops",
 )
-
-_lock = threading.Lock()
-_session: botocore.session.Session | None = None
-
-
-def botocore_session() -> botocore.session.Session:
-    """The process-wide botocore session, created on first use."""
-    global _session  # noqa: PLW0603 - one session per process, by design
-    with _lock:
-        if _session is None:
-            _session = botocore.session.get_session()
-        return _session
-
-
-def reset_session(session: botocore.session.Session | None = None) -> None:
-    """Replace the process-wide session (tests: a fresh one, or one carrying event hooks)."""
-    global _session  # noqa: PLW0603
-    with _lock:
-        _session = session
 
 
 @dataclass(frozen=True, repr=False)
@@ -124,10 +108,12 @@ class ClientFactory:
         self,
         credentials: Credentials | None,
         *,
+        session: BotocoreSession,
         endpoint_url: str | None = None,
         on_call: Callable[[str], None] | None = None,
     ) -> None:
         self._credentials = credentials
+        self._session = session
         self.endpoint_url = endpoint_url
         self._on_call = on_call
 
@@ -136,8 +122,8 @@ class ClientFactory:
 
     def client(self, service: str, region: str = DEFAULT_REGION) -> Client:
         creds = self._credentials
-        session = botocore_session()
-        with _lock:
+        session = self._session.get()
+        with self._session.lock:
             raw = session.create_client(
                 service,
                 region_name=region,
@@ -150,16 +136,21 @@ class ClientFactory:
         return Client(raw, service, self._on_call)
 
     def with_credentials(self, credentials: Credentials) -> ClientFactory:
-        return ClientFactory(credentials, endpoint_url=self.endpoint_url, on_call=self._on_call)
+        return ClientFactory(
+            credentials,
+            session=self._session,
+            endpoint_url=self.endpoint_url,
+            on_call=self._on_call,
+        )
 
 
-def our_clients(settings: Settings) -> ClientFactory:
+def our_clients(settings: Settings, session: BotocoreSession) -> ClientFactory:
     """Clients as our own IAM user cao-service (its only permission: sts:AssumeRole)."""
     creds = Credentials(
         settings.secret("CAO_AWS_ACCESS_KEY_ID").reveal(),
         settings.secret("CAO_AWS_SECRET_ACCESS_KEY").reveal(),
     )
-    return ClientFactory(creds, endpoint_url=settings.aws_endpoint_url)
+    return ClientFactory(creds, session=session, endpoint_url=settings.aws_endpoint_url)
 
 
 _SESSION_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")

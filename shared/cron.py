@@ -19,7 +19,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from shared.errors import ConfigError, UnauthorizedError
-from shared.settings import get_settings
+from shared.web import SettingsDep
 
 _SCHEME = "Bearer "
 MIN_SECRET_CHARS = 16
@@ -36,9 +36,9 @@ def bearer_matches(header: str | None, secret: str) -> bool:
     return hmac.compare_digest(_digest(presented), _digest(_SCHEME + secret)) and bool(header)
 
 
-def require_cron(request: Request) -> None:
+def require_cron(request: Request, settings: SettingsDep) -> None:
     """Refuse (401) any request not carrying the cron bearer; 503 when none is configured."""
-    secret = get_settings().cron_secret.reveal()  # ConfigError (503) when CRON_SECRET is unset
+    secret = settings.cron_secret.reveal()  # ConfigError (503) when CRON_SECRET is unset
     if len(secret) < MIN_SECRET_CHARS:
         # A guessable secret is no guard: refuse to run rather than run unprotected.
         raise ConfigError(f"CRON_SECRET must be at least {MIN_SECRET_CHARS} random characters")

@@ -15,8 +15,8 @@ import threading
 import warnings
 from typing import TYPE_CHECKING, Any, cast
 
-from shared import redaction
-from shared.settings import Settings, get_settings
+from shared import bootstrap, redaction
+from shared.settings import Settings
 
 if TYPE_CHECKING:
     from sentry_sdk.types import Event, Hint
@@ -73,7 +73,7 @@ def start(settings: Settings | None = None, *, transport: Any = None) -> bool:
     with _lock:
         if _started:
             return True
-        settings = settings or get_settings()
+        settings = settings or bootstrap.current().settings
         dsn = settings.sentry_dsn
         if not dsn and transport is None:
             return False

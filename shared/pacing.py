@@ -3,10 +3,11 @@ second per AWS account per region (used by functions/sync_cloudtrail/reader.py).
 
 AWS throttles LookupEvents at 2 requests/s per account and region, whoever calls. So the bucket
 is keyed by the AWS account id (not by our link: two agencies linking one account, or one
-account linked twice, share it) and the region, and it is shared by the whole process (every
-sync running in this function instance). Across instances the queue's spread of one message
-per account keeps a second reader of the same account rare; a throttle that still happens is
-handled by `penalize` and the caller's reschedule.
+account linked twice, share it) and the region, and one Pacer serves the whole process (every
+sync running in this function instance; the composition root, `shared.bootstrap`, holds it).
+Across instances the queue's spread of one message per account keeps a second reader of the
+same account rare; a throttle that still happens is handled by `penalize` and the caller's
+reschedule.
 
 A token bucket holding at most one token, refilled at `rate` per second: request slots are
 handed out at least 1/rate apart, so no window of one second ever holds more than `rate`
@@ -107,16 +108,3 @@ class Pacer:
                 found = TokenBucket(self.rate, clock=self.clock, sleep=self.sleep)
                 self._buckets[key] = found
             return found
-
-
-_shared_lock = threading.Lock()
-_shared: Pacer | None = None
-
-
-def shared_pacer() -> Pacer:
-    """The process-wide pacer (real clock), created on first use."""
-    global _shared  # noqa: PLW0603 - one per process, by design: it is what makes it shared
-    with _shared_lock:
-        if _shared is None:
-            _shared = Pacer()
-        return _shared

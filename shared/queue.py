@@ -8,24 +8,24 @@ On Vercel, publishers authenticate with the function's OIDC token (`VercelPublis
 and in tests, `LocalQueue` runs the SDK's embedded queue service, which delivers the same
 messages to the same subscriber (whichever module registered it must have been imported).
 
-Loaded only when something is published or consumed: the read functions that serve "sync now"
-import this module inside the request that needs it (it loads the queue SDK).
+Which publisher runs is the composition root's choice (`shared.bootstrap`). Importing this
+module is cheap: the queue SDK itself is imported only when something is published or the local
+queue starts, so the functions that serve "sync now" keep a light cold start.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
-from vercel.queue import QueueClient, sanitize_name
 
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
+    from vercel.queue import QueueClient
     from vercel.queue._internal.embedded import EmbeddedQueueService
 
 TOPIC = "cao-sync-jobs"
@@ -111,29 +111,15 @@ class VercelPublisher:
     def publish(self, messages: Sequence[M]) -> list[M]:
         if not messages:
             return []
+        from vercel.queue import QueueClient  # noqa: PLC0415 - the SDK only to publish
+
         return anyio.run(_send_all, QueueClient(), list(messages), self._oidc_token)
 
 
-_local_lock = threading.Lock()
-_local: Publisher[Any] | None = None
+def _group_name() -> str:
+    from vercel.queue import sanitize_name  # noqa: PLC0415 - the SDK only where it is used
 
-
-def use_publisher(publisher: Publisher[Any] | None) -> None:
-    """Install (or with None, remove) the process-wide publisher: the local stack and tests."""
-    global _local  # noqa: PLW0603 - one per process, set by the local stack only
-    with _local_lock:
-        _local = publisher
-
-
-def default_publisher(headers: Mapping[str, str] | None = None) -> Publisher[Any]:
-    """The installed local publisher, else Vercel Queues with the request's OIDC token."""
-    with _local_lock:
-        if _local is not None:
-            return _local
-    token = None
-    if headers is not None:
-        token = headers.get("x-vercel-oidc-token")
-    return VercelPublisher(token)
+    return str(sanitize_name(CONSUMER_GROUP))
 
 
 class LocalQueue:
@@ -183,7 +169,7 @@ class LocalQueue:
         """Messages of our topic not yet acknowledged by our consumer group."""
         if self.service is None:
             return 0
-        group = str(sanitize_name(CONSUMER_GROUP))
+        group = _group_name()
         return sum(
             1
             for m in self.service.server.state.by_topic.get(TOPIC, [])
@@ -194,7 +180,7 @@ class LocalQueue:
         """Deliveries made so far to our consumer group (all messages)."""
         if self.service is None:
             return 0
-        group = str(sanitize_name(CONSUMER_GROUP))
+        group = _group_name()
         return sum(
             m.delivery_count_by_consumer.get(group, 0)
             for m in self.service.server.state.by_topic.get(TOPIC, [])

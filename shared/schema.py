@@ -11,9 +11,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from shared import bootstrap
 from shared.db import Connection, connect
 from shared.errors import CaoError
-from shared.settings import get_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = ROOT / "schema.sql"
@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
         sys.stderr.write("usage: python -m shared.schema apply\n")
         return 2
     try:
-        with connect(get_settings().owner_database_url) as conn:
+        with connect(bootstrap.current().settings.owner_database_url) as conn:
             names = apply(conn)
     except CaoError as exc:
         sys.stderr.write(f"error: {exc.message}\n")

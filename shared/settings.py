@@ -1,7 +1,8 @@
 """Every environment variable CloudAgencyOps reads, named in one place.
 
-Settings are read from a mapping (tests pass a dict; production passes `os.environ`), lazily:
-an entry point asks for a value on its first request, so a missing variable becomes a 503 that
+Settings are read from a mapping (tests pass a dict; production passes `os.environ`; the
+composition root, `shared.bootstrap`, decides which), lazily: an entry point asks for a value on
+its first request, so a missing variable becomes a 503 that
 names it instead of a crash at import. Secret values are wrapped in `Secret`, whose repr is
 masked, and registered with the redaction module so they are scrubbed from every log line and
 error report even if a bug puts one there.
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -172,23 +172,3 @@ class Settings:
     @property
     def sentry_dsn(self) -> str:
         return self.get("SENTRY_DSN")
-
-
-_lock = threading.Lock()
-_current: Settings | None = None
-
-
-def get_settings() -> Settings:
-    """The process-wide settings, read from os.environ on first use."""
-    global _current  # noqa: PLW0603 - one process-wide instance, replaced only by tests/tools
-    with _lock:
-        if _current is None:
-            _current = Settings()
-        return _current
-
-
-def use_settings(settings: Settings | None) -> None:
-    """Replace (or with None, forget) the process-wide settings: for tests and local tools."""
-    global _current  # noqa: PLW0603
-    with _lock:
-        _current = settings

@@ -26,11 +26,12 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared import auth, db, observability
+from shared import auth, bootstrap, db, observability
+from shared.bootstrap import Deps
 from shared.errors import CaoError, RateLimitedError
-from shared.kit.clock import utc_now
 from shared.logs import get_logger
-from shared.settings import get_settings
+from shared.queue import Publisher
+from shared.settings import Settings
 
 MAX_BODY_BYTES = 256 * 1024
 
@@ -307,9 +308,36 @@ def _document_error_shape(app: FastAPI) -> None:
 # ---- request dependencies -------------------------------------------------------------------
 
 
-def get_conn() -> Iterator[db.Connection]:
+def get_deps() -> Deps:
+    """The process's dependencies, from the composition root (shared.bootstrap)."""
+    return bootstrap.current()
+
+
+DepsDep = Annotated[Deps, Depends(get_deps)]
+
+
+def get_settings(deps: DepsDep) -> Settings:
+    return deps.settings
+
+
+def get_now(deps: DepsDep) -> datetime:
+    """The request's "now", from the composition root's clock."""
+    return deps.clock()
+
+
+def get_publisher(request: Request, deps: DepsDep) -> Publisher[Any]:
+    """The sync queue's publisher (on Vercel: authenticated by the request's OIDC token)."""
+    return deps.publisher(request.headers)
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+Now = Annotated[datetime, Depends(get_now)]
+PublisherDep = Annotated[Publisher[Any], Depends(get_publisher)]
+
+
+def get_conn(deps: DepsDep) -> Iterator[db.Connection]:
     """One database connection per request (serverless: one per invocation), closed after."""
-    conn = db.connect(get_settings().database_url)
+    conn = deps.connect()
     try:
         yield conn
     finally:
@@ -334,7 +362,6 @@ def get_admin(caller: Annotated[auth.Caller, Depends(get_caller)]) -> auth.Calle
 
 
 CallerDep = Annotated[auth.Caller, Depends(get_caller)]
-Now = Annotated[datetime, Depends(utc_now)]
 AdminDep = Annotated[auth.Caller, Depends(get_admin)]
 
 # Standard error responses for OpenAPI documentation of routes.

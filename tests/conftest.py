@@ -13,8 +13,9 @@ from fastapi.testclient import TestClient
 
 from devstack.server import create_local_app
 from devstack.simaws import SimulatedAws
-from shared import aws
-from shared.settings import Settings, use_settings
+from shared import bootstrap
+from shared.bootstrap import Deps
+from shared.settings import Settings
 from tests.support import netguard
 from tests.support.database import TestDatabase, admin_url, create_test_database, truncate_all
 from tests.support.factories import AgencyFixture, make_agency
@@ -97,18 +98,16 @@ def env(database: TestDatabase) -> dict[str, str]:
 
 
 @pytest.fixture
-def settings(env: dict[str, str]) -> Iterator[Settings]:
-    s = Settings(env)
-    use_settings(s)
-    yield s
-    use_settings(None)
+def deps(env: dict[str, str]) -> Iterator[Deps]:
+    """The product's dependencies for this test, installed in the composition root: settings
+    from `env`, the real clock, a fresh botocore session, pacer and publisher."""
+    with bootstrap.use(Deps(Settings(env))) as installed:
+        yield installed
 
 
-@pytest.fixture(autouse=True)
-def _fresh_aws_session() -> Iterator[None]:
-    aws.reset_session()
-    yield
-    aws.reset_session()
+@pytest.fixture
+def settings(deps: Deps) -> Settings:
+    return deps.settings
 
 
 @pytest.fixture

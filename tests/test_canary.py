@@ -33,10 +33,11 @@ from devstack.simaws import OUR_ACCOUNT_ID, SimulatedAws
 from functions.jobs import worker
 from functions.onboard import templates
 from shared import logs, observability
-from shared.queue import LocalQueue, use_publisher
-from shared.settings import Settings, use_settings
+from shared.queue import LocalQueue
+from shared.settings import Settings
 from shared.web import create_app
 from tests.support.database import TestDatabase
+from tests.support.deps import with_publisher, with_settings
 from tests.support.sentry import CapturingTransport
 
 CLIENT = "555566667777"
@@ -114,9 +115,8 @@ def flow_env(aws_env: dict[str, str]) -> Iterator[dict[str, str]]:
             "POLAR_ACCESS_TOKEN": CANARY_POLAR,
         }
     )
-    use_settings(Settings(aws_env))
-    yield aws_env
-    use_settings(None)
+    with with_settings(aws_env):
+        yield aws_env
 
 
 def wait_until_idle(queue: LocalQueue, timeout_s: float = 60) -> None:
@@ -166,12 +166,8 @@ def test_no_secret_survives_a_full_flow(
     observability.stop()
     observability.start(Settings(flow_env), transport=transport)
     try:
-        with worker.local_queue() as queue:
-            use_publisher(queue)
-            try:
-                secrets_in_play = run_flow(flow_env, sim, queue)
-            finally:
-                use_publisher(None)
+        with worker.local_queue() as queue, with_publisher(queue):
+            secrets_in_play = run_flow(flow_env, sim, queue)
     finally:
         logging.getLogger().removeHandler(records.handler)
         logs.get_logger().setLevel(logging.INFO)

@@ -11,8 +11,9 @@ from fastapi.testclient import TestClient
 from pydantic import Field
 
 from shared.errors import ConflictError, RateLimitedError
-from shared.settings import Settings, get_settings, use_settings
-from shared.web import Body, CallerDep, create_app
+from shared.settings import Settings
+from shared.web import Body, CallerDep, SettingsDep, create_app
+from tests.support.deps import with_settings
 
 router = APIRouter()
 
@@ -42,7 +43,7 @@ def boom() -> None:
     raise RuntimeError("secret detail that must not leak: postgresql://u:p@h/db")
 
 
-def _needs_cron_secret(settings: Annotated[Settings, Depends(get_settings)]) -> str:
+def _needs_cron_secret(settings: SettingsDep) -> str:
     return settings.cron_secret.reveal()[:0]
 
 
@@ -150,11 +151,8 @@ def test_every_response_carries_the_security_headers(client: TestClient) -> None
 
 
 def test_a_missing_setting_is_a_503_naming_the_variable(client: TestClient) -> None:
-    use_settings(Settings({}))
-    try:
+    with with_settings(Settings({})):
         r = client.get("/api/needs-config")
-    finally:
-        use_settings(None)
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "not_configured"
     assert "CRON_SECRET" in r.json()["error"]["message"]

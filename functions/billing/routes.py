@@ -12,9 +12,7 @@ database failure is a 503, which Polar retries.
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
 from functions.billing import service
@@ -27,13 +25,10 @@ from functions.billing.schemas import (
     WebhookAnswer,
 )
 from functions.billing.signature import VerifiedDelivery
-from shared.settings import Settings, get_settings
-from shared.web import ERRORS, AdminDep, Conn, Now
+from shared.web import ERRORS, AdminDep, Conn, Now, SettingsDep
 
 billing_router = APIRouter(tags=["billing"])
 webhooks_router = APIRouter(tags=["webhooks"])
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 _BILLING_ERRORS = {
     **ERRORS,

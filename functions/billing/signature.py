@@ -32,8 +32,7 @@ from fastapi import Depends, Request
 from standardwebhooks.webhooks import Webhook
 
 from shared.errors import BadRequestError, PayloadTooLargeError, UnauthorizedError
-from shared.settings import Settings, get_settings
-from shared.web import Now
+from shared.web import Now, SettingsDep
 
 MAX_BODY_BYTES = 64 * 1024
 TOLERANCE_SECONDS = 5 * 60
@@ -166,9 +165,7 @@ def _signed_with(key: bytes, body: bytes, headers: dict[str, str]) -> bool:
     return True
 
 
-async def verified_delivery(
-    request: Request, settings: Annotated[Settings, Depends(get_settings)], now: Now
-) -> Delivery:
+async def verified_delivery(request: Request, settings: SettingsDep, now: Now) -> Delivery:
     """The route's dependency: the body read within its bound, then verified over its bytes.
 
     Nothing else runs first: an unsigned flood never opens a database connection."""

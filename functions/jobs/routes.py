@@ -20,7 +20,7 @@ from fastapi import APIRouter, Query, Request, Response
 from functions.jobs import service
 from functions.jobs.schemas import DispatchOut, SyncNowOut
 from shared.cron import CronDep
-from shared.web import ERRORS, CallerDep, Conn, Now
+from shared.web import ERRORS, CallerDep, Conn, Now, PublisherDep
 
 # ---- cron -----------------------------------------------------------------------------------
 
@@ -38,7 +38,7 @@ cron_router = APIRouter(tags=["cron"])
 def dispatch_due(
     _: CronDep,
     conn: Conn,
-    request: Request,
+    publisher: PublisherDep,
     now: Now,
     kind: Annotated[
         str | None,
@@ -46,7 +46,7 @@ def dispatch_due(
     ] = None,
 ) -> DispatchOut:
     kinds = service.dispatch_kinds(kind)
-    report = service.dispatch(conn, service.publisher_for(request.headers), now, kinds)
+    report = service.dispatch(conn, publisher, now, kinds)
     return DispatchOut(published=report.published, failed=report.failed)
 
 
@@ -68,9 +68,9 @@ sync_router = APIRouter(tags=["accounts"])
     summary="Sync this account now (costs and any other registered job kind)",
 )
 def sync_now(
-    account_id: uuid.UUID, caller: CallerDep, conn: Conn, request: Request, now: Now
+    account_id: uuid.UUID, caller: CallerDep, conn: Conn, publisher: PublisherDep, now: Now
 ) -> SyncNowOut:
-    result = service.request_sync(conn, caller.agency_id, account_id, now, headers=request.headers)
+    result = service.request_sync(conn, caller.agency_id, account_id, now, publisher=publisher)
     return SyncNowOut(queued=result.queued, in_progress=result.in_progress)
 
 

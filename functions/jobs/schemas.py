@@ -4,7 +4,7 @@ response models of the routes."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -75,17 +75,22 @@ class JobContext:
     """What a job handler receives to run one claimed job to its end (functions/jobs/registry).
 
     `conn` is an autocommit connection outside any transaction; `lease` the job's lease;
-    `ours` our own AWS client factory (to assume the account's role); `clock` returns aware UTC
-    datetimes; `run_id` the run record the consumer opened; `pacer` the process's pacing of
-    AWS calls per (AWS account, region).
+    `clients` makes our own AWS client factory (to assume the account's role), `ours`, when
+    the handler first needs it; `clock` returns aware UTC datetimes; `run_id` the run record
+    the consumer opened; `pacer` the process's pacing of AWS calls per (AWS account, region).
+    All of it comes from the composition root (shared.bootstrap) through the worker.
     """
 
     conn: Connection
     lease: jobs.Lease
-    ours: ClientFactory
+    clients: Callable[[], ClientFactory]
     clock: Clock
     run_id: uuid.UUID
     pacer: Pacer
+
+    @property
+    def ours(self) -> ClientFactory:
+        return self.clients()
 
 
 class DispatchOut(BaseModel):

@@ -11,17 +11,17 @@ its agency, its kind and its period, i.e. when the job fell due).
 account's jobs due now and publish them the same way.
 
 The kinds are the job kind vocabulary (`shared.store.jobs.JOB_KINDS`); the worker runs each
-through its handler in functions/jobs/registry.py. This module imports neither the registry
-(the handlers load botocore) nor, until something is published, the queue SDK
-(`shared.queue`): the read API that serves "sync now" loads nothing heavy until a request needs
-it. The queue consumer is functions/jobs/worker.py.
+through its handler in functions/jobs/registry.py. Messages go out through the `Publisher` the
+caller passes (the composition root's choice: Vercel Queues, or the embedded queue locally).
+This module does not import the registry (the handlers load botocore), so the read API that
+serves "sync now" loads nothing heavy. The queue consumer is functions/jobs/worker.py.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -36,7 +36,6 @@ from shared.errors import (
     RateLimitedError,
     UnavailableError,
 )
-from shared.kit.clock import utc_now
 from shared.logs import get_logger
 from shared.store import jobs, rate_limits
 from shared.store.jobs import JOB_KINDS
@@ -93,9 +92,8 @@ def enqueue_first_sync(
     agency_id: uuid.UUID,
     account_id: uuid.UUID,
     *,
-    publisher: Publisher[JobMessage] | None = None,
-    headers: Mapping[str, str] | None = None,
-    now: datetime | None = None,
+    publisher: Publisher[JobMessage],
+    now: datetime,
 ) -> int:
     """After an account was linked (and that transaction committed): create its sync jobs and
     publish them now. Returns the messages published.
@@ -103,7 +101,6 @@ def enqueue_first_sync(
     Never fails the link: when the agency may not sync yet, or the queue cannot be reached,
     the jobs stay due and the next dispatcher run takes them.
     """
-    now = now or utc_now()
     with tenant_tx(conn, agency_id):
         jobs.ensure_jobs(conn, agency_id, account_id, due_at=now)
         if not jobs.is_entitled(conn, agency_id, now):
@@ -112,7 +109,7 @@ def enqueue_first_sync(
     if not due:
         return 0
     try:
-        failed = publisher_for(headers, publisher).publish([JobMessage.for_job(j) for j in due])
+        failed = publisher.publish([JobMessage.for_job(j) for j in due])
     except Exception as exc:  # noqa: BLE001 - the link succeeded; the dispatcher catches up
         get_logger().warning("first sync not published", extra={"error_class": type(exc).__name__})
         failed = [JobMessage.for_job(j) for j in due]
@@ -134,8 +131,7 @@ def request_sync(
     account_id: uuid.UUID,
     now: datetime,
     *,
-    publisher: Publisher[JobMessage] | None = None,
-    headers: Mapping[str, str] | None = None,
+    publisher: Publisher[JobMessage],
 ) -> SyncRequest:
     """The agency asks for a sync of one account now (rate-limited per account)."""
     with tenant_tx(conn, agency_id):
@@ -163,24 +159,12 @@ def request_sync(
             raise PaymentRequiredError("syncing needs an active subscription or trial")
         jobs.ensure_jobs(conn, agency_id, account_id, kinds, due_at=now)
         due = jobs.request_now(conn, agency_id, account_id, now, kinds)
-    failed = publisher_for(headers, publisher).publish([JobMessage.for_job(j) for j in due])
+    failed = publisher.publish([JobMessage.for_job(j) for j in due])
     if failed:
         _unqueue(conn, failed)
         raise UnavailableError("the sync queue is unavailable; retry later")
     queued = sorted(j.kind for j in due)
     return SyncRequest(queued, sorted(set(kinds) - set(queued)))
-
-
-def publisher_for(
-    headers: Mapping[str, str] | None = None, publisher: Publisher[JobMessage] | None = None
-) -> Publisher[JobMessage]:
-    """`publisher`, else the process default: the local queue when one is installed, else
-    Vercel Queues authenticated with the OIDC token in the request's `headers`."""
-    if publisher is not None:
-        return publisher
-    from shared import queue  # noqa: PLC0415 - the queue SDK only to publish
-
-    return queue.default_publisher(headers)
 
 
 def _unqueue(conn: Connection, failed: Sequence[JobMessage]) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -35,18 +35,16 @@ from vercel.queue import Message, RetryAfter, subscribe
 
 from functions.jobs import registry
 from functions.jobs.schemas import JobContext, JobMessage
-from shared import db, observability
+from shared import bootstrap, observability
+from shared.bootstrap import Deps
 from shared.db import Connection, system_tx, tenant_tx
 from shared.errors import LeaseLostError
-from shared.kit.clock import Clock, utc_now
 from shared.logs import get_logger
-from shared.pacing import Pacer, shared_pacer
 from shared.queue import CONSUMER_GROUP, TOPIC, LocalQueue
-from shared.settings import get_settings
 from shared.store import jobs
 
 if TYPE_CHECKING:
-    from shared.aws import ClientFactory
+    pass
 
 RETRY_AFTER_S = 60
 MAX_DELIVERIES = 5
@@ -62,41 +60,23 @@ def local_queue(*, manual_clock: bool = False) -> LocalQueue:
     return LocalQueue(manual_clock=manual_clock)
 
 
-def _our_clients() -> ClientFactory:
-    from shared import aws  # noqa: PLC0415 - botocore only in the worker, when a job runs
-
-    return aws.our_clients(get_settings())
-
-
-def consume(
-    payload: Any,
-    delivery_count: int,
-    *,
-    clock: Clock = utc_now,
-    ours: Callable[[], ClientFactory] = _our_clients,
-    pacer: Callable[[], Pacer] = shared_pacer,
-) -> float | None:
-    """Handle one delivery: None to acknowledge it, or seconds after which to redeliver."""
+def consume(payload: Any, delivery_count: int) -> float | None:
+    """Handle one delivery with the composition root's dependencies: None to acknowledge it,
+    or seconds after which to redeliver."""
     try:
         message = JobMessage.from_payload(payload)
     except (ValueError, TypeError):
         # It will never parse better: acknowledge rather than redeliver it forever.
         get_logger().warning("unreadable sync message dropped")
         return None
-    with db.connect(get_settings().database_url) as conn:
-        return process(conn, message, delivery_count, clock=clock, ours=ours, pacer=pacer)
+    deps = bootstrap.current()
+    with deps.connect() as conn:
+        return process(conn, message, delivery_count, deps)
 
 
-def process(
-    conn: Connection,
-    message: JobMessage,
-    delivery_count: int,
-    *,
-    clock: Clock = utc_now,
-    ours: Callable[[], ClientFactory] = _our_clients,
-    pacer: Callable[[], Pacer] = shared_pacer,
-) -> float | None:
+def process(conn: Connection, message: JobMessage, delivery_count: int, deps: Deps) -> float | None:
     """Claim, run and settle one job; see the module docstring."""
+    clock = deps.clock
     now = clock()
     with system_tx(conn):
         lease = jobs.claim(conn, message.job_id, now, LEASE_SECONDS)
@@ -111,7 +91,12 @@ def process(
             raise LookupError(f"no handler registered for job kind {lease.kind}")
         handler(
             JobContext(
-                conn=conn, lease=lease, ours=ours(), clock=clock, run_id=run_id, pacer=pacer()
+                conn=conn,
+                lease=lease,
+                clients=deps.our_clients,
+                clock=clock,
+                run_id=run_id,
+                pacer=deps.pacer,
             )
         )
     except LeaseLostError:

@@ -22,6 +22,7 @@ import sys
 import uuid
 from datetime import date, datetime
 
+from shared import bootstrap
 from shared.db import connect
 from shared.errors import BadRequestError, CaoError
 from shared.kit.clock import Clock, utc_now
@@ -30,7 +31,7 @@ from shared.policy import (
     SECURITY_CONTACT,
     SUBPROCESSOR_NOTICE_DAYS,
 )
-from shared.settings import Secret, get_settings
+from shared.settings import Secret
 
 from . import rules, service
 
@@ -132,7 +133,9 @@ def main(argv: list[str] | None = None, *, clock: Clock | None = None) -> int:
     args = _parser().parse_args(argv)  # exits 2 with usage on bad flags
     now = (clock or utc_now)()
     try:
-        url = get_settings().owner_database_url  # fail fast: before reading or connecting
+        url = (
+            bootstrap.current().settings.owner_database_url
+        )  # fail fast: before reading or connecting
         if args.command == "publish-incident":
             return _publish_incident(args, url, now)
         if args.command == "update":

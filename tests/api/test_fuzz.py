@@ -24,9 +24,10 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from devstack.fake_polar import FakePolar
 from devstack.server import create_local_app
 from devstack.simaws import SimulatedAws
-from shared.settings import Settings, use_settings
+from shared.settings import Settings
 from tests.conftest import CAO_ACCOUNT_ID, base_env
 from tests.support.database import TestDatabase
+from tests.support.deps import with_settings
 from tests.support.factories import AgencyFixture, make_agency
 
 EXAMPLES = 25
@@ -55,10 +56,8 @@ def fuzz_settings(
         "POLAR_PRODUCT_STARTER": "11111111-1111-4111-8111-111111111111",
         "POLAR_PRODUCT_PRO": "22222222-2222-4222-8222-222222222222",
     }
-    s = Settings(env)
-    use_settings(s)
-    yield s
-    use_settings(None)
+    with with_settings(env) as deps:
+        yield deps.settings
 
 
 @pytest.fixture

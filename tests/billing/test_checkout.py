@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from devstack.fake_polar import FakePolar
 from functions.billing.polar import PolarClient, PolarError, PolarUnavailableError
 from shared.errors import ConfigError, NotFoundError, RateLimitedError
-from shared.settings import Secret, Settings, use_settings
+from shared.settings import Secret, Settings
 from tests.billing.conftest import (
     POLAR_TOKEN,
     PRODUCT_PRO,
@@ -23,6 +23,7 @@ from tests.billing.conftest import (
     audit_actions,
     member_headers,
 )
+from tests.support.deps import with_settings
 from tests.support.factories import AgencyFixture
 
 
@@ -114,10 +115,12 @@ def test_an_agency_with_a_live_subscription_is_sent_to_the_portal(
 def test_an_unconfigured_product_is_a_503_naming_the_setting(
     client: TestClient, agency: AgencyFixture, env: dict[str, str]
 ) -> None:
-    use_settings(Settings({**env, "POLAR_PRODUCT_PRO": ""}))
-    response = client.post("/api/billing/checkout", json={"plan": "pro"}, headers=agency.headers)
-    assert response.status_code == 503
-    assert "POLAR_PRODUCT_PRO" in response.json()["error"]["message"]
+    with with_settings(Settings({**env, "POLAR_PRODUCT_PRO": ""})):
+        response = client.post(
+            "/api/billing/checkout", json={"plan": "pro"}, headers=agency.headers
+        )
+        assert response.status_code == 503
+        assert "POLAR_PRODUCT_PRO" in response.json()["error"]["message"]
 
 
 def test_only_admins_start_checkouts(

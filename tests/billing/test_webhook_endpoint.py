@@ -19,7 +19,7 @@ from devstack.polar_replay import encode, sample_event, signed_headers
 from functions.billing import plans, schemas, service
 from functions.billing import signature as webhooks
 from shared.kit.clock import utc_now
-from shared.settings import Settings, use_settings
+from shared.settings import Settings
 from tests.billing.conftest import (
     PRODUCT_PRO,
     PRODUCT_STARTER,
@@ -29,6 +29,7 @@ from tests.billing.conftest import (
     deliveries_of,
 )
 from tests.support.database import TestDatabase
+from tests.support.deps import with_settings
 from tests.support.factories import AgencyFixture
 
 
@@ -291,31 +292,31 @@ def test_a_database_outage_is_a_5xx_so_polar_retries(
     deliver: Deliverer, agency: AgencyFixture, env: dict[str, str]
 ) -> None:
     down = f"postgresql://cao_app:x@127.0.0.1:{_closed_port()}/cao?connect_timeout=1"
-    use_settings(Settings({**env, "DATABASE_URL": down}))
-    response = deliver.post(deliver.event(agency.id, "subscription.active"))
-    assert response.status_code == 503, response.text
-    assert response.json()["error"]["code"] == "database_unavailable"
+    with with_settings(Settings({**env, "DATABASE_URL": down})):
+        response = deliver.post(deliver.event(agency.id, "subscription.active"))
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "database_unavailable"
 
 
 def test_signature_checks_happen_before_the_database_is_touched(
     deliver: Deliverer, agency: AgencyFixture, env: dict[str, str]
 ) -> None:
     down = f"postgresql://cao_app:x@127.0.0.1:{_closed_port()}/cao"
-    use_settings(Settings({**env, "DATABASE_URL": down}))
-    body = deliver.event(agency.id, "subscription.active")
-    response = deliver.client.post(
-        "/api/webhooks/polar", content=body, headers=signed_headers("wrong", body)
-    )
-    assert response.status_code == 401
+    with with_settings(Settings({**env, "DATABASE_URL": down})):
+        body = deliver.event(agency.id, "subscription.active")
+        response = deliver.client.post(
+            "/api/webhooks/polar", content=body, headers=signed_headers("wrong", body)
+        )
+        assert response.status_code == 401
 
 
 def test_a_missing_webhook_secret_is_a_503_naming_it(
     deliver: Deliverer, agency: AgencyFixture, env: dict[str, str]
 ) -> None:
-    use_settings(Settings({k: v for k, v in env.items() if k != "POLAR_WEBHOOK_SECRET"}))
-    response = deliver.post(deliver.event(agency.id, "subscription.active"))
-    assert response.status_code == 503
-    assert "POLAR_WEBHOOK_SECRET" in response.json()["error"]["message"]
+    with with_settings(Settings({k: v for k, v in env.items() if k != "POLAR_WEBHOOK_SECRET"})):
+        response = deliver.post(deliver.event(agency.id, "subscription.active"))
+        assert response.status_code == 503
+        assert "POLAR_WEBHOOK_SECRET" in response.json()["error"]["message"]
 
 
 def test_both_key_derivations_are_accepted_end_to_end(
@@ -325,15 +326,18 @@ def test_both_key_derivations_are_accepted_end_to_end(
     app_conn: psycopg.Connection[Any],
 ) -> None:
     whsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-    use_settings(Settings({**env, "POLAR_WEBHOOK_SECRET": whsec}))
-    at = datetime.now(UTC) - timedelta(minutes=1)
-    for polar_key, event_type in ((True, "subscription.past_due"), (False, "subscription.active")):
-        body = encode(sample_event(agency.id, event_type, at=at))
-        at += timedelta(seconds=1)
-        headers = signed_headers(whsec, body, polar_key=polar_key)
-        response = client.post("/api/webhooks/polar", content=body, headers=headers)
-        assert response.json()["outcome"] == "applied", response.text
-        assert billing_row(app_conn, agency.id)["billing_status"] == event_type.split(".")[1]
+    with with_settings(Settings({**env, "POLAR_WEBHOOK_SECRET": whsec})):
+        at = datetime.now(UTC) - timedelta(minutes=1)
+        for polar_key, event_type in (
+            (True, "subscription.past_due"),
+            (False, "subscription.active"),
+        ):
+            body = encode(sample_event(agency.id, event_type, at=at))
+            at += timedelta(seconds=1)
+            headers = signed_headers(whsec, body, polar_key=polar_key)
+            response = client.post("/api/webhooks/polar", content=body, headers=headers)
+            assert response.json()["outcome"] == "applied", response.text
+            assert billing_row(app_conn, agency.id)["billing_status"] == event_type.split(".")[1]
 
 
 def _nested(agency: AgencyFixture, depth: int) -> bytes:

@@ -20,8 +20,9 @@ from functions.jobs import service, worker
 from functions.jobs.schemas import JobMessage
 from shared import queue
 from shared.db import tenant_tx
-from shared.settings import Settings, use_settings
+from shared.settings import Settings
 from tests.support.database import TestDatabase
+from tests.support.deps import with_publisher, with_settings
 from tests.support.factories import AgencyFixture
 from tests.support.jobs import job, link
 from tests.test_vercel import resolve, served_by  # Vercel's routing, as the lead's test reads it
@@ -42,10 +43,10 @@ class Recorder:
 
 
 @pytest.fixture
-def published(settings: Settings) -> Recorder:
+def published(settings: Settings) -> Iterator[Recorder]:
     recorder = Recorder()
-    queue.use_publisher(recorder)
-    return recorder
+    with with_publisher(recorder):
+        yield recorder
 
 
 @pytest.fixture
@@ -91,15 +92,12 @@ def test_the_dispatcher_refuses_to_run_without_a_configured_secret(
     env: dict[str, str], app_conn: psycopg.Connection[Any], agency: AgencyFixture
 ) -> None:
     env.pop("CRON_SECRET")
-    use_settings(Settings(env))
-    try:
+    with with_settings(env):
         linked = link(None, app_conn, agency)
         with TestClient(create_local_app(), raise_server_exceptions=False) as client:
             answer = client.get("/api/cron/dispatch", headers={"Authorization": f"Bearer {SECRET}"})
         assert answer.status_code == 503 and "CRON_SECRET" in answer.json()["error"]["message"]
         assert job(app_conn, linked)["state"] == "idle"
-    finally:
-        use_settings(None)
 
 
 def test_the_dispatcher_with_the_bearer_publishes_the_due_jobs(

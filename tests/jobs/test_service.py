@@ -15,6 +15,7 @@ import pytest
 
 from functions.jobs import service
 from functions.jobs.schemas import JobContext, JobMessage
+from shared import bootstrap
 from shared.db import system_tx, tenant_tx
 from shared.errors import LeaseLostError
 from shared.store import costs, jobs
@@ -323,6 +324,7 @@ def test_a_job_kind_is_dispatched_and_run_by_the_consumer_through_its_registered
     report = service.dispatch(app_conn, publisher, START)
     assert report.published == {"costs": 1, "cloudtrail": 1}
     (message,) = [m for m in publisher.sent if m.kind == "cloudtrail"]
-    assert worker.process(app_conn, message, 1, clock=lambda: START, ours=lambda: None) is None
+    deps = bootstrap.current().but(clock=lambda: START)
+    assert worker.process(app_conn, message, 1, deps) is None
     assert [lease.kind for lease in ran] == ["cloudtrail"]
     assert job(app_conn, linked, "cloudtrail")["state"] == "idle"

@@ -16,6 +16,7 @@ from devstack.simaws import SimulatedAws
 from functions.jobs import registry, service, worker
 from functions.jobs.schemas import JobContext, JobMessage
 from functions.sync_costs import service as costs_sync
+from shared import bootstrap
 from shared.db import system_tx
 from shared.queue import LocalQueue
 from shared.store import jobs
@@ -160,7 +161,10 @@ def test_a_worker_whose_lease_was_taken_over_writes_nothing(
         costs_sync.run(ctx)
 
     monkeypatch.setitem(registry.HANDLERS, "costs", slow_worker)
-    assert worker.process(app_conn, message(app_conn, linked), 1, clock=clock) is None
+    assert (
+        worker.process(app_conn, message(app_conn, linked), 1, bootstrap.current().but(clock=clock))
+        is None
+    )
 
     assert len(ce_calls(sim, linked.aws_account_id)) == 1  # it read AWS ...
     assert cost_rows(app_conn, linked) == {}  # ... and wrote nothing
@@ -180,12 +184,14 @@ def test_the_lease_of_a_crashed_worker_expires_and_a_redelivery_reclaims_the_job
         crashed = jobs.claim(app_conn, msg.job_id, START, worker.LEASE_SECONDS)
     assert crashed is not None  # ... and that worker never comes back
 
-    wait = worker.process(app_conn, msg, 2, clock=Clock(START + timedelta(seconds=100)))
+    wait = worker.process(
+        app_conn, msg, 2, bootstrap.current().but(clock=Clock(START + timedelta(seconds=100)))
+    )
     assert wait is not None and 250 <= wait <= worker.LEASE_SECONDS - 99
     assert runs(app_conn, linked) == []
 
     later = Clock(START + timedelta(seconds=worker.LEASE_SECONDS + 5))
-    assert worker.process(app_conn, msg, 3, clock=later) is None
+    assert worker.process(app_conn, msg, 3, bootstrap.current().but(clock=later)) is None
     assert runs(app_conn, linked)[-1]["status"] == "succeeded"
     assert cost_rows(app_conn, linked)
 

@@ -12,9 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from functions.notices import operator
-from shared.settings import Settings, use_settings
+from shared.settings import Settings
 from tests.notices.conftest import NOW, Operator, incident_args
 from tests.support.database import TestDatabase
+from tests.support.deps import with_settings
 from tests.support.factories import AgencyFixture, make_agency
 
 
@@ -243,11 +244,8 @@ def test_the_operator_refuses_to_run_without_database_owner_url(
     env: dict[str, str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     without = {k: v for k, v in env.items() if k != "DATABASE_OWNER_URL"}
-    use_settings(Settings(without))
-    try:
+    with with_settings(Settings(without)):
         code = operator.main(incident_args("--all"))
-    finally:
-        use_settings(None)
 
     captured = capsys.readouterr()
     assert code == 1

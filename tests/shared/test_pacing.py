@@ -7,7 +7,9 @@ import threading
 
 import pytest
 
-from shared.pacing import Pacer, TokenBucket, shared_pacer
+from shared.bootstrap import Deps
+from shared.pacing import Pacer, TokenBucket
+from shared.settings import Settings
 from tests.sync_cloudtrail.helpers import FakeClock
 
 
@@ -51,7 +53,10 @@ def test_two_links_to_one_aws_account_share_its_bucket_and_regions_do_not() -> N
     assert pacer.bucket("111111111111", "us-east-1") is not pacer.bucket(
         "222222222222", "us-east-1"
     )
-    assert shared_pacer() is shared_pacer()
+    # One pacer per process: the composition root's, kept by every copy of its dependencies.
+    deps = Deps(Settings({}))
+    assert deps.pacer is deps.pacer
+    assert deps.but(clock=clock.now).pacer is deps.pacer
 
 
 def test_threads_sharing_a_bucket_stay_under_2_per_second_together() -> None:

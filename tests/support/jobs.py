@@ -19,11 +19,13 @@ import pytest
 from devstack.simaws import SimulatedAws
 from functions.jobs import worker
 from functions.jobs.schemas import JobMessage
+from shared import bootstrap
 from shared.db import tenant_tx
 from shared.policy import ROLE_POLICY, trust_policy
-from shared.settings import Settings, use_settings
+from shared.settings import Settings
 from shared.store import jobs
 from tests.conftest import CAO_ACCOUNT_ID
+from tests.support.deps import with_settings
 from tests.support.factories import AgencyFixture, make_account
 
 START = datetime(2025, 3, 14, 3, 0, tzinfo=UTC)
@@ -51,10 +53,8 @@ class Clock:
 @pytest.fixture
 def aws_settings(aws_env: dict[str, str]) -> Iterator[Settings]:
     """Process-wide settings with our cao-service key in an emptied simulator."""
-    s = Settings(aws_env)
-    use_settings(s)
-    yield s
-    use_settings(None)
+    with with_settings(aws_env) as deps:
+        yield deps.settings
 
 
 @pytest.fixture
@@ -150,7 +150,8 @@ def run_costs(
     conn: psycopg.Connection[Any], linked: Linked, clock: Clock, delivery: int = 1
 ) -> float | None:
     """One delivery of the account's costs job, through the consumer, on the frozen clock."""
-    return worker.process(conn, message(conn, linked, clock()), delivery, clock=clock)
+    deps = bootstrap.current().but(clock=clock)
+    return worker.process(conn, message(conn, linked, clock()), delivery, deps)
 
 
 def job(conn: psycopg.Connection[Any], linked: Linked, kind: str = "costs") -> dict[str, Any]:

@@ -13,6 +13,7 @@ import pytest
 
 from devstack.simaws import SimulatedAws
 from shared import aws
+from shared.bootstrap import Deps
 from shared.pacing import Pacer
 from shared.policy import ROLE_POLICY, trust_policy
 from shared.settings import Settings
@@ -54,7 +55,7 @@ class Linked:
 
     def assume(self) -> aws.ClientFactory:
         return aws.assume_role(
-            aws.our_clients(self.settings),
+            Deps(self.settings).our_clients(),
             self.role_arn,
             self.agency.external_id,
             aws.session_name(self.agency.id),

@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from devstack.server import create_local_app
 from functions.jobs.schemas import JobMessage
 from functions.sync_cloudtrail import retention
-from shared import queue
 from shared.db import tenant_tx
 from shared.settings import Settings
 from shared.store import jobs
 from tests.support.database import TestDatabase
+from tests.support.deps import with_publisher
 from tests.support.factories import AgencyFixture, make_account, make_agency
 from tests.sync_cloudtrail.helpers import NOW
 from tests.sync_cloudtrail.test_store import event_row, insert
@@ -173,12 +173,9 @@ def test_the_hourly_dispatch_publishes_each_due_job_once(
     with tenant_tx(app_conn, agency.id):
         jobs.ensure_jobs(app_conn, agency.id, account, ["costs", "cloudtrail"])
     recorder = Recorder()
-    queue.use_publisher(recorder)
-    try:
+    with with_publisher(recorder):
         answer = http.get("/api/cron/dispatch", headers=bearer(settings))
         again = http.get("/api/cron/dispatch", headers=bearer(settings))
-    finally:
-        queue.use_publisher(None)
     assert answer.status_code == 200
     assert answer.json() == {"published": {"costs": 1, "cloudtrail": 1}, "failed": 0}
     assert again.json()["published"] == {"costs": 0, "cloudtrail": 0}  # queued: not twice

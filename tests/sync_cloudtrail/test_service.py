@@ -15,6 +15,7 @@ from functions.jobs import registry
 from functions.jobs.schemas import JobContext
 from functions.sync_cloudtrail import service
 from shared import aws
+from shared.bootstrap import Deps
 from shared.db import system_tx, tenant_tx
 from shared.errors import LeaseLostError
 from shared.pacing import Pacer
@@ -53,9 +54,16 @@ def work(
 ) -> uuid.UUID:
     with tenant_tx(conn, linked.agency.id):
         run_id = jobs.start_run(conn, lease, clock.now())
-    ours = aws.our_clients(linked.settings)
+    ours = Deps(linked.settings).our_clients()
     service.run(
-        JobContext(conn=conn, lease=lease, ours=ours, clock=clock.now, run_id=run_id, pacer=pacer),
+        JobContext(
+            conn=conn,
+            lease=lease,
+            clients=lambda: ours,
+            clock=clock.now,
+            run_id=run_id,
+            pacer=pacer,
+        ),
         **kwargs,
     )
     return run_id

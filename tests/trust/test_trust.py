@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 
 from functions.trust import service as trust
 from shared import policy
-from shared.settings import Settings, use_settings
+from shared.settings import Settings
+from tests.support.deps import with_settings
 
 HERE = Path(__file__).resolve().parent
 FIXTURE = HERE / "security_page_tables.txt"
@@ -164,7 +165,7 @@ def test_security_txt_expiry_is_computed_from_the_clock() -> None:
 
 
 def test_trust_documents_need_no_credentials_and_no_configuration(client: TestClient) -> None:
-    use_settings(Settings({}))  # no database, no secrets: a public page must still answer
-    for path in ("/subprocessors", "/api/subprocessors", "/api/security"):
-        assert client.get(path).status_code == 200, path
-    assert client.get("/.well-known/security.txt").status_code == 200
+    with with_settings(Settings({})):  # no database, no secrets: a public page must still answer
+        for path in ("/subprocessors", "/api/subprocessors", "/api/security"):
+            assert client.get(path).status_code == 200, path
+        assert client.get("/.well-known/security.txt").status_code == 200

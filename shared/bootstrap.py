@@ -1,0 +1,123 @@
+"""The composition root: the one module that decides which dependencies the product runs with.
+
+    settings   every environment variable (shared.settings), read from os.environ in production
+    clock      aware UTC datetimes (shared.kit.clock.utc_now)
+    database   `connect()`: one autocommit connection on the app role's URL (shared.db)
+    aws        our own clients (user cao-service) on one botocore session per process
+    publisher  the sync queue: Vercel Queues authenticated by the request's OIDC token, or the
+               embedded queue of `make demo` and the tests (shared.queue)
+    pacer      the LookupEvents token buckets shared by every sync of this process
+
+Routes receive a `Deps` through the FastAPI dependency `shared.web.DepsDep`; jobs receive what
+they need in the JobContext the worker builds from it (functions/jobs). Nothing else keeps
+process-wide wiring: the local stack and the tests install their own `Deps` here, with `use`,
+and production builds one from os.environ on first use.
+
+Nothing connects or imports botocore or the queue SDK when this module is imported: the
+database, the botocore session and the publisher are made when first asked for, so the read
+functions' cold start stays free of them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from shared import db
+from shared.kit.clock import Clock, utc_now
+from shared.pacing import Pacer
+from shared.queue import Publisher, VercelPublisher
+from shared.settings import Settings
+
+if TYPE_CHECKING:
+    import botocore.session
+
+    from shared.aws import ClientFactory
+
+PublisherFor = Callable[[Mapping[str, str] | None], Publisher[Any]]
+
+
+class BotocoreSession:
+    """One botocore session, created on first use (botocore is imported only then).
+
+    Sessions are not thread-safe: clients are created from it under `lock` (shared.aws).
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._session: botocore.session.Session | None = None
+
+    def get(self) -> botocore.session.Session:
+        with self.lock:
+            if self._session is None:
+                import botocore.session  # noqa: PLC0415 - only where AWS is called
+
+                self._session = botocore.session.get_session()
+            return self._session
+
+
+def vercel_publisher(headers: Mapping[str, str] | None) -> Publisher[Any]:
+    """Vercel Queues, authenticated with the OIDC token Vercel puts in the request headers."""
+    return VercelPublisher(None if headers is None else headers.get("x-vercel-oidc-token"))
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What the product runs with; see the module docstring."""
+
+    settings: Settings
+    clock: Clock = utc_now
+    publisher_for: PublisherFor = vercel_publisher
+    pacer: Pacer = field(default_factory=Pacer)
+    botocore: BotocoreSession = field(default_factory=BotocoreSession)
+
+    def connect(self) -> db.Connection:
+        """An autocommit connection as the app role (retried, bounded; shared.db)."""
+        return db.connect(self.settings.database_url)
+
+    def our_clients(self) -> ClientFactory:
+        """AWS clients as our own IAM user cao-service (its only permission: sts:AssumeRole)."""
+        from shared import aws  # noqa: PLC0415 - botocore only where AWS is called
+
+        return aws.our_clients(self.settings, self.botocore)
+
+    def publisher(self, headers: Mapping[str, str] | None = None) -> Publisher[Any]:
+        return self.publisher_for(headers)
+
+    def but(self, **changes: Any) -> Deps:
+        """A copy with some dependencies replaced (tests: another clock, other settings)."""
+        return replace(self, **changes)
+
+
+def production() -> Deps:
+    """The dependencies of a deployed function: everything from os.environ."""
+    return Deps(settings=Settings())
+
+
+_lock = threading.Lock()
+_current: Deps | None = None
+
+
+def current() -> Deps:
+    """The process's dependencies: the installed ones, else production's (built once)."""
+    global _current  # noqa: PLW0603 - the composition root is the one holder of wiring
+    with _lock:
+        if _current is None:
+            _current = production()
+        return _current
+
+
+@contextmanager
+def use(deps: Deps) -> Iterator[Deps]:
+    """Run the product with `deps` inside the block (the local stack, tests, benchmarks)."""
+    global _current  # noqa: PLW0603
+    with _lock:
+        previous, _current = _current, deps
+    try:
+        yield deps
+    finally:
+        with _lock:
+            _current = previous

@@ -1,9 +1,14 @@
-"""Run every benchmark in this package (modules not starting with `_`), one after the other."""
+"""Run every benchmark in this package (modules not starting with `_`), one after the other.
+
+Each runs in its own interpreter, as `python -m bench.<name>` would: a benchmark's process-wide
+state (the simulated AWS, the composition root, the log level it sets) cannot leak into the
+next, and one that fails is reported without stopping the others.
+"""
 
 from __future__ import annotations
 
 import pkgutil
-import runpy
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,15 +19,16 @@ def main() -> int:
         for m in pkgutil.iter_modules([str(Path(__file__).parent)])
         if not m.name.startswith("_")
     )
+    failed = []
     for name in names:
         print(f"\n=== bench.{name} ===", flush=True)
-        sys.argv = [f"bench.{name}"]
-        try:
-            runpy.run_module(f"bench.{name}", run_name="__main__")
-        except SystemExit as done:  # each benchmark ends with its own verdict: go on
-            if done.code not in (0, None):
-                print(f"bench.{name} exited with {done.code}", flush=True)
-    return 0
+        done = subprocess.run([sys.executable, "-m", f"bench.{name}"], check=False)
+        if done.returncode != 0:
+            print(f"bench.{name} exited with {done.returncode}", flush=True)
+            failed.append(name)
+    if failed:
+        print(f"\nfailed: {', '.join(failed)}", flush=True)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

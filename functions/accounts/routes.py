@@ -1,4 +1,12 @@
-"""Routes: GET /api/accounts and /api/accounts/{account_id} (served by api/accounts.py)."""
+"""HTTP routes of the accounts (served by api/accounts.py, after onboarding's link routes):
+
+    GET    /api/accounts                 list with status in words and sync health
+    GET    /api/accounts/{account_id}    one account, with its recent sync runs
+    PATCH  /api/accounts/{account_id}    alias and/or regions (admin)
+    DELETE /api/accounts/{account_id}    unlink (admin)
+
+Cold start: api/accounts.py is a read function; nothing here loads botocore.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +14,37 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from functions.reads import accounts
-from functions.reads.models import accounts as models
 from shared.kit.http import Cursor, Limit, documented, json_response
 from shared.kit.pages import DEFAULT_LIMIT, clamp_limit
-from shared.web import CallerDep, Conn, Now
+from shared.web import ERRORS, AdminDep, CallerDep, Conn, Now
+
+from . import service
+from .schemas import AccountDetail, AccountOut, AccountPage, AccountPatch
 
 accounts_router = APIRouter(tags=["accounts"])
 
 
-@accounts_router.get("/api/accounts", response_model=None, responses=documented(models.AccountPage))
+# PATCH and DELETE come first: for a method no route has (PUT /api/accounts/{id}), Starlette
+# answers 405 naming the methods of the first route whose path matched.
+
+
+@accounts_router.patch("/api/accounts/{account_id}", response_model=AccountOut, responses=ERRORS)
+def patch_account(
+    account_id: uuid.UUID, body: AccountPatch, caller: AdminDep, conn: Conn
+) -> AccountOut:
+    """Change an account's alias and/or CloudTrail regions (admin)."""
+    return service.update_account(conn, caller, account_id, body)
+
+
+@accounts_router.delete("/api/accounts/{account_id}", status_code=204, responses=ERRORS)
+def unlink_account(account_id: uuid.UUID, caller: AdminDep, conn: Conn) -> Response:
+    """Unlink (admin): deletes the account and all its synced data; audited. A second call
+    answers 404 (there is nothing left to delete)."""
+    service.unlink_account(conn, caller, account_id)
+    return Response(status_code=204)
+
+
+@accounts_router.get("/api/accounts", response_model=None, responses=documented(AccountPage))
 def list_accounts(
     *,
     caller: CallerDep,
@@ -27,7 +56,7 @@ def list_accounts(
     """Linked accounts with status in words, sync health per job, and Cost Explorer requests
     spent this month."""
     return json_response(
-        accounts.list_accounts(
+        service.list_accounts(
             conn, caller.agency_id, now=now, limit=clamp_limit(limit), cursor=cursor
         )
     )
@@ -36,8 +65,8 @@ def list_accounts(
 @accounts_router.get(
     "/api/accounts/{account_id}",
     response_model=None,
-    responses=documented(models.AccountDetail, 404),
+    responses=documented(AccountDetail, 404),
 )
 def get_account(account_id: uuid.UUID, caller: CallerDep, conn: Conn, now: Now) -> Response:
     """One account: its status, sync health, and recent sync runs."""
-    return json_response(accounts.account_detail(conn, caller.agency_id, account_id, now=now))
+    return json_response(service.account_detail(conn, caller.agency_id, account_id, now=now))

@@ -1,41 +1,40 @@
-"""Agency settings: name, contact, default regions for new accounts, CloudTrail retention and
-backfill. Billing fields are not settings: the request models forbid them (extra fields are
-refused) and the store refuses any column outside `agencies.SETTINGS_COLUMNS`.
+"""Request and response models of the caller's agency: the agency as stored, its settings, its
+API keys, and an ExternalId rotation. Billing fields are not settings: `SettingsPatch` forbids
+them (extra fields are refused) and the store refuses any column outside
+`agencies.SETTINGS_COLUMNS`.
 """
 
 from __future__ import annotations
 
-import unicodedata
-from typing import Any
+import uuid
+from datetime import datetime
+from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from shared.auth import Caller
-from shared.db import Connection, tenant_tx
-from shared.errors import BadRequestError, NotFoundError
-from shared.store import agencies, audit
-from shared.store.agencies import AgencyRow
+from functions.accounts import regions
+from functions.accounts.schemas import AccountOut, check_name
+from functions.onboard.schemas import check_email
+from shared.kit.schemas import FromRow
 from shared.web import Body
-
-from . import regions
-from .signup import EMAIL
 
 RETENTION_DAYS = (1, 365)
 BACKFILL_DAYS = (1, 90)
 
 
-def check_text(value: str) -> str:
-    """Refuse control characters (Postgres text cannot hold NUL; the rest has no place in a
-    name or alias either)."""
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-def check_email(value: str) -> str:
-    if not EMAIL.fullmatch(check_text(value)):
-        raise ValueError("must be an email address such as ops@example.com")
-    return value
+# The agency as stored (`shared.store.agencies.AgencyRow`). (Comments, not docstrings, on the
+# models: a docstring would become the model's description in the OpenAPI document.)
+class AgencyOut(FromRow):
+    id: uuid.UUID
+    name: str
+    contact_email: str
+    created_at: datetime
+    default_regions: list[str]
+    cloudtrail_retention_days: int
+    cloudtrail_backfill_days: int
+    billing_status: str
+    plan: str
+    trial_ends_at: datetime
 
 
 class SettingsPatch(Body):
@@ -59,7 +58,7 @@ class SettingsPatch(Body):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str | None) -> str | None:
-        return None if value is None else check_text(value)
+        return None if value is None else check_name(value)
 
     @field_validator("default_regions")
     @classmethod
@@ -77,29 +76,35 @@ class SettingsPatch(Body):
         return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
 
 
-def read(conn: Connection, caller: Caller) -> AgencyRow:
-    with tenant_tx(conn, caller.agency_id):
-        row = agencies.get(conn, caller.agency_id)
-    if row is None:
-        raise NotFoundError("the agency no longer exists")
-    return row
+# An API key as stored (`shared.store.keys.KeyRow`), without its hash.
+class KeyOut(FromRow):
+    id: uuid.UUID
+    name: str
+    role: str
+    prefix: str = Field(
+        validation_alias="key_prefix", description="The key's first characters, to recognise it"
+    )
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
 
 
-def update(conn: Connection, caller: Caller, patch: SettingsPatch) -> AgencyRow:
-    caller.require_admin()
-    changes = patch.changes()
-    if not changes:
-        raise BadRequestError(
-            "nothing to change: send one or more of name, contact_email, default_regions, "
-            "cloudtrail_retention_days, cloudtrail_backfill_days"
-        )
-    with tenant_tx(conn, caller.agency_id):
-        row = agencies.update_settings(conn, caller.agency_id, changes)
-        if row is None:
-            raise NotFoundError("the agency no longer exists")
-        # Field names only: the values (an email) need not be copied into the log.
-        audit.record(
-            conn, caller.agency_id, caller.actor, "agency.settings_changed", None,
-            {"fields": sorted(changes)},
-        )  # fmt: skip
-    return row
+class KeyCreateIn(Body):
+    name: str = Field(min_length=1, max_length=100)
+    role: Literal["admin", "member"] = "member"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value)
+
+
+class KeyCreatedOut(BaseModel):
+    key: KeyOut
+    api_key: str = Field(description="The new key. Shown once: store it now.")
+
+
+class RotationOut(BaseModel):
+    external_id: str
+    accounts_needing_trust_update: list[AccountOut]
+    next: str

@@ -19,7 +19,7 @@ from shared.db import connect
 from shared.errors import CaoError
 from shared.settings import get_settings
 
-from . import keys
+from . import service
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = get_settings().database_url
         with connect(url, application_name="cloudagencyops-operator") as conn:
-            created = keys.issue_operator_admin_key(conn, args.agency)
+            created = service.issue_operator_admin_key(conn, args.agency)
     except CaoError as exc:
         sys.stderr.write(f"error: {exc.message}\n")
         return 1

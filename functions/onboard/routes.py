@@ -1,105 +1,167 @@
-"""Accounts: link, edit, unlink, verify, discovered members (api/accounts.py)."""
+"""HTTP routes of onboarding, one router per Vercel function that serves it:
+
+    api/agencies.py     signup_router        POST /api/agencies (public sign-up)
+    api/onboarding.py   onboarding_router    GET /api/onboarding, its three templates
+    api/accounts.py     link_router          GET /api/accounts/discovered,
+                                             POST /api/accounts/discovered/link,
+                                             POST /api/accounts, POST /api/accounts/{id}/verify
+    api/cron_verify.py  verify_cron_router   GET /api/cron/verify (Vercel Cron, weekly)
+
+`link_router` is served before `functions.accounts.routes.accounts_router`: it declares
+/api/accounts/discovered, which must be matched before any /api/accounts/{account_id} route.
+
+Cold start: this module loads no botocore and no PyYAML; the service imports them inside the
+functions that call AWS or render a template.
+"""
 
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 
-from functions.onboard import account_edits
-from shared.db import tenant_tx
-from shared.settings import get_settings
-from shared.store import accounts
-from shared.web import ERRORS, AdminDep, CallerDep, Conn
+from functions.accounts.schemas import AccountOut
+from shared.auth import Caller
+from shared.cron import CronDep
+from shared.db import Connection
+from shared.web import ERRORS, AdminDep, CallerDep, Conn, Now
 
-if TYPE_CHECKING:
-    pass
-
-
-from functions.onboard.routes._common import (
-    AccountOut,
+from . import service
+from .schemas import (
     BulkLinkIn,
     BulkLinkOut,
-    BulkResultOut,
     DiscoveredOut,
     LinkIn,
-    _first_sync,
-    _now,
-    _ours,
+    OnboardingOut,
+    ProbeOut,
+    SignUpIn,
+    SignUpOut,
 )
 
-# ---- accounts: link, edit, unlink, verify, discovered ---------------------------------------
+# ---- sign-up --------------------------------------------------------------------------------
 
-accounts_router = APIRouter(tags=["accounts"], responses=ERRORS)
+signup_router = APIRouter(tags=["agency"])
+
+
+def client_address(request: Request) -> str:
+    """The caller's address. On Vercel, x-real-ip / x-forwarded-for are set by the platform
+    (a client's own values are overwritten); locally, the socket's peer."""
+    for header in ("x-real-ip", "x-forwarded-for"):
+        value = request.headers.get(header, "").split(",")[0].strip()
+        if value:
+            return value[:100]
+    return request.client.host if request.client else "unknown"
+
+
+@signup_router.post(
+    "/api/agencies",
+    status_code=201,
+    response_model=SignUpOut,
+    responses={429: {"description": "too many sign-ups from this address (Retry-After)"}},
+)
+def create_agency(body: SignUpIn, request: Request, conn: Conn, now: Now) -> SignUpOut:
+    """Sign up: creates the agency (in its trial), its ExternalId and a first admin API key."""
+    result = service.sign_up(
+        conn,
+        name=body.name,
+        contact_email=body.contact_email,
+        source_address=client_address(request),
+        now=now,
+    )
+    return SignUpOut(
+        agency_id=result.agency_id,
+        key_id=result.key_id,
+        api_key=result.api_key,
+        external_id=result.external_id,
+        next="GET /api/onboarding with 'Authorization: Bearer <api_key>' for the role policy, "
+        "trust policy, CloudFormation template and quick-create link",
+    )
+
+
+# ---- onboarding material --------------------------------------------------------------------
+
+onboarding_router = APIRouter(tags=["onboarding"], responses=ERRORS)
+
+
+@onboarding_router.get("/api/onboarding", response_model=OnboardingOut)
+def get_onboarding(caller: CallerDep, conn: Conn) -> OnboardingOut:
+    """Everything needed to create the role: policies, templates, quick-create link."""
+    return service.onboarding(conn, caller)
+
+
+def _template_response(caller: Caller, conn: Connection, kind: str) -> Response:
+    text, media, name = service.template_file(conn, caller, kind)
+    return PlainTextResponse(
+        text,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+_TEMPLATE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/yaml": {}}, "description": "the template"}
+}
+
+
+@onboarding_router.get(
+    "/api/onboarding/template.yaml", response_class=PlainTextResponse, responses=_TEMPLATE_DOC
+)
+def template_yaml(caller: CallerDep, conn: Conn) -> Response:
+    """The CloudFormation template (YAML), your values as parameter defaults."""
+    return _template_response(caller, conn, "yaml")
+
+
+@onboarding_router.get(
+    "/api/onboarding/template.json",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"application/json": {}}, "description": "the template"}},
+)
+def template_json(caller: CallerDep, conn: Conn) -> Response:
+    """The CloudFormation template (JSON), your values as parameter defaults."""
+    return _template_response(caller, conn, "json")
+
+
+@onboarding_router.get(
+    "/api/onboarding/stackset.yaml", response_class=PlainTextResponse, responses=_TEMPLATE_DOC
+)
+def template_stackset(caller: CallerDep, conn: Conn) -> Response:
+    """The StackSet variant: one role with a fixed name in every member account."""
+    return _template_response(caller, conn, "stackset")
+
+
+# ---- linking: link, bulk link, discovered members, verify -----------------------------------
+
+link_router = APIRouter(tags=["accounts"], responses=ERRORS)
 
 
 # Declared before the /{account_id} routes so that "discovered" is never read as an id.
-@accounts_router.get("/api/accounts/discovered", response_model=list[DiscoveredOut])
+@link_router.get("/api/accounts/discovered", response_model=list[DiscoveredOut])
 def list_discovered(caller: CallerDep, conn: Conn) -> list[DiscoveredOut]:
     """Members of organizations whose management account is linked (ID and name only)."""
-    from functions.onboard import templates  # noqa: PLC0415
-
-    with tenant_tx(conn, caller.agency_id):
-        rows = accounts.list_discovered(conn, caller.agency_id)
-    return [
-        DiscoveredOut(
-            aws_account_id=r.aws_account_id,
-            name=r.name,
-            management_account_id=r.management_id,
-            management_aws_account_id=r.management_aws_account_id,
-            role_arn=templates.role_arn(
-                r.aws_account_id,
-                templates.STACKSET_ROLE_NAME,
-                r.management_role_arn.split(":", 2)[1],
-            ),
-            linked_account_id=r.linked_account_id,
-            discovered_at=r.discovered_at,
-        )
-        for r in rows
-    ]
+    return service.discovered(conn, caller)
 
 
-@accounts_router.post(
+@link_router.post(
     "/api/accounts/discovered/link",
     response_model=BulkLinkOut,
     responses={403: {"description": "admin keys only"}},
 )
 def link_discovered(
-    caller: AdminDep, conn: Conn, request: Request, body: BulkLinkIn | None = None
+    caller: AdminDep, conn: Conn, request: Request, now: Now, body: BulkLinkIn | None = None
 ) -> BulkLinkOut:
     """Link discovered members (admin) through the StackSet role name, up to 25 per call."""
-    from functions.onboard import linking  # noqa: PLC0415 - loads botocore
-
-    results, remaining = linking.link_discovered(
+    return service.link_discovered(
         conn,
-        _ours(),
-        agency_id=caller.agency_id,
-        actor=caller.actor,
-        aws_account_ids=body.aws_account_ids if body else None,
-        our_account_id=get_settings().aws_account_id,
-        now=_now(),
-    )
-    for r in results:
-        if r.outcome == "linked" and r.account is not None:
-            _first_sync(conn, caller.agency_id, r.account.id, request)
-    return BulkLinkOut(
-        results=[
-            BulkResultOut(
-                aws_account_id=r.aws_account_id,
-                outcome=r.outcome,  # type: ignore[arg-type]
-                account=AccountOut.of(r.account) if r.account else None,
-                error=(
-                    {"code": r.error_code, "message": r.message or ""} if r.error_code else None
-                ),
-            )
-            for r in results
-        ],
-        remaining=remaining,
+        caller,
+        body.aws_account_ids if body else None,
+        now=now,
+        headers=request.headers,
     )
 
 
-@accounts_router.post(
+@link_router.post(
     "/api/accounts",
     status_code=201,
     response_model=AccountOut,
@@ -111,63 +173,37 @@ def link_discovered(
     },
 )
 def link_account(
-    body: LinkIn, caller: CallerDep, conn: Conn, request: Request, response: Response
+    *, body: LinkIn, caller: CallerDep, conn: Conn, request: Request, response: Response, now: Now
 ) -> AccountOut:
     """Link a client account by its role ARN: assume, confirm the account, probe the trust
     policy, check Organizations and Cost Explorer, then record it. 201 when linked now, 200
     with the existing link when that role is already linked."""
-    from functions.onboard import linking  # noqa: PLC0415 - loads botocore
-
-    outcome = linking.link_account(
-        conn,
-        _ours(),
-        agency_id=caller.agency_id,
-        actor=caller.actor,
-        role_arn=body.role_arn,
-        alias=body.alias,
-        regions=body.regions,
-        our_account_id=get_settings().aws_account_id,
-        now=_now(),
-    )
-    if outcome.created:
-        _first_sync(conn, caller.agency_id, outcome.account.id, request)
-    else:
+    account, created = service.link(conn, caller, body, now=now, headers=request.headers)
+    if not created:
         response.status_code = 200
-    return AccountOut.of(outcome.account)
+    return account
 
 
-@accounts_router.patch("/api/accounts/{account_id}", response_model=AccountOut)
-def patch_account(
-    account_id: uuid.UUID, body: account_edits.AccountPatch, caller: AdminDep, conn: Conn
-) -> AccountOut:
-    """Change an account's alias and/or CloudTrail regions (admin)."""
-    return AccountOut.of(account_edits.update_account(conn, caller, account_id, body))
-
-
-@accounts_router.delete("/api/accounts/{account_id}", status_code=204)
-def unlink_account(account_id: uuid.UUID, caller: AdminDep, conn: Conn) -> Response:
-    """Unlink (admin): deletes the account and all its synced data; audited. A second call
-    answers 404 (there is nothing left to delete)."""
-    account_edits.unlink_account(conn, caller, account_id)
-    return Response(status_code=204)
-
-
-@accounts_router.post(
+@link_router.post(
     "/api/accounts/{account_id}/verify",
     response_model=AccountOut,
     responses={503: {"description": "AWS throttled or unreachable: retry; nothing changed"}},
 )
-def verify_account(account_id: uuid.UUID, caller: CallerDep, conn: Conn) -> AccountOut:
+def verify_account(account_id: uuid.UUID, caller: CallerDep, conn: Conn, now: Now) -> AccountOut:
     """Re-run every linking check for this account and record the outcome as its status."""
-    from functions.onboard import verify  # noqa: PLC0415 - loads botocore
+    return service.verify_account(conn, caller, account_id, now=now)
 
-    row = verify.verify_account(
-        conn,
-        _ours(),
-        agency_id=caller.agency_id,
-        account_id=account_id,
-        actor=caller.actor,
-        our_account_id=get_settings().aws_account_id,
-        now=_now(),
-    )
-    return AccountOut.of(row)
+
+# ---- cron -----------------------------------------------------------------------------------
+
+verify_cron_router = APIRouter(tags=["cron"])
+
+
+@verify_cron_router.get(
+    "/api/cron/verify",
+    response_model=ProbeOut,
+    responses={401: {"description": "missing or wrong cron bearer"}, 503: {}},
+)
+def cron_verify(_: CronDep, conn: Conn, now: Now) -> ProbeOut:
+    """Weekly trust probe (Vercel Cron): flags accounts found open or unreachable."""
+    return service.weekly_probe(conn, now=now)

@@ -1,47 +1,32 @@
-"""What the onboarding routers share: clock, AWS and queue hooks, request/response models."""
+"""Request and response models of onboarding: sign-up, the onboarding material, linking and
+bulk linking, and the weekly probe's summary. A linked account is shown as
+`functions.accounts.schemas.AccountOut`.
+"""
 
 from __future__ import annotations
 
+import re
 import uuid
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from fastapi import Request
 from pydantic import BaseModel, Field, field_validator
 
-from functions.onboard import agency_settings, regions
-from shared.db import Connection
-from shared.settings import get_settings
-from shared.store.accounts import AccountRow
-from shared.store.agencies import AgencyRow
-from shared.store.keys import KeyRow
+from functions.accounts import regions
+from functions.accounts.schemas import AccountOut, check_name
+from shared.kit.schemas import FromRow
 from shared.web import Body
 
-if TYPE_CHECKING:
-    from shared.aws import ClientFactory
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
+def check_email(value: str) -> str:
+    if not EMAIL.fullmatch(check_name(value)):
+        raise ValueError("must be an email address such as ops@example.com")
+    return value
 
 
-def _first_sync(
-    conn: Connection, agency_id: uuid.UUID, account_id: uuid.UUID, request: Request
-) -> None:
-    """A new link's sync jobs, created and published now (never fails the link: when the queue
-    cannot be reached, the jobs stay due and the next dispatcher run takes them)."""
-    from functions.sync_costs import dispatch  # noqa: PLC0415 - the queue only after a link
-
-    dispatch.enqueue_first_sync(conn, agency_id, account_id, headers=request.headers)
-
-
-def _ours() -> ClientFactory:
-    from shared import aws  # noqa: PLC0415 - botocore only when a handler calls AWS
-
-    return aws.our_clients(get_settings())
-
-
-# ---- models ---------------------------------------------------------------------------------
+# ---- sign-up --------------------------------------------------------------------------------
 
 
 class SignUpIn(Body):
@@ -51,12 +36,12 @@ class SignUpIn(Body):
     @field_validator("contact_email")
     @classmethod
     def _email(cls, value: str) -> str:
-        return agency_settings.check_email(value)
+        return check_email(value)
 
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        return agency_settings.check_text(value)
+        return check_name(value)
 
 
 class SignUpOut(BaseModel):
@@ -67,96 +52,34 @@ class SignUpOut(BaseModel):
     next: str
 
 
-class AgencyOut(BaseModel):
-    id: uuid.UUID
-    name: str
-    contact_email: str
-    created_at: datetime
-    default_regions: list[str]
-    cloudtrail_retention_days: int
-    cloudtrail_backfill_days: int
-    billing_status: str
-    plan: str
-    trial_ends_at: datetime
-
-    @classmethod
-    def of(cls, row: AgencyRow) -> AgencyOut:
-        return cls(**vars(row))
+# ---- onboarding material --------------------------------------------------------------------
 
 
-class KeyOut(BaseModel):
-    id: uuid.UUID
-    name: str
-    role: str
-    prefix: str = Field(description="The key's first characters, to recognise it")
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked_at: datetime | None
+class TemplateLinks(BaseModel):
+    yaml: str
+    json_: str = Field(alias="json")
+    stackset_yaml: str
+    published_url: str | None
 
-    @classmethod
-    def of(cls, row: KeyRow) -> KeyOut:
-        return cls(
-            id=row.id,
-            name=row.name,
-            role=row.role,
-            prefix=row.key_prefix,
-            created_at=row.created_at,
-            last_used_at=row.last_used_at,
-            revoked_at=row.revoked_at,
-        )
+    model_config = {"populate_by_name": True}
 
 
-class KeyCreateIn(Body):
-    name: str = Field(min_length=1, max_length=100)
-    role: Literal["admin", "member"] = "member"
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        return agency_settings.check_text(value)
-
-
-class KeyCreatedOut(BaseModel):
-    key: KeyOut
-    api_key: str = Field(description="The new key. Shown once: store it now.")
-
-
-class AccountOut(BaseModel):
-    id: uuid.UUID
-    aws_account_id: str
-    role_arn: str
-    alias: str | None
-    regions: list[str] | None
-    status: str
-    status_message: str | None
-    is_management: bool
-    needs_trust_update: bool = Field(
-        description="Still verified with an ExternalId from before the last rotation"
-    )
-    linked_at: datetime
-    verified_at: datetime | None
-
-    @classmethod
-    def of(cls, row: AccountRow) -> AccountOut:
-        return cls(
-            id=row.id,
-            aws_account_id=row.aws_account_id,
-            role_arn=row.role_arn,
-            alias=row.alias,
-            regions=row.regions,
-            status=row.status,
-            status_message=row.status_message,
-            is_management=row.is_management,
-            needs_trust_update=row.needs_trust_update,
-            linked_at=row.linked_at,
-            verified_at=row.verified_at,
-        )
-
-
-class RotationOut(BaseModel):
+class OnboardingOut(BaseModel):
+    cao_account_id: str
+    service_principal: str
     external_id: str
+    role_name: str
+    role_policy: dict[str, Any]
+    trust_policy: dict[str, Any]
+    templates: TemplateLinks
+    quick_create_url: str | None
+    quick_create_note: str | None
+    stackset: dict[str, Any]
     accounts_needing_trust_update: list[AccountOut]
     next: str
+
+
+# ---- linking --------------------------------------------------------------------------------
 
 
 class LinkIn(Body):
@@ -181,13 +104,16 @@ class LinkIn(Body):
     @field_validator("alias")
     @classmethod
     def _alias(cls, value: str | None) -> str | None:
-        return None if value is None else agency_settings.check_text(value)
+        return None if value is None else check_name(value)
 
 
-class DiscoveredOut(BaseModel):
+# A discovered member as stored (`shared.store.accounts.DiscoveredRow`), with the ARN of the
+# role the StackSet puts in it. (Comments, not docstrings, on the models: a docstring would
+# become the model's description in the OpenAPI document.)
+class DiscoveredOut(FromRow):
     aws_account_id: str
     name: str | None
-    management_account_id: uuid.UUID
+    management_account_id: uuid.UUID = Field(validation_alias="management_id")
     management_aws_account_id: str
     role_arn: str = Field(description="Where the StackSet puts our role in this account")
     linked_account_id: uuid.UUID | None
@@ -215,31 +141,11 @@ class BulkLinkOut(BaseModel):
     remaining: int = Field(description="Unlinked members not attempted: call again")
 
 
-class TemplateLinks(BaseModel):
-    yaml: str
-    json_: str = Field(alias="json")
-    stackset_yaml: str
-    published_url: str | None
-
-    model_config = {"populate_by_name": True}
+# ---- the weekly probe -----------------------------------------------------------------------
 
 
-class OnboardingOut(BaseModel):
-    cao_account_id: str
-    service_principal: str
-    external_id: str
-    role_name: str
-    role_policy: dict[str, Any]
-    trust_policy: dict[str, Any]
-    templates: TemplateLinks
-    quick_create_url: str | None
-    quick_create_note: str | None
-    stackset: dict[str, Any]
-    accounts_needing_trust_update: list[AccountOut]
-    next: str
-
-
-class ProbeOut(BaseModel):
+# The probe's summary (`functions.onboard.verify.ProbeSummary`).
+class ProbeOut(FromRow):
     due: int
     probed: int
     ok: int

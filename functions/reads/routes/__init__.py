@@ -2,12 +2,10 @@
 
 Routers (and the api file that serves each), one module each so that a function loads only
 its own routes (cold start):
-    accounts_router   GET /api/accounts, /api/accounts/{account_id}         api/accounts.py
     costs_router      GET /api/costs (JSON, or CSV on Accept: text/csv)      api/costs.py
     access_router     GET /api/access/{events,principals,new-principals,vendor}  api/access.py
     runbooks_router   /api/runbooks[/{runbook_id}[/versions[/{version}]]]    api/runbooks.py
     audit_router      GET /api/audit (admins)                                 api/audit.py
-    data_router       GET /api/agency/export, DELETE /api/agency (admins)    api/agency.py
 
 `from functions.reads.routes import costs_router` imports only routes/costs.py (the names are
 resolved lazily). Page sizes: `limit` defaults to 100 and is clamped to 500. Lists are
@@ -22,18 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from functions.reads.routes.access import access_router
-    from functions.reads.routes.accounts import accounts_router
     from functions.reads.routes.audit import audit_router
     from functions.reads.routes.costs import costs_router
-    from functions.reads.routes.data import data_router
     from functions.reads.routes.runbooks import runbooks_router
 
 __all__ = [
     "access_router",
-    "accounts_router",
     "audit_router",
     "costs_router",
-    "data_router",
     "runbooks_router",
 ]
 

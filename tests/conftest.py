@@ -19,6 +19,8 @@ from tests.support import netguard
 from tests.support.database import TestDatabase, admin_url, create_test_database, truncate_all
 from tests.support.factories import AgencyFixture, make_agency
 
+pytest_plugins = ["tests.support.onboarding"]
+
 # Our own (simulated) AWS account and principal. Fictional values.
 CAO_ACCOUNT_ID = "123456789012"
 

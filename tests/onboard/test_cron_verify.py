@@ -17,8 +17,8 @@ from shared.cron import bearer_matches
 from shared.policy import trust_policy
 from shared.settings import Settings, use_settings
 from tests.conftest import CAO_ACCOUNT_ID
-from tests.onboard.conftest import install_role, new_account_id, set_trust_policy
 from tests.support.factories import AgencyFixture, make_agency
+from tests.support.onboarding import install_role, new_account_id, set_trust_policy
 
 Conn = psycopg.Connection[Any]
 CRON = "/api/cron/verify"

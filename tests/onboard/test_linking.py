@@ -17,8 +17,8 @@ from devstack.simaws import SimulatedAws
 from shared.aws import SESSION_PREFIX
 from shared.errors import PaymentRequiredError
 from tests.conftest import CAO_ACCOUNT_ID
-from tests.onboard.conftest import count_rows, install_role, new_account_id
 from tests.support.factories import AgencyFixture, make_agency
+from tests.support.onboarding import count_rows, install_role, new_account_id
 
 Conn = psycopg.Connection[Any]
 

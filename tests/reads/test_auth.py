@@ -11,18 +11,31 @@ import pytest
 from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
+from functions.accounts.routes import accounts_router
+from functions.agency.routes import agency_router
 from functions.reads import routes
 from tests.support.factories import AgencyFixture, make_api_key
 
 ROUTERS = [
-    routes.accounts_router,
+    accounts_router,
     routes.costs_router,
     routes.access_router,
     routes.runbooks_router,
     routes.audit_router,
-    routes.data_router,
+    agency_router,
 ]
-ADMIN_ONLY = {("GET", "/api/audit"), ("GET", "/api/agency/export"), ("DELETE", "/api/agency")}
+ADMIN_ONLY = {
+    ("GET", "/api/audit"),
+    ("GET", "/api/agency/export"),
+    ("DELETE", "/api/agency"),
+    ("PATCH", "/api/agency"),
+    ("GET", "/api/agency/keys"),
+    ("POST", "/api/agency/keys"),
+    ("DELETE", "/api/agency/keys/{key_id}"),
+    ("POST", "/api/agency/external-id/rotate"),
+    ("PATCH", "/api/accounts/{account_id}"),
+    ("DELETE", "/api/accounts/{account_id}"),
+}
 
 
 def operations() -> list[tuple[str, str]]:

@@ -1,15 +1,22 @@
-"""Fixtures for onboarding: the simulated AWS with our principal, client roles, an HTTP client.
+"""Fixtures of the onboarding, accounts and agency tests (a plugin: tests/conftest.py lists it):
+the simulated AWS with our principal, client roles installed from our template, HTTP clients.
 
 moto's state is process-global and other test modules reset it (`sim.reset()`), so nothing
 here assumes that what an earlier test created still exists: our cao-service key is checked
 before every test that needs it, and every test installs its own roles in fresh, random
 account ids.
+
+The root conftest's `client`, `aws_env` and `_fresh_aws_session` are overridden, where linking
+happens, by the `linking_client`, `linking_env` and `shared_botocore_session` fixtures below
+(tests/onboard/conftest.py for that whole folder; single modules elsewhere).
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import types
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,16 +35,18 @@ from tests.conftest import CAO_ACCOUNT_ID
 
 
 @pytest.fixture(scope="session")
-def _onboarding_botocore_session() -> botocore.session.Session:
+def linking_botocore_session() -> botocore.session.Session:
     return botocore.session.get_session()
 
 
-@pytest.fixture(autouse=True)
-def _fresh_aws_session(_onboarding_botocore_session: botocore.session.Session) -> Iterator[None]:
-    """Overrides the root fixture of this name: these tests register no event hooks on our
-    botocore session, so they share one and load each service model once (a fresh session
-    per test costs ~0.5 s of model loading). Other directories still get a fresh one."""
-    aws.reset_session(_onboarding_botocore_session)
+@pytest.fixture
+def shared_botocore_session(
+    linking_botocore_session: botocore.session.Session,
+) -> Iterator[None]:
+    """For overrides of the root `_fresh_aws_session`: tests that register no event hooks on
+    our botocore session share one and load each service model once (a fresh session per test
+    costs ~0.5 s of model loading). Other tests still get a fresh one."""
+    aws.reset_session(linking_botocore_session)
     yield
     aws.reset_session()
 
@@ -63,7 +72,10 @@ def cao_service(sim: SimulatedAws) -> tuple[str, str]:
 
 
 @pytest.fixture
-def aws_env(env: dict[str, str], sim: SimulatedAws, cao_service: tuple[str, str]) -> dict[str, str]:
+def linking_env(
+    env: dict[str, str], sim: SimulatedAws, cao_service: tuple[str, str]
+) -> dict[str, str]:
+    """`env` pointed at the simulator with our cao-service key (the simulator is not reset)."""
     env.update(
         CAO_AWS_ENDPOINT_URL=sim.endpoint_url,
         CAO_AWS_ACCESS_KEY_ID=cao_service[0],
@@ -89,9 +101,17 @@ def clean_sim(sim: SimulatedAws) -> Iterator[SimulatedAws]:
 
 
 @pytest.fixture
-def client(
-    aws_env: dict[str, str], settings: Settings, clean_sim: SimulatedAws
+def linking_client(
+    linking_env: dict[str, str], settings: Settings, clean_sim: SimulatedAws
 ) -> Iterator[TestClient]:
+    """A client of the local app that calls the simulated AWS as our cao-service user."""
+    with TestClient(create_local_app(), raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def http(settings: Settings) -> Iterator[TestClient]:
+    """An HTTP client for routes that call no AWS."""
     with TestClient(create_local_app(), raise_server_exceptions=False) as c:
         yield c
 
@@ -123,8 +143,6 @@ def install_role(
 
 def set_trust_policy(account_id: str, role_name: str, policy: dict[str, Any]) -> None:
     """What a client does in the IAM console: replace the role's trust policy."""
-    import json  # noqa: PLC0415
-
     iam_backends[account_id]["aws"].update_assume_role_policy(role_name, json.dumps(policy))
 
 
@@ -133,3 +151,29 @@ def count_rows(owner_conn: Any, table: str, agency_id: Any) -> int:
         f"SELECT count(*) FROM cao.{table} WHERE agency_id = %s", (agency_id,)
     ).fetchone()
     return int(row[0])
+
+
+def tenant_text(owner_conn: Any, agency_id: uuid.UUID) -> str:
+    """Every tenant row of the agency, as text (to look for values that must not be there)."""
+    parts: list[str] = []
+    for table in ("agencies", "api_keys", "accounts", "audit_log"):
+        key = "id" if table == "agencies" else "agency_id"
+        rows = owner_conn.execute(
+            # last_used_at changes with every authenticated request: not a change of state.
+            f"SELECT (to_jsonb(t) - 'last_used_at')::text FROM cao.{table} t WHERE {key} = %s"
+            " ORDER BY 1",
+            (agency_id,),
+        ).fetchall()
+        parts.extend(r[0] for r in rows)
+    return "\n".join(parts)
+
+
+def link_role(client: TestClient, agency: Any, arn: str) -> dict[str, Any]:
+    """POST /api/accounts for `arn` as `agency`, which must answer 201: the linked account."""
+    r = client.post("/api/accounts", json={"role_arn": arn}, headers=agency.headers)
+    assert r.status_code == 201, r.text
+    return dict(r.json())
+
+
+def verify_account(client: TestClient, agency: Any, account_id: str) -> Any:
+    return client.post(f"/api/accounts/{account_id}/verify", headers=agency.headers)

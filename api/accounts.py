@@ -1,14 +1,15 @@
-"""Vercel function: client accounts (link, edit, unlink, verify, discovered members; list and
-detail with sync health).
+"""Vercel function: client accounts. Serves onboarding's link routes (link, bulk link,
+discovered members, verify: `functions.onboard.routes.link_router`), the accounts' own routes
+(list and detail with sync health, edit, unlink, "sync now":
+`functions.accounts.routes.accounts_router`).
 
-Keep `accounts_router` first in `routers`: it declares /api/accounts/discovered, which must be
+Keep `link_router` first in `routers`: it declares /api/accounts/discovered, which must be
 matched before any /api/accounts/{account_id} route.
 """
 
-from functions.jobs.routes import sync_router
-from functions.onboard.routes.accounts import accounts_router
-from functions.reads.routes import accounts_router as account_reads_router
+from functions.accounts.routes import accounts_router
+from functions.onboard.routes import link_router
 from shared.web import create_app
 
-routers = (accounts_router, account_reads_router, sync_router)
+routers = (link_router, accounts_router)
 app = create_app(*routers)

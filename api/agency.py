@@ -1,9 +1,8 @@
 """Vercel function: the caller's agency: settings, API keys, ExternalId rotation; export and
-deletion of all its data."""
+deletion of all its data (`functions.agency.routes.agency_router`)."""
 
-from functions.onboard.routes.agency import agency_router
-from functions.reads.routes import data_router
+from functions.agency.routes import agency_router
 from shared.web import create_app
 
-routers = (agency_router, data_router)
+routers = (agency_router,)
 app = create_app(*routers)

@@ -14,13 +14,13 @@ from fastapi.testclient import TestClient
 from devstack.server import create_local_app
 from devstack.simaws import SimulatedAws
 from shared import bootstrap
-from shared.bootstrap import Deps
+from shared.bootstrap import BotocoreSession, Deps
 from shared.settings import Settings
 from tests.support import netguard
 from tests.support.database import TestDatabase, admin_url, create_test_database, truncate_all
 from tests.support.factories import AgencyFixture, make_agency
 
-pytest_plugins = ["tests.support.jobs"]
+pytest_plugins = ["tests.support.jobs", "tests.support.onboarding"]
 
 # Our own (simulated) AWS account and principal. Fictional values.
 CAO_ACCOUNT_ID = "123456789012"
@@ -97,11 +97,20 @@ def env(database: TestDatabase) -> dict[str, str]:
     return base_env(database)
 
 
+@pytest.fixture(scope="session")
+def botocore_session() -> BotocoreSession:
+    """One botocore session for the whole run, as a deployed function has one per process (a
+    new one per test would load each service model again, ~0.5 s). No test registers event
+    hooks on it: faults are the simulator's."""
+    return BotocoreSession()
+
+
 @pytest.fixture
-def deps(env: dict[str, str]) -> Iterator[Deps]:
+def deps(env: dict[str, str], botocore_session: BotocoreSession) -> Iterator[Deps]:
     """The product's dependencies for this test, installed in the composition root: settings
-    from `env`, the real clock, a fresh botocore session, pacer and publisher."""
-    with bootstrap.use(Deps(Settings(env))) as installed:
+    from `env`, the real clock, a fresh pacer, Vercel Queues as the publisher (tests that
+    publish install their own)."""
+    with bootstrap.use(Deps(Settings(env), botocore=botocore_session)) as installed:
         yield installed
 
 

@@ -1,26 +1,24 @@
 """HTTP routes of the job system. Served by:
 
     api/cron.py         cron_router     GET /api/cron/dispatch (Vercel Cron, bearer CRON_SECRET)
-    api/accounts.py     sync_router     POST /api/accounts/{account_id}/sync ("sync now")
     api/sync_worker.py  worker_router   POST /api/sync_worker (Vercel Queues push deliveries;
                                         private: the function has a queue trigger)
 
-Cold start: `sync_router` is served beside the read views of api/accounts.py, so this module
-loads neither the queue SDK nor botocore (nor the registry of job handlers, which loads
-botocore); handlers import them when they need them.
+"Sync now" (POST /api/accounts/{account_id}/sync) is an accounts route calling
+`service.request_sync`. The worker module (the queue SDK's subscriber, the registry of job
+handlers, botocore) is imported only inside the delivery route.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 
 from functions.jobs import service
-from functions.jobs.schemas import DispatchOut, SyncNowOut
+from functions.jobs.schemas import DispatchOut
 from shared.cron import CronDep
-from shared.web import ERRORS, CallerDep, Conn, Now, PublisherDep
+from shared.web import Conn, Now, PublisherDep
 
 # ---- cron -----------------------------------------------------------------------------------
 
@@ -48,30 +46,6 @@ def dispatch_due(
     kinds = service.dispatch_kinds(kind)
     report = service.dispatch(conn, publisher, now, kinds)
     return DispatchOut(published=report.published, failed=report.failed)
-
-
-# ---- sync now -------------------------------------------------------------------------------
-
-sync_router = APIRouter(tags=["accounts"])
-
-
-@sync_router.post(
-    "/api/accounts/{account_id}/sync",
-    status_code=202,
-    responses={
-        **ERRORS,
-        402: {"description": "the agency's subscription does not allow syncing"},
-        409: {"description": "the account is paused: verify it again first"},
-        429: {"description": "too many syncs of this account; see Retry-After"},
-        503: {"description": "the queue is unavailable; retry later"},
-    },
-    summary="Sync this account now (costs and any other registered job kind)",
-)
-def sync_now(
-    account_id: uuid.UUID, caller: CallerDep, conn: Conn, publisher: PublisherDep, now: Now
-) -> SyncNowOut:
-    result = service.request_sync(conn, caller.agency_id, account_id, now, publisher=publisher)
-    return SyncNowOut(queued=result.queued, in_progress=result.in_progress)
 
 
 # ---- queue consumer -------------------------------------------------------------------------

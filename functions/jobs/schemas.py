@@ -96,8 +96,3 @@ class JobContext:
 class DispatchOut(BaseModel):
     published: dict[str, int]
     failed: int
-
-
-class SyncNowOut(BaseModel):
-    queued: list[str]
-    in_progress: list[str]

@@ -23,7 +23,7 @@ not the role exists (and whether or not it belongs to another of our customers).
 a network failure is a retryable 503, and nothing is stored. Linking a role twice returns the
 existing link.
 
-This module imports `shared.aws` (botocore): routers import it inside their handlers.
+This module imports `shared.aws` (botocore): `service` imports it inside its functions.
 """
 
 from __future__ import annotations

@@ -15,11 +15,11 @@ import argparse
 import sys
 import uuid
 
+from shared import bootstrap
 from shared.db import connect
 from shared.errors import CaoError
-from shared.settings import get_settings
 
-from . import keys
+from . import service
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,9 +35,9 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)  # exits 2 with usage on bad arguments
     try:
-        url = get_settings().database_url
+        url = bootstrap.current().settings.database_url
         with connect(url, application_name="cloudagencyops-operator") as conn:
-            created = keys.issue_operator_admin_key(conn, args.agency)
+            created = service.issue_operator_admin_key(conn, args.agency)
     except CaoError as exc:
         sys.stderr.write(f"error: {exc.message}\n")
         return 1

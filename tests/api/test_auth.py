@@ -12,21 +12,33 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from functions.access.routes import access_router
+from functions.accounts.routes import accounts_router
+from functions.agency.routes import agency_router
 from functions.audit.routes import audit_router
 from functions.costs.routes import costs_router
-from functions.reads import routes
 from functions.runbooks.routes import runbooks_router
 from tests.support.factories import AgencyFixture, make_api_key
 
 ROUTERS = [
-    routes.accounts_router,
+    accounts_router,
     costs_router,
     access_router,
     runbooks_router,
     audit_router,
-    routes.data_router,
+    agency_router,
 ]
-ADMIN_ONLY = {("GET", "/api/audit"), ("GET", "/api/agency/export"), ("DELETE", "/api/agency")}
+ADMIN_ONLY = {
+    ("GET", "/api/audit"),
+    ("GET", "/api/agency/export"),
+    ("DELETE", "/api/agency"),
+    ("PATCH", "/api/agency"),
+    ("GET", "/api/agency/keys"),
+    ("POST", "/api/agency/keys"),
+    ("DELETE", "/api/agency/keys/{key_id}"),
+    ("POST", "/api/agency/external-id/rotate"),
+    ("PATCH", "/api/accounts/{account_id}"),
+    ("DELETE", "/api/accounts/{account_id}"),
+}
 
 
 def operations() -> list[tuple[str, str]]:

@@ -1,135 +1,17 @@
-"""Fixtures for onboarding: the simulated AWS with our principal, client roles, an HTTP client.
-
-moto's state is process-global and other test modules reset it (`sim.reset()`), so nothing
-here assumes that what an earlier test created still exists: our cao-service key is checked
-before every test that needs it, and every test installs its own roles in fresh, random
-account ids.
-"""
+"""This folder links roles in the simulated AWS: its `client` calls AWS as our cao-service user
+(fixtures of tests/support/onboarding.py)."""
 
 from __future__ import annotations
 
-import secrets
-import types
-from collections.abc import Iterator
-from typing import Any
-
-import botocore.endpoint
-import botocore.session
 import pytest
 from fastapi.testclient import TestClient
-from moto.iam.models import iam_backends
-
-from devstack.server import create_local_app
-from devstack.simaws import SimulatedAws
-from functions.onboard import templates
-from shared import aws
-from shared.settings import Settings
-from tests.conftest import CAO_ACCOUNT_ID
-
-
-@pytest.fixture(scope="session")
-def _onboarding_botocore_session() -> botocore.session.Session:
-    return botocore.session.get_session()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_aws_session(_onboarding_botocore_session: botocore.session.Session) -> Iterator[None]:
-    """Overrides the root fixture of this name: these tests register no event hooks on our
-    botocore session, so they share one and load each service model once (a fresh session
-    per test costs ~0.5 s of model loading). Other directories still get a fresh one."""
-    aws.reset_session(_onboarding_botocore_session)
-    yield
-    aws.reset_session()
-
-
-_service_key: dict[str, str] = {}
 
 
 @pytest.fixture
-def cao_service(sim: SimulatedAws) -> tuple[str, str]:
-    """Access key of our user cao-service in our account (re-created after a moto reset)."""
-    iam = iam_backends[CAO_ACCOUNT_ID]["aws"]
-    user = iam.users.get("cao-service")
-    if user is None:
-        key_id, secret = sim.create_user_with_key(CAO_ACCOUNT_ID, "cao-service")
-        _service_key.update(id=key_id, secret=secret)
-    elif not any(k.access_key_id == _service_key.get("id") for k in user.access_keys):
-        # Another fixture made the user: add our own key (IAM allows two per user).
-        if len(user.access_keys) >= 2:
-            iam.delete_access_key(user.access_keys[0].access_key_id, "cao-service")
-        key = iam.create_access_key("cao-service")
-        _service_key.update(id=key.access_key_id, secret=key.secret_access_key)
-    return _service_key["id"], _service_key["secret"]
+def aws_env(linking_env: dict[str, str]) -> dict[str, str]:
+    return linking_env
 
 
 @pytest.fixture
-def aws_env(env: dict[str, str], sim: SimulatedAws, cao_service: tuple[str, str]) -> dict[str, str]:
-    env.update(
-        CAO_AWS_ENDPOINT_URL=sim.endpoint_url,
-        CAO_AWS_ACCESS_KEY_ID=cao_service[0],
-        CAO_AWS_SECRET_ACCESS_KEY=cao_service[1],
-    )
-    return env
-
-
-@pytest.fixture
-def no_backoff_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    """botocore's retry sleeps become no-ops (only botocore's: its module sees a fake time)."""
-    fake_time = types.SimpleNamespace(sleep=lambda _s: None)
-    monkeypatch.setattr(botocore.endpoint, "time", fake_time)
-
-
-@pytest.fixture
-def clean_sim(sim: SimulatedAws) -> Iterator[SimulatedAws]:
-    """The simulator with no pending faults and an empty call log, and again after the test."""
-    sim.faults.clear()
-    sim.clear_calls()
-    yield sim
-    sim.faults.clear()
-
-
-@pytest.fixture
-def client(
-    aws_env: dict[str, str], settings: Settings, clean_sim: SimulatedAws
-) -> Iterator[TestClient]:
-    with TestClient(create_local_app(), raise_server_exceptions=False) as c:
-        yield c
-
-
-def new_account_id() -> str:
-    """A random 12-digit account id: never ours, never reused across tests."""
-    while True:
-        value = f"{secrets.randbelow(9 * 10**11) + 10**11:012d}"
-        if value != CAO_ACCOUNT_ID:
-            return value
-
-
-def install_role(
-    sim: SimulatedAws,
-    account_id: str,
-    external_id: str,
-    *,
-    stackset: bool = False,
-    role_name: str | None = None,
-) -> str:
-    """Install OUR CloudFormation template in a simulated client account; the role's ARN."""
-    params = {"CaoAccountId": CAO_ACCOUNT_ID, "ExternalId": external_id}
-    if role_name is not None:
-        params["RoleName"] = role_name
-    body = templates.render_yaml(templates.template(stackset=stackset))
-    outputs = sim.install_stack(account_id, f"cao-{secrets.token_hex(3)}", body, params)
-    return outputs["RoleArn"]
-
-
-def set_trust_policy(account_id: str, role_name: str, policy: dict[str, Any]) -> None:
-    """What a client does in the IAM console: replace the role's trust policy."""
-    import json  # noqa: PLC0415
-
-    iam_backends[account_id]["aws"].update_assume_role_policy(role_name, json.dumps(policy))
-
-
-def count_rows(owner_conn: Any, table: str, agency_id: Any) -> int:
-    row = owner_conn.execute(
-        f"SELECT count(*) FROM cao.{table} WHERE agency_id = %s", (agency_id,)
-    ).fetchone()
-    return int(row[0])
+def client(linking_client: TestClient) -> TestClient:
+    return linking_client

@@ -12,13 +12,14 @@ from fastapi.testclient import TestClient
 
 from devstack.simaws import SimulatedAws
 from functions.onboard import templates, verify
-from shared.aws import our_clients
+from shared.bootstrap import Deps
 from shared.cron import bearer_matches
 from shared.policy import trust_policy
-from shared.settings import Settings, use_settings
+from shared.settings import Settings
 from tests.conftest import CAO_ACCOUNT_ID
-from tests.onboard.conftest import install_role, new_account_id, set_trust_policy
+from tests.support.deps import with_settings
 from tests.support.factories import AgencyFixture, make_agency
+from tests.support.onboarding import install_role, new_account_id, set_trust_policy
 
 Conn = psycopg.Connection[Any]
 CRON = "/api/cron/verify"
@@ -137,7 +138,7 @@ def test_the_probe_stops_at_its_time_budget_and_leaves_the_rest_for_next_time(
     with database.app() as conn:
         summary = verify.run_weekly_probe(
             conn,
-            our_clients(settings),
+            Deps(settings).our_clients(),
             datetime.now(UTC),
             our_account_id=CAO_ACCOUNT_ID,
             budget_s=10,
@@ -178,8 +179,8 @@ def test_the_cron_endpoint_refuses_to_run_without_a_configured_secret(
     client: TestClient, sim: SimulatedAws, env: dict[str, str]
 ) -> None:
     for value in ("", "short"):
-        use_settings(Settings({**env, "CRON_SECRET": value}))
-        r = client.get(CRON, headers={"Authorization": f"Bearer {value}"})
+        with with_settings({**env, "CRON_SECRET": value}):
+            r = client.get(CRON, headers={"Authorization": f"Bearer {value}"})
         assert r.status_code == 503
         assert "CRON_SECRET" in r.json()["error"]["message"]
     assert not sim.calls

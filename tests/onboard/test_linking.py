@@ -17,8 +17,8 @@ from devstack.simaws import SimulatedAws
 from shared.aws import SESSION_PREFIX
 from shared.errors import PaymentRequiredError
 from tests.conftest import CAO_ACCOUNT_ID
-from tests.onboard.conftest import count_rows, install_role, new_account_id
 from tests.support.factories import AgencyFixture, make_agency
+from tests.support.onboarding import count_rows, install_role, new_account_id
 
 Conn = psycopg.Connection[Any]
 
@@ -302,12 +302,12 @@ def test_an_unreachable_aws_is_a_retryable_503(
     client: TestClient, agency: AgencyFixture, owner_conn: Conn, no_backoff_sleep: None,
     env: dict[str, str], sim: SimulatedAws,
 ) -> None:  # fmt: skip
-    from shared.settings import Settings, use_settings  # noqa: PLC0415
+    from tests.support.deps import with_settings  # noqa: PLC0415
 
-    # A loopback port nobody listens on.
-    use_settings(Settings({**env, "CAO_AWS_ENDPOINT_URL": "http://127.0.0.1:9"}))
     arn = install_role(sim, new_account_id(), agency.external_id)
-    r = _link(client, agency, arn)
+    # A loopback port nobody listens on.
+    with with_settings({**env, "CAO_AWS_ENDPOINT_URL": "http://127.0.0.1:9"}):
+        r = _link(client, agency, arn)
     assert r.status_code == 503
     assert r.json()["error"]["code"] == "aws_unreachable"
     assert count_rows(owner_conn, "accounts", agency.id) == 0

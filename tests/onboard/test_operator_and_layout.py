@@ -15,7 +15,8 @@ from fastapi.testclient import TestClient
 
 from devstack.server import create_local_app
 from functions.onboard import operator
-from shared.settings import Settings, use_settings
+from shared.settings import Settings
+from tests.support.deps import with_settings
 from tests.support.factories import AgencyFixture
 
 Conn = psycopg.Connection[Any]
@@ -48,8 +49,8 @@ def test_the_operator_command_fails_fast_on_a_missing_setting_or_unknown_agency(
 ) -> None:
     assert operator.main(["issue-admin-key", "--agency", str(uuid.uuid4())]) == 1
     assert "no agency" in capsys.readouterr().err
-    use_settings(Settings({}))
-    assert operator.main(["issue-admin-key", "--agency", str(uuid.uuid4())]) == 1
+    with with_settings({}):
+        assert operator.main(["issue-admin-key", "--agency", str(uuid.uuid4())]) == 1
     assert "DATABASE_URL is not configured" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         operator.main(["issue-admin-key", "--agency", "not-a-uuid"])

@@ -1,13 +1,12 @@
-"""Pure parts of linking: ARN validation, Organizations ARNs, region names, messages."""
+"""Pure parts of linking: ARN validation, Organizations ARNs, messages."""
 
 from __future__ import annotations
 
-import botocore.session
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from functions.onboard import linking, regions
+from functions.onboard import linking
 from shared.errors import BadRequestError, UnprocessableError
 
 OURS = "123456789012"
@@ -76,22 +75,3 @@ def test_the_denied_message_names_every_likely_cause_and_no_role() -> None:
     message = linking.assume_denied_message(OURS)
     for cause in ("not installed", "mistyped", "trust policy", "ExternalId", OURS):
         assert cause in message
-
-
-def test_the_region_list_is_every_region_botocore_knows() -> None:
-    session = botocore.session.get_session()
-    known = {
-        region
-        for partition in ("aws", "aws-us-gov", "aws-cn")
-        for region in session.get_available_regions("ec2", partition_name=partition)
-    }
-    assert known == regions.AWS_REGIONS
-
-
-def test_regions_are_normalised_and_unknown_ones_refused_without_echo() -> None:
-    assert regions.normalize([" EU-West-1", "us-east-1", "eu-west-1"]) == ["eu-west-1", "us-east-1"]
-    with pytest.raises(ValueError, match="item 1") as err:
-        regions.normalize(["us-east-1", "<script>"])
-    assert "<script>" not in str(err.value)
-    with pytest.raises(ValueError):
-        regions.normalize([])

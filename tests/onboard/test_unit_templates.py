@@ -125,7 +125,7 @@ def test_the_template_attaches_exactly_the_pages_policies_and_nothing_else(stack
 def test_the_installed_role_carries_the_pages_policies_and_nothing_else(sim: Any) -> None:
     from moto.iam.models import iam_backends  # noqa: PLC0415
 
-    from tests.onboard.conftest import install_role, new_account_id  # noqa: PLC0415
+    from tests.support.onboarding import install_role, new_account_id  # noqa: PLC0415
 
     account = new_account_id()
     arn = install_role(sim, account, "agency-secret-value")

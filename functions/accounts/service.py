@@ -1,21 +1,40 @@
-"""Accounts and their sync health: status in words, lag per job, Cost Explorer spend.
+"""The accounts of an agency: list and detail with sync health, edits, unlinking.
 
-`list_accounts` and `account_detail` do the I/O (one tenant transaction each); `summarize` and
-`describe_status` are pure.
+Views: `list_accounts` and `account_detail` do the I/O (one tenant transaction each);
+`summarize` and `describe_status` are pure: the status in words, the lag per job, the Cost
+Explorer requests spent this month.
+
+Edits need no AWS call (alias and regions; unlinking deletes the account and all its synced
+data), so these handlers stay light. Linking and verifying a role are onboarding's
+(`functions.onboard.service`); "sync now" is the job system's
+(`functions.jobs.service.request_sync`, called by the route).
 """
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from functions.reads.models import accounts as models
+from shared.auth import Caller
 from shared.db import Connection, tenant_tx
-from shared.errors import NotFoundError, UnprocessableError
+from shared.errors import BadRequestError, NotFoundError, UnprocessableError
 from shared.kit.months import month_began
-from shared.kit.pages import decode_cursor, encode_cursor
+from shared.kit.pages import decode_cursor, split_page
 from shared.kit.params import dec_str
+from shared.store import accounts, agencies, audit
 from shared.store import accounts_read as store
+from shared.store.accounts import AccountRow
+
+from .schemas import (
+    AccountDetail,
+    AccountOut,
+    AccountPage,
+    AccountPatch,
+    AccountSummary,
+    JobHealth,
+    SyncRun,
+)
 
 RECENT_RUNS = 20
 
@@ -72,8 +91,9 @@ def summarize(
     cursor: datetime | None,
     spend: store.Spend | None,
     now: datetime,
-) -> dict[str, object]:
-    """The fields of an AccountSummary, from the account's rows."""
+) -> dict[str, Any]:
+    """The fields of an AccountSummary, from the account's rows (the row's own fields are
+    read from it by the model)."""
     label, action = describe_status(account.status)
     successes = [j.last_success_at for j in jobs if j.last_success_at is not None]
     failing = [j for j in jobs if j.consecutive_failures > 0 and j.last_error_class]
@@ -90,31 +110,13 @@ def summarize(
     else:
         human = "Active: in sync"
     return {
-        "id": account.id,
-        "aws_account_id": account.aws_account_id,
-        "alias": account.alias,
-        "status": account.status,
+        **vars(account),
         "status_label": label,
         "human_status": human,
         "action": action,
-        "status_message": account.status_message,
-        "is_management": account.is_management,
-        "regions": account.regions,
-        "linked_at": account.linked_at,
-        "verified_at": account.verified_at,
         "last_successful_sync_at": max(successes) if successes else None,
         "jobs": [
-            models.JobHealth(
-                kind=j.kind,
-                state=j.state,
-                next_run_at=j.next_run_at,
-                last_success_at=j.last_success_at,
-                last_error_class=j.last_error_class,
-                last_error_at=j.last_error_at,
-                consecutive_failures=j.consecutive_failures,
-                lag_seconds=_lag(j, cursor, now),
-            )
-            for j in jobs
+            JobHealth.model_validate({**vars(j), "lag_seconds": _lag(j, cursor, now)}) for j in jobs
         ],
         "ce_requests_this_month": spend.ce_requests if spend else 0,
         "ce_cost_this_month_usd": dec_str(spend.ce_cost_usd) if spend else "0",
@@ -128,7 +130,7 @@ def list_accounts(
     now: datetime,
     limit: int,
     cursor: str | None,
-) -> models.AccountPage:
+) -> AccountPage:
     after = None
     if cursor is not None:
         at, key = decode_cursor("accounts", cursor)
@@ -140,7 +142,7 @@ def list_accounts(
             ) from None
     with tenant_tx(conn, agency_id):
         rows = store.page_accounts(conn, agency_id, after, limit + 1)
-        page, more = rows[:limit], len(rows) > limit
+        page, next_cursor = split_page(rows, limit, "accounts", lambda a: (a.linked_at, str(a.id)))
         ids = [a.id for a in page]
         jobs = store.jobs_of(conn, agency_id, ids)
         cursors = store.oldest_cursors(conn, agency_id, ids)
@@ -149,20 +151,17 @@ def list_accounts(
     for job in jobs:
         by_account.setdefault(job.account_id, []).append(job)
     items = [
-        models.AccountSummary.model_validate(
+        AccountSummary.model_validate(
             summarize(a, by_account.get(a.id, []), cursors.get(a.id), spend.get(a.id), now)
         )
         for a in page
     ]
-    next_cursor = (
-        encode_cursor("accounts", page[-1].linked_at, str(page[-1].id)) if more and page else None
-    )
-    return models.AccountPage(items=items, next_cursor=next_cursor)
+    return AccountPage(items=items, next_cursor=next_cursor)
 
 
 def account_detail(
     conn: Connection, agency_id: uuid.UUID, account_id: uuid.UUID, *, now: datetime
-) -> models.AccountDetail:
+) -> AccountDetail:
     with tenant_tx(conn, agency_id):
         account = store.get_account(conn, agency_id, account_id)
         if account is None:
@@ -172,26 +171,62 @@ def account_detail(
         spend = store.spend_since(conn, agency_id, [account_id], month_began(now))
         runs = store.recent_runs(conn, agency_id, account_id, RECENT_RUNS)
         members = store.discovered_count(conn, agency_id, account_id)
-    fields = summarize(account, jobs, cursor, spend.get(account_id), now)
-    return models.AccountDetail.model_validate(
+    return AccountDetail.model_validate(
         {
-            **fields,
-            "recent_runs": [
-                models.SyncRun(
-                    id=r.id,
-                    kind=r.kind,
-                    status=r.status,
-                    started_at=r.started_at,
-                    finished_at=r.finished_at,
-                    api_calls=r.api_calls,
-                    ce_requests=r.ce_requests,
-                    ce_cost_usd=dec_str(r.ce_cost_usd),
-                    months=[f"{m.year:04d}-{m.month:02d}" for m in r.months or []],
-                    rows_written=r.rows_written,
-                    error_class=r.error_class,
-                )
-                for r in runs
-            ],
+            **summarize(account, jobs, cursor, spend.get(account_id), now),
+            "recent_runs": [SyncRun.model_validate(r) for r in runs],
             "discovered_members": members,
         }
     )
+
+
+# ---- edits ----------------------------------------------------------------------------------
+
+
+def update_account(
+    conn: Connection, caller: Caller, account_id: uuid.UUID, patch: AccountPatch
+) -> AccountOut:
+    """Change an account's alias and/or CloudTrail regions (admin), audited."""
+    caller.require_admin()
+    changes: dict[str, Any] = {name: getattr(patch, name) for name in patch.model_fields_set}
+    if not changes:  # pragma: no cover - the model refuses an empty patch
+        raise BadRequestError("nothing to change: send alias and/or regions")
+    with tenant_tx(conn, caller.agency_id):
+        if "regions" in changes and changes["regions"] is None:
+            agency = agencies.get(conn, caller.agency_id)
+            changes["regions"] = list(agency.default_regions) if agency else None
+        row = accounts.update(conn, caller.agency_id, account_id, **changes)
+        if row is None:
+            raise NotFoundError("no such account in this agency")
+        audit.record(
+            conn,
+            caller.agency_id,
+            caller.actor,
+            "account.updated",
+            str(account_id),
+            {"fields": sorted(changes), "regions": row.regions},
+        )
+    return AccountOut.model_validate(row)
+
+
+def unlink_account(conn: Connection, caller: Caller, account_id: uuid.UUID) -> AccountRow:
+    """Delete the account and all its synced data (cascade), audited.
+
+    Not idempotent in its answer: a second call finds nothing and answers 404 (the data is
+    gone either way; nothing else changes).
+    """
+    caller.require_admin()
+    with tenant_tx(conn, caller.agency_id):
+        gone = accounts.delete(conn, caller.agency_id, account_id)
+        if gone is None:
+            raise NotFoundError("no such account in this agency (already unlinked?)")
+        agencies.purge_unused_external_ids(conn, caller.agency_id)
+        audit.record(
+            conn,
+            caller.agency_id,
+            caller.actor,
+            "account.unlinked",
+            str(account_id),
+            {"aws_account_id": gone.aws_account_id, "role_arn": gone.role_arn},
+        )
+    return gone

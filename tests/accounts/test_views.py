@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from functions.reads.accounts import STATUS_TEXT
+from functions.accounts.service import STATUS_TEXT
 from shared.kit.months import month_began
 from tests.support import seed
 from tests.support.factories import AgencyFixture, make_account

@@ -1,4 +1,5 @@
-"""The AWS region names an agency may pick as default CloudTrail regions for its accounts.
+"""The AWS region names an agency may pick as default CloudTrail regions for its accounts, and
+an account as its own.
 
 A static list rather than botocore's endpoint data, so validating a settings change does not load
 botocore (cold start). A test keeps it equal to botocore's regions of the aws, aws-us-gov and

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from functions.reads import data
+from functions.agency import service
 from shared.db import Connection
 from tests.support import seed
 from tests.support.factories import AgencyFixture, make_account, make_api_key
@@ -135,8 +135,8 @@ def test_the_export_is_streamed_in_chunks(agency: AgencyFixture, app_conn: Conn)
             " FROM generate_series(1, 3000) g",
             (agency.id, account),
         )
-    chunks = list(data.export_chunks(app_conn, agency.id, now=datetime.now(UTC)))
-    assert len(chunks) > 5 and max(len(c) for c in chunks) < 2 * data.CHUNK_CHARS
+    chunks = list(service.export_chunks(app_conn, agency.id, now=datetime.now(UTC)))
+    assert len(chunks) > 5 and max(len(c) for c in chunks) < 2 * service.CHUNK_CHARS
     doc = json.loads(b"".join(chunks))
     assert len(doc["tables"]["access_events"]) == 3000
 
@@ -238,7 +238,7 @@ def test_deletion_is_idempotent_also_when_two_requests_race(
     def delete() -> None:
         with database.app() as conn:
             barrier.wait()
-            outcomes.append(data.delete_agency(conn, agency.id))
+            outcomes.append(service.delete_agency(conn, agency.id))
 
     threads = [threading.Thread(target=delete) for _ in range(2)]
     for t in threads:
@@ -248,7 +248,7 @@ def test_deletion_is_idempotent_also_when_two_requests_race(
     assert sorted(outcomes) == [False, True]
     conn: Connection
     with database.app() as conn:
-        assert data.delete_agency(conn, agency.id) is False  # and again: nothing to do
+        assert service.delete_agency(conn, agency.id) is False  # and again: nothing to do
 
 
 @pytest.mark.parametrize("status", ["active", "past_due"])

@@ -1,0 +1,226 @@
+"""HTTP routes of onboarding, one router per Vercel function that serves it:
+
+    api/agencies.py     signup_router        POST /api/agencies (public sign-up)
+    api/onboarding.py   onboarding_router    GET /api/onboarding, its three templates
+    api/accounts.py     link_router          GET /api/accounts/discovered,
+                                             POST /api/accounts/discovered/link,
+                                             POST /api/accounts, POST /api/accounts/{id}/verify
+    api/cron_verify.py  verify_cron_router   GET /api/cron/verify (Vercel Cron, weekly)
+
+`link_router` is served before `functions.accounts.routes.accounts_router`: it declares
+/api/accounts/discovered, which must be matched before any /api/accounts/{account_id} route.
+
+Cold start: this module loads no botocore and no PyYAML; the service imports them inside the
+functions that call AWS or render a template.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
+
+from functions.accounts.schemas import AccountOut
+from shared.auth import Caller
+from shared.cron import CronDep
+from shared.db import Connection
+from shared.settings import Settings
+from shared.web import ERRORS, AdminDep, CallerDep, Conn, DepsDep, Now, PublisherDep, SettingsDep
+
+from . import service
+from .schemas import (
+    BulkLinkIn,
+    BulkLinkOut,
+    DiscoveredOut,
+    LinkIn,
+    OnboardingOut,
+    ProbeOut,
+    SignUpIn,
+    SignUpOut,
+)
+
+# ---- sign-up --------------------------------------------------------------------------------
+
+signup_router = APIRouter(tags=["agency"])
+
+
+def client_address(request: Request) -> str:
+    """The caller's address. On Vercel, x-real-ip / x-forwarded-for are set by the platform
+    (a client's own values are overwritten); locally, the socket's peer."""
+    for header in ("x-real-ip", "x-forwarded-for"):
+        value = request.headers.get(header, "").split(",")[0].strip()
+        if value:
+            return value[:100]
+    return request.client.host if request.client else "unknown"
+
+
+@signup_router.post(
+    "/api/agencies",
+    status_code=201,
+    response_model=SignUpOut,
+    responses={429: {"description": "too many sign-ups from this address (Retry-After)"}},
+)
+def create_agency(body: SignUpIn, request: Request, conn: Conn, now: Now) -> SignUpOut:
+    """Sign up: creates the agency (in its trial), its ExternalId and a first admin API key."""
+    result = service.sign_up(
+        conn,
+        name=body.name,
+        contact_email=body.contact_email,
+        source_address=client_address(request),
+        now=now,
+    )
+    return SignUpOut(
+        agency_id=result.agency_id,
+        key_id=result.key_id,
+        api_key=result.api_key,
+        external_id=result.external_id,
+        next="GET /api/onboarding with 'Authorization: Bearer <api_key>' for the role policy, "
+        "trust policy, CloudFormation template and quick-create link",
+    )
+
+
+# ---- onboarding material --------------------------------------------------------------------
+
+onboarding_router = APIRouter(tags=["onboarding"], responses=ERRORS)
+
+
+@onboarding_router.get("/api/onboarding", response_model=OnboardingOut)
+def get_onboarding(caller: CallerDep, conn: Conn, settings: SettingsDep) -> OnboardingOut:
+    """Everything needed to create the role: policies, templates, quick-create link."""
+    return service.onboarding(conn, caller, settings)
+
+
+def _template_response(caller: Caller, conn: Connection, kind: str, settings: Settings) -> Response:
+    text, media, name = service.template_file(conn, caller, kind, settings)
+    return PlainTextResponse(
+        text,
+        media_type=media,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+_TEMPLATE_DOC: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/yaml": {}}, "description": "the template"}
+}
+
+
+@onboarding_router.get(
+    "/api/onboarding/template.yaml", response_class=PlainTextResponse, responses=_TEMPLATE_DOC
+)
+def template_yaml(caller: CallerDep, conn: Conn, settings: SettingsDep) -> Response:
+    """The CloudFormation template (YAML), your values as parameter defaults."""
+    return _template_response(caller, conn, "yaml", settings)
+
+
+@onboarding_router.get(
+    "/api/onboarding/template.json",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"application/json": {}}, "description": "the template"}},
+)
+def template_json(caller: CallerDep, conn: Conn, settings: SettingsDep) -> Response:
+    """The CloudFormation template (JSON), your values as parameter defaults."""
+    return _template_response(caller, conn, "json", settings)
+
+
+@onboarding_router.get(
+    "/api/onboarding/stackset.yaml", response_class=PlainTextResponse, responses=_TEMPLATE_DOC
+)
+def template_stackset(caller: CallerDep, conn: Conn, settings: SettingsDep) -> Response:
+    """The StackSet variant: one role with a fixed name in every member account."""
+    return _template_response(caller, conn, "stackset", settings)
+
+
+# ---- linking: link, bulk link, discovered members, verify -----------------------------------
+
+link_router = APIRouter(tags=["accounts"], responses=ERRORS)
+
+
+# Declared before the /{account_id} routes so that "discovered" is never read as an id.
+@link_router.get("/api/accounts/discovered", response_model=list[DiscoveredOut])
+def list_discovered(caller: CallerDep, conn: Conn) -> list[DiscoveredOut]:
+    """Members of organizations whose management account is linked (ID and name only)."""
+    return service.discovered(conn, caller)
+
+
+@link_router.post(
+    "/api/accounts/discovered/link",
+    response_model=BulkLinkOut,
+    responses={403: {"description": "admin keys only"}},
+)
+def link_discovered(
+    *,
+    caller: AdminDep,
+    conn: Conn,
+    deps: DepsDep,
+    publisher: PublisherDep,
+    now: Now,
+    body: BulkLinkIn | None = None,
+) -> BulkLinkOut:
+    """Link discovered members (admin) through the StackSet role name, up to 25 per call."""
+    return service.link_discovered(
+        conn,
+        caller,
+        body.aws_account_ids if body else None,
+        deps=deps,
+        publisher=publisher,
+        now=now,
+    )
+
+
+@link_router.post(
+    "/api/accounts",
+    status_code=201,
+    response_model=AccountOut,
+    responses={
+        200: {"description": "already linked: the existing link", "model": AccountOut},
+        400: {"description": "malformed role ARN"},
+        409: {"description": "that AWS account is linked through another role"},
+        503: {"description": "AWS throttled or unreachable: retry; nothing was stored"},
+    },
+)
+def link_account(
+    *,
+    body: LinkIn,
+    caller: CallerDep,
+    conn: Conn,
+    deps: DepsDep,
+    publisher: PublisherDep,
+    response: Response,
+    now: Now,
+) -> AccountOut:
+    """Link a client account by its role ARN: assume, confirm the account, probe the trust
+    policy, check Organizations and Cost Explorer, then record it. 201 when linked now, 200
+    with the existing link when that role is already linked."""
+    account, created = service.link(conn, caller, body, deps=deps, publisher=publisher, now=now)
+    if not created:
+        response.status_code = 200
+    return account
+
+
+@link_router.post(
+    "/api/accounts/{account_id}/verify",
+    response_model=AccountOut,
+    responses={503: {"description": "AWS throttled or unreachable: retry; nothing changed"}},
+)
+def verify_account(
+    account_id: uuid.UUID, caller: CallerDep, conn: Conn, deps: DepsDep, now: Now
+) -> AccountOut:
+    """Re-run every linking check for this account and record the outcome as its status."""
+    return service.verify_account(conn, caller, account_id, deps=deps, now=now)
+
+
+# ---- cron -----------------------------------------------------------------------------------
+
+verify_cron_router = APIRouter(tags=["cron"])
+
+
+@verify_cron_router.get(
+    "/api/cron/verify",
+    response_model=ProbeOut,
+    responses={401: {"description": "missing or wrong cron bearer"}, 503: {}},
+)
+def cron_verify(_: CronDep, conn: Conn, deps: DepsDep, now: Now) -> ProbeOut:
+    """Weekly trust probe (Vercel Cron): flags accounts found open or unreachable."""
+    return service.weekly_probe(conn, deps=deps, now=now)

@@ -1,1 +1,0 @@
-"""Request and response models of the read API, one module per capability."""

@@ -19,7 +19,7 @@ Target (design.md): redaction + insert at least half the speed of a raw COPY.
 - The other insert statements considered for `insert_events` are measured on the same
   pre-redacted rows and batches: INSERT ... SELECT FROM unnest(<one array per column>) ... ON
   CONFLICT, and executemany. (The chosen one skips stored events with an anti-join, falling
-  back to ON CONFLICT DO NOTHING on a collision; see shared/store/access_events.py.)
+  back to ON CONFLICT DO NOTHING on a collision; see shared/store/access.py.)
 
 Every run writes into an emptied table with all its indexes. The machine is shared, so the
 baseline and the sync's path are measured back to back in each of ROUNDS rounds and the ratio
@@ -41,7 +41,7 @@ from bench._cloudtrail import connect, database, lookup_items, make_account, mak
 from functions.sync_cloudtrail.reader import BATCH_ROWS, PAGE_SIZE
 from functions.sync_cloudtrail.redact import redact
 from shared.db import tenant_tx
-from shared.store import access_events as store
+from shared.store import access as store
 
 ACCOUNT = "210987654321"
 REGION = "us-east-1"

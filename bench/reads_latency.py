@@ -44,8 +44,8 @@ from shared import auth, bootstrap, db
 from shared.bootstrap import Deps
 from shared.kit.months import add_months, month_of
 from shared.settings import Settings
-from shared.store import costs_read, events_read
-from shared.store.events_read import EventFilter
+from shared.store import access, costs
+from shared.store.access import EventFilter
 from shared.web import create_app
 
 ACCOUNTS = 100
@@ -258,7 +258,7 @@ def main(argv: list[str]) -> int:
             (
                 "GET /api/costs (by service, 6 months)",
                 {},
-                lambda c: costs_read.aggregate(
+                lambda c: costs.aggregate(
                     c,
                     agency_id,
                     metric="UnblendedCost",
@@ -274,7 +274,7 @@ def main(argv: list[str]) -> int:
                     "from": fourteen.strftime("%Y-%m"),
                     "to": this_month.strftime("%Y-%m"),
                 },
-                lambda c: costs_read.aggregate(
+                lambda c: costs.aggregate(
                     c,
                     agency_id,
                     metric="UnblendedCost",
@@ -286,7 +286,7 @@ def main(argv: list[str]) -> int:
             (
                 "GET /api/costs (by service, 14 months)",
                 {"from": fourteen.strftime("%Y-%m"), "to": this_month.strftime("%Y-%m")},
-                lambda c: costs_read.aggregate(
+                lambda c: costs.aggregate(
                     c,
                     agency_id,
                     metric="UnblendedCost",
@@ -298,7 +298,7 @@ def main(argv: list[str]) -> int:
             (
                 "GET /api/costs?account_id=X (one account)",
                 {"account_id": str(one_account)},
-                lambda c: costs_read.aggregate(
+                lambda c: costs.aggregate(
                     c,
                     agency_id,
                     metric="UnblendedCost",
@@ -312,24 +312,24 @@ def main(argv: list[str]) -> int:
             (
                 "GET /api/access/events (first page of 100)",
                 {},
-                lambda c: events_read.page_events(c, agency_id, EventFilter(), None, 101),
+                lambda c: access.page_events(c, agency_id, EventFilter(), None, 101),
             ),
             (
                 "GET /api/access/events?cursor= (page 51)",
                 {"cursor": cursor},
-                lambda c: events_read.page_events(c, agency_id, EventFilter(), deep_after, 101),
+                lambda c: access.page_events(c, agency_id, EventFilter(), deep_after, 101),
             ),
             (
                 "GET /api/access/events?account_id=X",
                 {"account_id": str(one_account)},
-                lambda c: events_read.page_events(
+                lambda c: access.page_events(
                     c, agency_id, EventFilter(account_ids=[one_account]), None, 101
                 ),
             ),
             (
                 "GET /api/access/events?principal=ARN",
                 {"principal": some_principal},
-                lambda c: events_read.page_events(
+                lambda c: access.page_events(
                     c, agency_id, EventFilter(principal=some_principal), None, 101
                 ),
             ),
@@ -339,7 +339,7 @@ def main(argv: list[str]) -> int:
                     "event_name": "Action7",
                     "since": window.since.isoformat() if window.since else "",
                 },
-                lambda c: events_read.page_events(
+                lambda c: access.page_events(
                     c, agency_id, EventFilter(event_name="Action7", since=window.since), None, 101
                 ),
             ),

@@ -22,7 +22,7 @@ from shared.kit.http import (
 )
 from shared.kit.pages import DEFAULT_LIMIT, clamp_limit
 from shared.kit.params import SafeText, check_window
-from shared.store.events_read import EventFilter
+from shared.store.access import EventFilter
 from shared.web import CallerDep, Conn, Now
 
 Principal = Annotated[

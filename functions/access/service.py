@@ -17,8 +17,8 @@ from functions.access import schemas
 from shared.db import Connection, tenant_tx
 from shared.errors import NotFoundError, UnprocessableError
 from shared.kit.pages import CursorKind, decode_cursor, split_page
-from shared.store import accounts_read, events_read
-from shared.store.events_read import EventFilter
+from shared.store import access, accounts
+from shared.store.access import EventFilter
 
 MAX_NEW_PRINCIPAL_DAYS = 90
 
@@ -28,7 +28,7 @@ def _check_accounts(
 ) -> dict[uuid.UUID, str]:
     if not account_ids:
         return {}
-    found = accounts_read.aws_ids_of(conn, agency_id, account_ids)
+    found = accounts.aws_ids_of(conn, agency_id, account_ids)
     for account_id in account_ids:
         if account_id not in found:
             raise NotFoundError(f"account not found: {account_id}")
@@ -59,7 +59,7 @@ def events_page(
     after = _after_int("events", cursor)
     with tenant_tx(conn, agency_id):
         _check_accounts(conn, agency_id, f.account_ids)
-        rows = events_read.page_events(conn, agency_id, f, after, limit + 1)
+        rows = access.page_events(conn, agency_id, f, after, limit + 1)
     page, next_cursor = split_page(rows, limit, "events", lambda r: (r.event_time, str(r.id)))
     return schemas.EventPage(
         items=[schemas.AccessEvent.model_validate(r) for r in page],
@@ -78,7 +78,7 @@ def principals_page(
     after = _after_text("principals", cursor)
     with tenant_tx(conn, agency_id):
         _check_accounts(conn, agency_id, f.account_ids)
-        rows = events_read.page_principals(conn, agency_id, f, after, limit + 1)
+        rows = access.page_principals(conn, agency_id, f, after, limit + 1)
     page, next_cursor = split_page(rows, limit, "principals", lambda r: (r.last_seen, r.principal))
     return schemas.PrincipalPage(
         items=[schemas.PrincipalSummary.model_validate(r) for r in page],
@@ -101,7 +101,7 @@ def new_principals_page(
     cutoff = now - timedelta(days=days)
     with tenant_tx(conn, agency_id):
         _check_accounts(conn, agency_id, account_ids)
-        rows = events_read.page_new_principals(
+        rows = access.page_new_principals(
             conn, agency_id, account_ids=account_ids, cutoff=cutoff, after=after, limit=limit + 1
         )
     page, next_cursor = split_page(
@@ -124,8 +124,8 @@ def vendor_page(
     after = _after_text("vendor", cursor)
     with tenant_tx(conn, agency_id):
         _check_accounts(conn, agency_id, f.account_ids)
-        rows = events_read.page_vendor_sessions(conn, agency_id, f, after, limit + 1)
-        labels = accounts_read.labels(conn, agency_id)
+        rows = access.page_vendor_sessions(conn, agency_id, f, after, limit + 1)
+        labels = accounts.labels(conn, agency_id)
     page, next_cursor = split_page(rows, limit, "vendor", lambda r: (r.last_event, r.key))
     items = []
     for r in page:

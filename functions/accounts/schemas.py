@@ -95,7 +95,7 @@ class AccountPage(BaseModel):
     next_cursor: str | None
 
 
-# A sync run as stored (`shared.store.accounts_read.RunRow`): its cost as a decimal string,
+# A sync run as stored (`shared.store.accounts.RunRow`): its cost as a decimal string,
 # its months as YYYY-MM.
 class SyncRun(FromRow):
     id: uuid.UUID

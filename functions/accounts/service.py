@@ -22,8 +22,8 @@ from shared.errors import BadRequestError, NotFoundError, UnprocessableError
 from shared.kit.months import month_began
 from shared.kit.pages import decode_cursor, split_page
 from shared.kit.params import dec_str
-from shared.store import accounts, agencies, audit
-from shared.store import accounts_read as store
+from shared.store import accounts, agency, audit
+from shared.store import accounts as store
 from shared.store.accounts import AccountRow
 
 from .schemas import (
@@ -86,7 +86,7 @@ def _lag(job: store.JobRow, cursor: datetime | None, now: datetime) -> int | Non
 
 
 def summarize(
-    account: store.AccountRow,
+    account: store.AccountSummaryRow,
     jobs: list[store.JobRow],
     cursor: datetime | None,
     spend: store.Spend | None,
@@ -193,8 +193,8 @@ def update_account(
         raise BadRequestError("nothing to change: send alias and/or regions")
     with tenant_tx(conn, caller.agency_id):
         if "regions" in changes and changes["regions"] is None:
-            agency = agencies.get(conn, caller.agency_id)
-            changes["regions"] = list(agency.default_regions) if agency else None
+            row_of_agency = agency.get(conn, caller.agency_id)
+            changes["regions"] = list(row_of_agency.default_regions) if row_of_agency else None
         row = accounts.update(conn, caller.agency_id, account_id, **changes)
         if row is None:
             raise NotFoundError("no such account in this agency")
@@ -220,7 +220,7 @@ def unlink_account(conn: Connection, caller: Caller, account_id: uuid.UUID) -> A
         gone = accounts.delete(conn, caller.agency_id, account_id)
         if gone is None:
             raise NotFoundError("no such account in this agency (already unlinked?)")
-        agencies.purge_unused_external_ids(conn, caller.agency_id)
+        agency.purge_unused_external_ids(conn, caller.agency_id)
         audit.record(
             conn,
             caller.agency_id,

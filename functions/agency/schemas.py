@@ -22,7 +22,7 @@ RETENTION_DAYS = (1, 365)
 BACKFILL_DAYS = (1, 90)
 
 
-# The agency as stored (`shared.store.agencies.AgencyRow`). (Comments, not docstrings, on the
+# The agency as stored (`shared.store.agency.AgencyRow`). (Comments, not docstrings, on the
 # models: a docstring would become the model's description in the OpenAPI document.)
 class AgencyOut(FromRow):
     id: uuid.UUID
@@ -76,7 +76,7 @@ class SettingsPatch(Body):
         return {name: getattr(self, name) for name in sorted(self.model_fields_set)}
 
 
-# An API key as stored (`shared.store.keys.KeyRow`), without its hash.
+# An API key as stored (`shared.store.agency.KeyRow`), without its hash.
 class KeyOut(FromRow):
     id: uuid.UUID
     name: str

@@ -42,8 +42,8 @@ from shared.auth import Caller
 from shared.db import Connection, is_unique_violation, tenant_tx
 from shared.errors import BadRequestError, ConflictError, NotFoundError
 from shared.logs import get_logger
-from shared.store import accounts, agencies, audit, keys
-from shared.store import export as store
+from shared.store import accounts, agency, audit
+from shared.store import agency as store
 
 from .schemas import AgencyOut, KeyCreatedOut, KeyOut, RotationOut, SettingsPatch
 
@@ -60,7 +60,7 @@ PAID_STATES = frozenset({"active", "past_due"})
 
 def read(conn: Connection, caller: Caller) -> AgencyOut:
     with tenant_tx(conn, caller.agency_id):
-        row = agencies.get(conn, caller.agency_id)
+        row = agency.get(conn, caller.agency_id)
     if row is None:
         raise NotFoundError("the agency no longer exists")
     return AgencyOut.model_validate(row)
@@ -75,7 +75,7 @@ def update(conn: Connection, caller: Caller, patch: SettingsPatch) -> AgencyOut:
             "cloudtrail_retention_days, cloudtrail_backfill_days"
         )
     with tenant_tx(conn, caller.agency_id):
-        row = agencies.update_settings(conn, caller.agency_id, changes)
+        row = agency.update_settings(conn, caller.agency_id, changes)
         if row is None:
             raise NotFoundError("the agency no longer exists")
         # Field names only: the values (an email) need not be copied into the log.
@@ -106,7 +106,7 @@ def create_key(conn: Connection, caller: Caller, *, name: str, role: str) -> Key
 def list_keys(conn: Connection, caller: Caller) -> list[KeyOut]:
     caller.require_admin()
     with tenant_tx(conn, caller.agency_id):
-        rows = keys.list_keys(conn, caller.agency_id)
+        rows = agency.list_keys(conn, caller.agency_id)
     return [KeyOut.model_validate(k) for k in rows]
 
 
@@ -114,18 +114,18 @@ def revoke_key(conn: Connection, caller: Caller, key_id: uuid.UUID, now: datetim
     """Revoke a key of the caller's agency (idempotent); 404 for any other agency's key."""
     caller.require_admin()
     with tenant_tx(conn, caller.agency_id):
-        row = keys.get(conn, caller.agency_id, key_id)
+        row = agency.get_key(conn, caller.agency_id, key_id)
         if row is None:
             raise NotFoundError("no such API key in this agency")
         if row.revoked_at is not None:
             return KeyOut.model_validate(row)
-        if row.role == "admin" and keys.count_live(conn, caller.agency_id, "admin") <= 1:
+        if row.role == "admin" and agency.count_live_keys(conn, caller.agency_id, "admin") <= 1:
             raise ConflictError(
                 "this is the agency's last live admin key: create another admin key first"
             )
-        keys.revoke(conn, caller.agency_id, key_id, now)
+        agency.revoke_key(conn, caller.agency_id, key_id, now)
         audit.record(conn, caller.agency_id, caller.actor, "key.revoked", str(key_id), {})
-        revoked = keys.get(conn, caller.agency_id, key_id)
+        revoked = agency.get_key(conn, caller.agency_id, key_id)
     assert revoked is not None
     return KeyOut.model_validate(revoked)
 
@@ -138,10 +138,10 @@ def rotate(conn: Connection, caller: Caller, now: datetime) -> RotationOut:
     for attempt in range(_ATTEMPTS):
         try:
             with tenant_tx(conn, caller.agency_id):
-                current = agencies.rotate_external_id(
+                current = agency.rotate_external_id(
                     conn, caller.agency_id, externalid.generate(), now
                 )
-                agencies.purge_unused_external_ids(conn, caller.agency_id)
+                agency.purge_unused_external_ids(conn, caller.agency_id)
                 pending = accounts.list_needing_trust_update(conn, caller.agency_id)
                 audit.record(
                     conn,

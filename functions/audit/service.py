@@ -10,7 +10,7 @@ from shared.db import Connection, tenant_tx
 from shared.errors import UnprocessableError
 from shared.kit.pages import decode_cursor, split_page
 from shared.kit.params import check_window
-from shared.store import audit_read
+from shared.store import audit
 
 
 def page(
@@ -40,7 +40,7 @@ def page(
             )
         after = (at, int(key))
     with tenant_tx(conn, agency_id):
-        rows = audit_read.page(
+        rows = audit.page(
             conn,
             agency_id,
             action=exact,

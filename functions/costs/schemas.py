@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Literal, TypeAlias
+from typing import TypeAlias
 
 from pydantic import BaseModel, Field
 
-from shared.store import costs_read
+from shared.store import costs
 
-# How a report groups (the store's vocabulary: it maps each to a column), and which Cost
-# Explorer metric it sums.
-GroupBy: TypeAlias = costs_read.GroupBy
-Metric = Literal["UnblendedCost", "AmortizedCost", "NetUnblendedCost"]
+# How a report groups (the store maps each to a column), and which Cost Explorer metric it sums:
+# the vocabularies the sync stores with, declared once in shared/store/costs.py.
+GroupBy: TypeAlias = costs.GroupBy
+Metric: TypeAlias = costs.Metric
 
 
 class Change(BaseModel):

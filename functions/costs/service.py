@@ -20,7 +20,7 @@ from shared.db import Connection, tenant_tx
 from shared.errors import NotFoundError, UnprocessableError
 from shared.kit.months import MAX_MONTHS, add_months, month_of, month_span, month_text, parse_month
 from shared.kit.params import dec_str, percent_change
-from shared.store import accounts_read, costs_read
+from shared.store import accounts, costs
 
 DEFAULT_MONTHS = 6
 
@@ -76,12 +76,12 @@ def report(conn: Connection, agency_id: uuid.UUID, q: CostQuery) -> schemas.Cost
     with tenant_tx(conn, agency_id):
         usage: list[str] | None = list(q.aws_account_ids) if q.aws_account_ids else None
         if q.account_ids:
-            found = accounts_read.aws_ids_of(conn, agency_id, q.account_ids)
+            found = accounts.aws_ids_of(conn, agency_id, q.account_ids)
             missing = [str(i) for i in q.account_ids if i not in found]
             if missing:
                 raise NotFoundError(f"account not found: {missing[0]}")
             usage = (usage or []) + list(found.values())
-        cells = costs_read.aggregate(
+        cells = costs.aggregate(
             conn,
             agency_id,
             metric=q.metric,
@@ -92,7 +92,7 @@ def report(conn: Connection, agency_id: uuid.UUID, q: CostQuery) -> schemas.Cost
             usage_account_ids=usage,
             services=q.services,
         )
-        labels = accounts_read.labels(conn, agency_id) if q.group_by == "account" else {}
+        labels = accounts.labels(conn, agency_id) if q.group_by == "account" else {}
     return shape(cells, q, labels)
 
 
@@ -101,9 +101,9 @@ _ZERO = (Decimal(0), False)
 
 
 def shape(
-    cells: Sequence[costs_read.CostCell],
+    cells: Sequence[costs.CostCell],
     q: CostQuery,
-    labels: dict[str, accounts_read.AccountLabel],
+    labels: dict[str, accounts.AccountLabel],
 ) -> schemas.CostReport:
     """The report from summed cells (pure)."""
     months = month_span(q.first, q.last)
@@ -166,7 +166,7 @@ def _month_groups(
 
 
 def _ranked_groups(
-    series: Series, months: list[date], labels: dict[str, accounts_read.AccountLabel]
+    series: Series, months: list[date], labels: dict[str, accounts.AccountLabel]
 ) -> list[schemas.CostGroup]:
     """Account or service groups, largest total first, each with a dense (zero-filled) series
     and the change from the range's second-to-last month to its last."""

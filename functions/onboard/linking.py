@@ -53,9 +53,9 @@ from shared.errors import (
 )
 from shared.logs import get_logger
 from shared.policy import SERVICE_USER
-from shared.store import accounts, agencies, audit
+from shared.store import accounts, agency, audit
 from shared.store.accounts import AccountRow
-from shared.store.agencies import ExternalIdRow
+from shared.store.agency import ExternalIdRow
 
 from . import templates
 
@@ -380,9 +380,9 @@ def link_account(
             return LinkOutcome(existing, created=False)
         _refuse_second_role(conn, agency_id, arn)
         check_account_limit(conn, agency_id)
-        agency = agencies.get(conn, agency_id)
-        current = agencies.current_external_id(conn, agency_id)
-    if agency is None or current is None:
+        agency_row = agency.get(conn, agency_id)
+        current = agency.current_external_id(conn, agency_id)
+    if agency_row is None or current is None:
         raise NotFoundError("the agency no longer exists")
 
     try:
@@ -416,7 +416,7 @@ def link_account(
             aws_account_id=arn.account_id,
             role_arn=str(arn),
             alias=alias,
-            regions=regions or list(agency.default_regions),
+            regions=regions or list(agency_row.default_regions),
             external_id_id=result.external_id.id,
             status=status,
             status_message=message,

@@ -31,8 +31,8 @@ from shared.db import Connection, is_unique_violation, system_tx, tenant_tx
 from shared.errors import ConflictError, NotFoundError, RateLimitedError
 from shared.queue import Publisher
 from shared.settings import Settings
-from shared.store import accounts, agencies, audit, keys, rate_limits
-from shared.store.keys import KeyRow
+from shared.store import accounts, agency, audit, rate_limits
+from shared.store.agency import KeyRow
 
 from . import externalid
 from .schemas import (
@@ -104,7 +104,7 @@ def sign_up(
         value = externalid.generate()
         try:
             with system_tx(conn):
-                agency_id, key_id = agencies.create(
+                agency_id, key_id = agency.create(
                     conn,
                     name=name,
                     contact_email=contact_email,
@@ -144,12 +144,12 @@ def issue_key(
     """A new API key of the agency, audited, inside the caller's tenant transaction: its
     plaintext exists only in the result; the store keeps its SHA-256 and a display prefix.
     Used by the agency's admins (`functions.agency.service.create_key`) and the operator."""
-    if keys.count_live(conn, agency_id) >= MAX_LIVE_KEYS:
+    if agency.count_live_keys(conn, agency_id) >= MAX_LIVE_KEYS:
         raise ConflictError(
             f"an agency can hold at most {MAX_LIVE_KEYS} live API keys: revoke unused ones first"
         )
     new = auth.generate_key()
-    row = keys.insert(
+    row = agency.insert_key(
         conn,
         agency_id,
         name=name,
@@ -165,7 +165,7 @@ def issue_key(
 def issue_operator_admin_key(conn: Connection, agency_id: uuid.UUID) -> CreatedKey:
     """A new admin key for an agency that lost its own (operator command; audited)."""
     with tenant_tx(conn, agency_id):
-        if agencies.get(conn, agency_id) is None:
+        if agency.get(conn, agency_id) is None:
             raise NotFoundError(f"no agency {agency_id}")
         return issue_key(
             conn,
@@ -184,7 +184,7 @@ def _agency_values(conn: Connection, caller: Caller, settings: Settings) -> tupl
     """(our account ID, the agency's current ExternalId)."""
     ours = settings.aws_account_id  # ConfigError (503) naming it when unset
     with tenant_tx(conn, caller.agency_id):
-        current = agencies.current_external_id(conn, caller.agency_id)
+        current = agency.current_external_id(conn, caller.agency_id)
     if current is None:
         raise NotFoundError("the agency no longer exists")
     return ours, current.value

@@ -44,9 +44,9 @@ from shared.errors import (
     ThrottledError,
 )
 from shared.logs import get_logger
-from shared.store import accounts, agencies, audit, jobs
+from shared.store import accounts, agency, audit, jobs
 from shared.store.accounts import AccountRow
-from shared.store.agencies import ExternalIdRow
+from shared.store.agency import ExternalIdRow
 
 from . import linking
 
@@ -71,10 +71,10 @@ def _load(
 ) -> _Target | None:
     with tenant_tx(conn, agency_id):
         account = accounts.get(conn, agency_id, account_id)
-        current = agencies.current_external_id(conn, agency_id)
+        current = agency.current_external_id(conn, agency_id)
         previous = None
         if account is not None and current is not None and account.external_id_id != current.id:
-            previous = agencies.external_id(conn, agency_id, account.external_id_id)
+            previous = agency.external_id(conn, agency_id, account.external_id_id)
     if account is None or current is None:
         return None
     arn = linking.parse_role_arn(account.role_arn, our_account_id)
@@ -149,7 +149,7 @@ def verify_account(
                 accounts.replace_discovered(
                     conn, agency_id, account_id, result.organization.members, now
                 )
-            agencies.purge_unused_external_ids(conn, agency_id)
+            agency.purge_unused_external_ids(conn, agency_id)
             # Reachable and safe again: sync jobs paused after AccessDenied become due now.
             jobs.resume(conn, agency_id, account_id, now)
         audit.record(
@@ -231,7 +231,7 @@ def _record_probe(
                 verified_at=now,
                 external_id_id=outcome.external_id.id,
             )
-            agencies.purge_unused_external_ids(conn, agency_id)
+            agency.purge_unused_external_ids(conn, agency_id)
             jobs.resume(conn, agency_id, account.id, now)
         else:
             status = outcome.status

@@ -21,7 +21,7 @@ from shared.errors import (
     UnprocessableError,
 )
 from shared.kit.pages import decode_cursor, split_page
-from shared.store import accounts_read, audit
+from shared.store import accounts, audit
 from shared.store import runbooks as store
 
 
@@ -36,7 +36,7 @@ def if_match_allows(header: str, version: int) -> bool:
 
 
 def _check_account(conn: Connection, agency_id: uuid.UUID, account_id: uuid.UUID | None) -> None:
-    if account_id is not None and not accounts_read.aws_ids_of(conn, agency_id, [account_id]):
+    if account_id is not None and not accounts.aws_ids_of(conn, agency_id, [account_id]):
         raise NotFoundError(f"account not found: {account_id}")
 
 

@@ -55,7 +55,7 @@ from shared.errors import (
 from shared.kit.clock import Clock, utc_now
 from shared.logs import get_logger
 from shared.pacing import Pacer
-from shared.store import access_events as store
+from shared.store import access as store
 
 if TYPE_CHECKING:  # types only
     from shared.aws import Client, ClientFactory

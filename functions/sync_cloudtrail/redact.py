@@ -35,7 +35,7 @@ from typing import Any
 
 from shared.aws import SESSION_PREFIX
 from shared.policy import STORED_CLOUDTRAIL_FIELDS
-from shared.store.access_events import EVENT_COLUMNS
+from shared.store.access import EVENT_COLUMNS
 
 Row = tuple[Any, ...]
 

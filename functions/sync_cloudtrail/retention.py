@@ -7,7 +7,7 @@ deleted per agency. It runs in batches, each its own short transaction, until a 
 back short or the time budget is spent (the rest goes the next day, or on the next call).
 
 Each batch records what it purged in the same transaction: one audit-log row per agency that
-lost rows (`access_events.purged`, with the count and the cutoff), visible to that agency in its
+lost rows (`access.purged`, with the count and the cutoff), visible to that agency in its
 audit log, so the deletion and its record commit together. The totals go to the logs.
 """
 
@@ -21,9 +21,9 @@ from datetime import datetime, timedelta
 
 from shared.db import Connection, system_tx, tenant_tx
 from shared.logs import get_logger
-from shared.store import access_events, audit
+from shared.store import access, audit
 
-BATCH = access_events.PURGE_BATCH
+BATCH = access.PURGE_BATCH
 TIME_BUDGET_S = 20.0  # the cron function's maxDuration is 30 s
 ACTOR = "system:retention"
 ACTION = "access_events.purged"
@@ -53,11 +53,11 @@ def purge(
     started = monotonic()
     while True:
         with system_tx(conn):
-            deleted = access_events.purge_expired_batch(conn, now, batch)
+            deleted = access.purge_expired_batch(conn, now, batch)
             for agency_id, count in deleted.items():
                 # A savepoint that sets this agency as the tenant: its audit row passes RLS.
                 with tenant_tx(conn, agency_id):
-                    days = access_events.retention_days(conn, agency_id)
+                    days = access.retention_days(conn, agency_id)
                     audit.record(
                         conn,
                         agency_id,

@@ -36,7 +36,7 @@ from shared import aws
 from shared.db import Connection, tenant_tx
 from shared.errors import AccessDeniedError, AwsError, LeaseLostError
 from shared.logs import get_logger
-from shared.store import access_events, jobs
+from shared.store import access, jobs
 
 if TYPE_CHECKING:
     from shared.aws import ClientFactory
@@ -63,7 +63,7 @@ def run(
     conn, lease, ours, clock, run_id = ctx.conn, ctx.lease, ctx.ours, ctx.clock, ctx.run_id
     with tenant_tx(conn, lease.agency_id):
         target = jobs.sync_target(conn, lease.agency_id, lease.account_id)
-        settings = access_events.sync_target(conn, lease.account_id)
+        settings = access.sync_target(conn, lease.account_id)
     if target is None or settings is None:
         raise LeaseLostError("the account was unlinked")
 

@@ -1,4 +1,5 @@
-"""The audit log: who did what to an agency's records, when.
+"""The audit log: who did what to an agency's records, when; written by every capability, read
+newest first with keyset pagination on (at, id) by GET /api/audit.
 
 `record` is the one writer; every capability that changes something an agency must be able to
 account for (keys, accounts, settings, ExternalId rotation, data deletion) calls it inside the
@@ -19,6 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from psycopg import sql
+from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
 from shared import redaction
@@ -30,7 +33,7 @@ MAX_ACTOR_CHARS = 100
 
 
 @dataclass(frozen=True)
-class AuditEntry:
+class AuditRow:
     id: int
     at: datetime
     actor: str
@@ -65,11 +68,51 @@ def record(  # noqa: PLR0917 - called positionally, like the audit row reads
     )
 
 
-def list_recent(conn: Connection, agency_id: uuid.UUID, limit: int = 100) -> list[AuditEntry]:
+def list_recent(conn: Connection, agency_id: uuid.UUID, limit: int = 100) -> list[AuditRow]:
     """The agency's latest audit rows, newest first (limit clamped to 1..1000)."""
     rows = conn.execute(
         "SELECT id, at, actor, action, target, details FROM cao.audit_log"
         " WHERE agency_id = %s ORDER BY at DESC, id DESC LIMIT %s",
         (agency_id, max(1, min(limit, 1000))),
     ).fetchall()
-    return [AuditEntry(*r) for r in rows]
+    return [AuditRow(*r) for r in rows]
+
+
+def page(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    *,
+    action: str | None,
+    action_prefix: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    after: tuple[datetime, int] | None,
+    limit: int,
+) -> list[AuditRow]:
+    conditions = [sql.SQL("agency_id = %(agency)s")]
+    params: dict[str, object] = {"agency": agency_id, "limit": limit}
+    if action is not None:
+        conditions.append(sql.SQL("action = %(action)s"))
+        params["action"] = action
+    if action_prefix is not None:
+        # starts_with: no LIKE metacharacters to escape.
+        conditions.append(sql.SQL("starts_with(action, %(prefix)s)"))
+        params["prefix"] = action_prefix
+    if since is not None:
+        conditions.append(sql.SQL("at >= %(since)s"))
+        params["since"] = since
+    if until is not None:
+        conditions.append(sql.SQL("at < %(until)s"))
+        params["until"] = until
+    if after is not None:
+        # `at <= t` first: an index range on audit_agency_time, not a filter.
+        conditions.append(sql.SQL("at <= %(t)s AND (at < %(t)s OR id < %(id)s)"))
+        params.update(t=after[0], id=after[1])
+    cur = conn.cursor(row_factory=class_row(AuditRow))
+    return cur.execute(
+        sql.SQL(
+            "SELECT id, at, actor, action, target, details FROM cao.audit_log WHERE {}"
+            " ORDER BY at DESC, id DESC LIMIT %(limit)s"
+        ).format(sql.SQL(" AND ").join(conditions)),
+        params,
+    ).fetchall()

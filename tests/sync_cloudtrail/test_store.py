@@ -1,4 +1,4 @@
-"""shared/store/access_events.py: bulk insert, cursors, tenant isolation (real Postgres)."""
+"""shared/store/access.py: bulk insert, cursors, tenant isolation (real Postgres)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from shared.db import tenant_tx
-from shared.store import access_events as store
+from shared.store import access as store
 from tests.support.factories import AgencyFixture, make_account
 from tests.sync_cloudtrail.helpers import NOW
 

@@ -23,7 +23,7 @@ from functions.sync_cloudtrail import reader
 from shared import aws
 from shared.errors import LeaseLostError
 from shared.pacing import Pacer, TokenBucket
-from shared.store import access_events
+from shared.store import access
 from tests.sync_cloudtrail.conftest import Linked
 from tests.sync_cloudtrail.helpers import NOW, FakeClock, tables_containing
 
@@ -257,18 +257,18 @@ def test_a_crash_between_insert_and_commit_leaves_the_cursor_and_rows_as_they_we
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     events = seed(fresh_sim, linked, "us-east-1", NOW - DAY, NOW - timedelta(hours=1), 150, 8)
-    real_set_cursor = access_events.set_cursor
+    real_set_cursor = access.set_cursor
 
     def crash(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("killed between insert and commit")
 
-    monkeypatch.setattr(access_events, "set_cursor", crash)
+    monkeypatch.setattr(access, "set_cursor", crash)
     with pytest.raises(RuntimeError, match="killed"):
         do_sync(app_conn, linked, clock, pacer)
     assert stored(owner_conn, linked.account_id) == {}  # the inserted rows rolled back
     assert cursors(owner_conn, linked.account_id) == {}
 
-    monkeypatch.setattr(access_events, "set_cursor", real_set_cursor)
+    monkeypatch.setattr(access, "set_cursor", real_set_cursor)
     outcome = do_sync(app_conn, linked, clock, pacer)
     assert outcome.events_written == 150
     assert set(stored(owner_conn, linked.account_id)) == {e["eventID"] for e in events}

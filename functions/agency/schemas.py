@@ -16,6 +16,7 @@ from functions.accounts import regions
 from functions.accounts.schemas import AccountOut, check_name
 from functions.onboard.schemas import check_email
 from shared.kit.schemas import FromRow
+from shared.store.agency import AgencyRow
 from shared.web import Body
 
 RETENTION_DAYS = (1, 365)
@@ -24,17 +25,8 @@ BACKFILL_DAYS = (1, 90)
 
 # The agency as stored (`shared.store.agency.AgencyRow`). (Comments, not docstrings, on the
 # models: a docstring would become the model's description in the OpenAPI document.)
-class AgencyOut(FromRow):
-    id: uuid.UUID
-    name: str
-    contact_email: str
-    created_at: datetime
-    default_regions: list[str]
-    cloudtrail_retention_days: int
-    cloudtrail_backfill_days: int
-    billing_status: str
-    plan: str
-    trial_ends_at: datetime
+class AgencyOut(AgencyRow):
+    pass
 
 
 class SettingsPatch(Body):

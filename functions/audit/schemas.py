@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 from pydantic import BaseModel
 
-from shared.kit.schemas import FromRow
+from shared.store.audit import AuditRow
 
 
-class AuditEntry(FromRow):
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    target: str | None
-    details: dict[str, Any]
+# The row as stored, fields declared once in shared/store/audit.py (no docstring: it would
+# change the published OpenAPI document).
+class AuditEntry(AuditRow):
+    pass
 
 
 class AuditPage(BaseModel):

@@ -4,13 +4,12 @@ are built from the store's rows (`FromRow`)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from pydantic import BaseModel, Field
 
 from shared.kit.params import SafeText
-from shared.kit.schemas import FromRow
+from shared.store.runbooks import RunbookRow, RunbookSummary, VersionRow, VersionSummary
 from shared.web import Body
 
 RUNBOOK_BODY_MAX_CHARS = 65536
@@ -44,24 +43,14 @@ class RunbookPatch(Body):
     )
 
 
-class Runbook(FromRow):
-    id: uuid.UUID
-    account_id: uuid.UUID | None
-    title: str
-    body: str
-    version: int
-    created_at: datetime
-    updated_at: datetime
+# Responses show the rows as stored: their fields are declared once, in shared/store/runbooks.py.
+# (No docstrings: they would change the published OpenAPI document.)
+class Runbook(RunbookRow):
+    pass
 
 
-class RunbookListItem(FromRow):
-    id: uuid.UUID
-    account_id: uuid.UUID | None
-    title: str
-    version: int
-    body_chars: int
-    created_at: datetime
-    updated_at: datetime
+class RunbookListItem(RunbookSummary):
+    pass
 
 
 class RunbookPage(BaseModel):
@@ -69,12 +58,8 @@ class RunbookPage(BaseModel):
     next_cursor: str | None
 
 
-class RunbookVersionItem(FromRow):
-    version: int
-    account_id: uuid.UUID | None
-    title: str
-    body_chars: int
-    saved_at: datetime
+class RunbookVersionItem(VersionSummary):
+    pass
 
 
 class RunbookVersionPage(BaseModel):
@@ -82,9 +67,5 @@ class RunbookVersionPage(BaseModel):
     next_cursor: str | None
 
 
-class RunbookVersion(FromRow):
-    version: int
-    account_id: uuid.UUID | None
-    title: str
-    body: str
-    saved_at: datetime
+class RunbookVersion(VersionRow):
+    pass

@@ -1,11 +1,20 @@
-"""The base of API models built from stored rows.
+"""The shared base of stored rows and the API models that show them.
 
-A store function returns a frozen dataclass row; the API model that shows it derives from
-`FromRow` and is built with `Model.model_validate(row)`: pydantic reads the row's attributes
-(`from_attributes`), so a field is declared once on each side and renamed only with an alias.
+A row that the API shows as it is stored is declared once, in its store module, as a `Row`
+(a frozen pydantic model); the API model that shows it subclasses it and adds nothing but its
+name and docstring, so a field is never declared twice (fastapi/full-stack-fastapi-template's
+shared base). Rows are made from the database's own values without validation
+(`model_construct`: psycopg already typed them): `kwargs_row(Model.model_construct)` for named
+columns, `Model.from_values(*row)` for a tuple in field order. The API model is built from a row
+with `Model.model_validate(row)` (`from_attributes`).
+
+An API model whose shape differs from any row (computed or renamed fields) derives from
+`FromRow` and declares its own fields, still built with `model_validate(row)`.
 """
 
 from __future__ import annotations
+
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -14,3 +23,14 @@ class FromRow(BaseModel):
     """An API model read from a store row's attributes (`Model.model_validate(row)`)."""
 
     model_config = ConfigDict(from_attributes=True)
+
+
+class Row(BaseModel):
+    """A stored row, declared once: frozen, built from trusted database values."""
+
+    model_config = ConfigDict(frozen=True, from_attributes=True)
+
+    @classmethod
+    def from_values(cls, *values: Any) -> Self:
+        """The row from a tuple of column values in the order of the fields."""
+        return cls.model_construct(**dict(zip(cls.model_fields, values, strict=True)))

@@ -35,9 +35,11 @@ from typing import Any
 
 from psycopg import errors as pg_errors
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import class_row, kwargs_row
+from pydantic import Field
 
 from shared.db import Connection
+from shared.kit.schemas import Row as StoredRow
 from shared.policy import STORED_CLOUDTRAIL_FIELDS
 
 # The stored columns of an event row, in the order rows are given: the allowlist, then the
@@ -221,8 +223,7 @@ class EventFilter:
     until: datetime | None = None
 
 
-@dataclass(frozen=True)
-class EventRow:
+class EventRow(StoredRow):
     id: int
     account_id: uuid.UUID
     aws_account_id: str
@@ -233,19 +234,18 @@ class EventRow:
     principal_arn: str | None
     principal_name: str | None
     source_ip: str | None
-    is_vendor: bool
+    is_vendor: bool = Field(description="a session of ours (CloudAgencyOps)")
 
 
-@dataclass(frozen=True)
-class PrincipalRow:
-    principal: str
+class PrincipalRow(StoredRow):
+    principal: str = Field(description="the principal ARN, or its name when CloudTrail has none")
     principal_arn: str | None
     principal_name: str | None
     first_seen: datetime
     last_seen: datetime
     event_count: int
     source_ip_count: int
-    source_ips: list[str]
+    source_ips: list[str] = Field(description="up to 20 of them")
 
 
 @dataclass(frozen=True)
@@ -330,7 +330,7 @@ def page_events(
             "   ORDER BY event_time DESC, id DESC LIMIT %(limit)s) e"
             " ORDER BY e.event_time DESC, e.id DESC LIMIT %(limit)s"
         ).format(columns=_EVENT_COLUMNS, where=sql.SQL(" AND ").join(where))
-    cur = conn.cursor(row_factory=class_row(EventRow))
+    cur = conn.cursor(row_factory=kwargs_row(EventRow.model_construct))
     return cur.execute(query, params).fetchall()
 
 
@@ -370,7 +370,7 @@ def page_principals(
         ),
         keyset=keyset,
     )
-    cur = conn.cursor(row_factory=class_row(PrincipalRow))
+    cur = conn.cursor(row_factory=kwargs_row(PrincipalRow.model_construct))
     return cur.execute(query, params).fetchall()
 
 
@@ -414,7 +414,7 @@ def page_new_principals(
         older=older_sql,
         keyset=keyset,
     )
-    cur = conn.cursor(row_factory=class_row(PrincipalRow))
+    cur = conn.cursor(row_factory=kwargs_row(PrincipalRow.model_construct))
     return cur.execute(query, params).fetchall()
 
 

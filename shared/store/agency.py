@@ -35,10 +35,10 @@ from typing import Any
 from psycopg import IsolationLevel, sql
 
 from shared.db import Connection
+from shared.kit.schemas import Row
 
 
-@dataclass(frozen=True)
-class AgencyRow:
+class AgencyRow(Row):
     id: uuid.UUID
     name: str
     contact_email: str
@@ -104,7 +104,7 @@ def get(conn: Connection, agency_id: uuid.UUID) -> AgencyRow | None:
         f"SELECT {_AGENCY_COLUMNS} FROM cao.agencies WHERE id = %s",  # noqa: S608 - constant
         (agency_id,),
     ).fetchone()
-    return AgencyRow(*row) if row else None
+    return AgencyRow.from_values(*row) if row else None
 
 
 def update_settings(
@@ -123,7 +123,7 @@ def update_settings(
         assignments, sql.SQL(_AGENCY_COLUMNS)
     )
     row = conn.execute(query, {**changes, "agency_id": agency_id}).fetchone()
-    return AgencyRow(*row) if row else None
+    return AgencyRow.from_values(*row) if row else None
 
 
 def current_external_id(conn: Connection, agency_id: uuid.UUID) -> ExternalIdRow | None:

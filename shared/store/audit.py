@@ -16,24 +16,23 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import kwargs_row
 from psycopg.types.json import Jsonb
 
 from shared import redaction
 from shared.db import Connection
+from shared.kit.schemas import Row
 
 MAX_DETAILS_CHARS = 4000  # the column's CHECK is 8 kB of jsonb; keep well inside it
 MAX_TARGET_CHARS = 200
 MAX_ACTOR_CHARS = 100
 
 
-@dataclass(frozen=True)
-class AuditRow:
+class AuditRow(Row):
     id: int
     at: datetime
     actor: str
@@ -75,7 +74,7 @@ def list_recent(conn: Connection, agency_id: uuid.UUID, limit: int = 100) -> lis
         " WHERE agency_id = %s ORDER BY at DESC, id DESC LIMIT %s",
         (agency_id, max(1, min(limit, 1000))),
     ).fetchall()
-    return [AuditRow(*r) for r in rows]
+    return [AuditRow.from_values(*r) for r in rows]
 
 
 def page(
@@ -108,7 +107,7 @@ def page(
         # `at <= t` first: an index range on audit_agency_time, not a filter.
         conditions.append(sql.SQL("at <= %(t)s AND (at < %(t)s OR id < %(id)s)"))
         params.update(t=after[0], id=after[1])
-    cur = conn.cursor(row_factory=class_row(AuditRow))
+    cur = conn.cursor(row_factory=kwargs_row(AuditRow.model_construct))
     return cur.execute(
         sql.SQL(
             "SELECT id, at, actor, action, target, details FROM cao.audit_log WHERE {}"

@@ -9,17 +9,16 @@ on the lock and the second one sees the bumped version (the service turns that i
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 from psycopg import sql
-from psycopg.rows import class_row
+from psycopg.rows import kwargs_row
 
 from shared.db import Connection
+from shared.kit.schemas import Row
 
 
-@dataclass(frozen=True)
-class RunbookRow:
+class RunbookRow(Row):
     id: uuid.UUID
     account_id: uuid.UUID | None
     title: str
@@ -29,8 +28,7 @@ class RunbookRow:
     updated_at: datetime
 
 
-@dataclass(frozen=True)
-class RunbookSummary:
+class RunbookSummary(Row):
     id: uuid.UUID
     account_id: uuid.UUID | None
     title: str
@@ -40,8 +38,7 @@ class RunbookSummary:
     updated_at: datetime
 
 
-@dataclass(frozen=True)
-class VersionSummary:
+class VersionSummary(Row):
     version: int
     account_id: uuid.UUID | None
     title: str
@@ -49,8 +46,7 @@ class VersionSummary:
     saved_at: datetime
 
 
-@dataclass(frozen=True)
-class VersionRow:
+class VersionRow(Row):
     version: int
     account_id: uuid.UUID | None
     title: str
@@ -69,7 +65,7 @@ def insert(
     body: str,
     account_id: uuid.UUID | None,
 ) -> RunbookRow:
-    cur = conn.cursor(row_factory=class_row(RunbookRow))
+    cur = conn.cursor(row_factory=kwargs_row(RunbookRow.model_construct))
     row = cur.execute(
         sql.SQL(
             "INSERT INTO cao.runbooks (agency_id, account_id, title, body)"
@@ -84,7 +80,7 @@ def insert(
 def get(
     conn: Connection, agency_id: uuid.UUID, runbook_id: uuid.UUID, *, lock: bool = False
 ) -> RunbookRow | None:
-    cur = conn.cursor(row_factory=class_row(RunbookRow))
+    cur = conn.cursor(row_factory=kwargs_row(RunbookRow.model_construct))
     return cur.execute(
         sql.SQL("SELECT {} FROM cao.runbooks WHERE agency_id = %s AND id = %s{}").format(
             _COLUMNS, sql.SQL(" FOR UPDATE" if lock else "")
@@ -110,7 +106,7 @@ def page(
     if after is not None:
         conditions.append(sql.SQL("updated_at <= %(t)s AND (updated_at < %(t)s OR id > %(id)s)"))
         params.update(t=after[0], id=after[1])
-    cur = conn.cursor(row_factory=class_row(RunbookSummary))
+    cur = conn.cursor(row_factory=kwargs_row(RunbookSummary.model_construct))
     return cur.execute(
         sql.SQL(
             "SELECT id, account_id, title, version, length(body) AS body_chars, created_at,"
@@ -148,7 +144,7 @@ def update(
     account_id: uuid.UUID | None,
     version: int,
 ) -> RunbookRow | None:
-    cur = conn.cursor(row_factory=class_row(RunbookRow))
+    cur = conn.cursor(row_factory=kwargs_row(RunbookRow.model_construct))
     # updated_at strictly increases, so keyset pages and saved versions order by it.
     return cur.execute(
         sql.SQL(
@@ -176,7 +172,7 @@ def page_versions(
     limit: int,
 ) -> list[VersionSummary]:
     """Previous versions, newest first, below version `before` when given."""
-    cur = conn.cursor(row_factory=class_row(VersionSummary))
+    cur = conn.cursor(row_factory=kwargs_row(VersionSummary.model_construct))
     return cur.execute(
         "SELECT version, account_id, title, length(body) AS body_chars, saved_at"
         " FROM cao.runbook_versions WHERE agency_id = %s AND runbook_id = %s"
@@ -188,7 +184,7 @@ def page_versions(
 def get_version(
     conn: Connection, agency_id: uuid.UUID, runbook_id: uuid.UUID, version: int
 ) -> VersionRow | None:
-    cur = conn.cursor(row_factory=class_row(VersionRow))
+    cur = conn.cursor(row_factory=kwargs_row(VersionRow.model_construct))
     return cur.execute(
         "SELECT version, account_id, title, body, saved_at FROM cao.runbook_versions"
         " WHERE agency_id = %s AND runbook_id = %s AND version = %s",

@@ -41,8 +41,9 @@ CLEAN = {
     "functions/accounts/__init__.py": "",
     "functions/accounts/service.py": "from functions.jobs import service\n",
     "functions/onboard/__init__.py": "",
+    "functions/accounts/routes.py": "from ..onboard import service as onboarding\n",
     "functions/onboard/service.py": (
-        "from ..accounts import service as accounts\nfrom functions.jobs.service import enqueue\n"
+        "from functions.billing import plans\nfrom functions.jobs.service import enqueue\n"
     ),
     "shared/__init__.py": "",
     "shared/web.py": "def make_app():\n    return object()\n",

@@ -1,12 +1,18 @@
-"""HTTP routes of the accounts (served by api/accounts.py, after onboarding's link routes):
+"""HTTP routes of the accounts (api/accounts.py serves them all):
 
+    GET    /api/accounts/discovered      members of linked organizations (onboarding's)
+    POST   /api/accounts/discovered/link bulk link through the StackSet role (admin; onboarding's)
+    POST   /api/accounts                 link a client role (onboarding's)
+    POST   /api/accounts/{account_id}/verify   every linking check again (onboarding's)
     GET    /api/accounts                 list with status in words and sync health
     GET    /api/accounts/{account_id}    one account, with its recent sync runs
     PATCH  /api/accounts/{account_id}    alias and/or regions (admin)
     DELETE /api/accounts/{account_id}    unlink (admin)
     POST   /api/accounts/{account_id}/sync   sync now (the job system queues its jobs)
 
-Cold start: api/accounts.py is a read function; nothing here loads botocore.
+Linking and verifying are onboarding's use cases (functions/onboard/service.py: they call AWS and
+import botocore inside the call); the rest is this domain's. Cold start: api/accounts.py is a
+read function; nothing here loads botocore at import.
 """
 
 from __future__ import annotations
@@ -16,15 +22,102 @@ import uuid
 from fastapi import APIRouter, Response
 
 from functions.jobs import service as jobs
+from functions.onboard import service as onboarding
+from functions.onboard.schemas import AccountOut, BulkLinkIn, BulkLinkOut, DiscoveredOut, LinkIn
 from shared.kit.http import Cursor, Limit, documented, json_response
 from shared.kit.pages import DEFAULT_LIMIT, clamp_limit
-from shared.web import ERRORS, AdminDep, CallerDep, Conn, Now, PublisherDep
+from shared.web import ERRORS, AdminDep, CallerDep, Conn, DepsDep, Now, PublisherDep
 
 from . import service
-from .schemas import AccountDetail, AccountOut, AccountPage, AccountPatch, SyncNowOut
+from .schemas import AccountDetail, AccountPage, AccountPatch, SyncNowOut
 
 accounts_router = APIRouter(tags=["accounts"])
 
+
+# ---- linking (onboarding's use cases): discovered members, bulk link, link, verify -----------
+
+
+# Declared before the /{account_id} routes so that "discovered" is never read as an id.
+@accounts_router.get(
+    "/api/accounts/discovered", response_model=list[DiscoveredOut], responses=ERRORS
+)
+def list_discovered(caller: CallerDep, conn: Conn) -> list[DiscoveredOut]:
+    """Members of organizations whose management account is linked (ID and name only)."""
+    return onboarding.discovered(conn, caller)
+
+
+@accounts_router.post(
+    "/api/accounts/discovered/link",
+    response_model=BulkLinkOut,
+    responses={**ERRORS, 403: {"description": "admin keys only"}},
+)
+def link_discovered(
+    *,
+    caller: AdminDep,
+    conn: Conn,
+    deps: DepsDep,
+    publisher: PublisherDep,
+    now: Now,
+    body: BulkLinkIn | None = None,
+) -> BulkLinkOut:
+    """Link discovered members (admin) through the StackSet role name, up to 25 per call."""
+    return onboarding.link_discovered(
+        conn,
+        caller,
+        body.aws_account_ids if body else None,
+        deps=deps,
+        publisher=publisher,
+        now=now,
+    )
+
+
+@accounts_router.post(
+    "/api/accounts",
+    status_code=201,
+    response_model=AccountOut,
+    responses={
+        **ERRORS,
+        200: {"description": "already linked: the existing link", "model": AccountOut},
+        400: {"description": "malformed role ARN"},
+        409: {"description": "that AWS account is linked through another role"},
+        503: {"description": "AWS throttled or unreachable: retry; nothing was stored"},
+    },
+)
+def link_account(
+    *,
+    body: LinkIn,
+    caller: CallerDep,
+    conn: Conn,
+    deps: DepsDep,
+    publisher: PublisherDep,
+    response: Response,
+    now: Now,
+) -> AccountOut:
+    """Link a client account by its role ARN: assume, confirm the account, probe the trust
+    policy, check Organizations and Cost Explorer, then record it. 201 when linked now, 200
+    with the existing link when that role is already linked."""
+    account, created = onboarding.link(conn, caller, body, deps=deps, publisher=publisher, now=now)
+    if not created:
+        response.status_code = 200
+    return account
+
+
+@accounts_router.post(
+    "/api/accounts/{account_id}/verify",
+    response_model=AccountOut,
+    responses={
+        **ERRORS,
+        503: {"description": "AWS throttled or unreachable: retry; nothing changed"},
+    },
+)
+def verify_account(
+    account_id: uuid.UUID, caller: CallerDep, conn: Conn, deps: DepsDep, now: Now
+) -> AccountOut:
+    """Re-run every linking check for this account and record the outcome as its status."""
+    return onboarding.verify_account(conn, caller, account_id, deps=deps, now=now)
+
+
+# ---- the account: edit, unlink, views, sync now ----------------------------------------------
 
 # PATCH and DELETE come first: for a method no route has (PUT /api/accounts/{id}), Starlette
 # answers 405 naming the methods of the first route whose path matched.

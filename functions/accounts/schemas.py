@@ -1,55 +1,22 @@
-"""Request and response models of /api/accounts: the linked account as stored (`AccountOut`),
-its views with sync health (`AccountSummary`, `AccountDetail`, `AccountPage`), and the edit
-body (`AccountPatch`).
-
-`check_name` is the rule for the names people type (an agency's name, a contact address, an
-account alias, a key name): onboarding and the agency's settings use it too.
+"""Request and response models of /api/accounts: the views with sync health (`AccountSummary`,
+`AccountDetail`, `AccountPage`), the edit body (`AccountPatch`) and "sync now"'s answer. The
+linked account as stored (`AccountOut`), the link requests and answers, the region vocabulary
+and `check_name` are onboarding's, which creates accounts (functions/onboard/schemas.py).
 """
 
 from __future__ import annotations
 
-import unicodedata
 import uuid
 from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
+from functions.onboard import regions as region_names
+from functions.onboard.schemas import check_name
 from shared.kit.params import dec_str
 from shared.kit.schemas import FromRow
 from shared.web import Body
-
-from . import regions as region_names
-
-
-def check_name(value: str) -> str:
-    """Refuse control characters (Postgres text cannot hold NUL; the rest has no place in a
-    name or alias either)."""
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise ValueError("must not contain control characters")
-    return value
-
-
-# ---- the stored account ---------------------------------------------------------------------
-
-
-# A linked account as stored (`shared.store.accounts.AccountRow`). (Comments, not docstrings,
-# on these models: a docstring would become the model's description in the OpenAPI document.)
-class AccountOut(FromRow):
-    id: uuid.UUID
-    aws_account_id: str
-    role_arn: str
-    alias: str | None
-    regions: list[str] | None
-    status: str
-    status_message: str | None
-    is_management: bool
-    needs_trust_update: bool = Field(
-        description="Still verified with an ExternalId from before the last rotation"
-    )
-    linked_at: datetime
-    verified_at: datetime | None
-
 
 # ---- views with sync health -----------------------------------------------------------------
 

@@ -26,9 +26,10 @@ from shared.store import accounts, agency, audit
 from shared.store import accounts as store
 from shared.store.accounts import AccountRow
 
+from functions.onboard.schemas import AccountOut
+
 from .schemas import (
     AccountDetail,
-    AccountOut,
     AccountPage,
     AccountPatch,
     AccountSummary,

@@ -12,9 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from functions.accounts import regions
-from functions.accounts.schemas import AccountOut, check_name
-from functions.onboard.schemas import check_email
+from functions.onboard import regions
+from functions.onboard.schemas import AccountOut, check_email, check_name
 from shared.kit.schemas import FromRow
 from shared.store.agency import AgencyRow
 from shared.web import Body

@@ -35,8 +35,8 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime
 
-from functions.accounts.schemas import AccountOut
 from functions.onboard import externalid
+from functions.onboard.schemas import AccountOut
 from functions.onboard.service import issue_key
 from shared.auth import Caller
 from shared.db import Connection, is_unique_violation, tenant_tx

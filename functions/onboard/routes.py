@@ -2,13 +2,10 @@
 
     api/agencies.py     signup_router        POST /api/agencies (public sign-up)
     api/onboarding.py   onboarding_router    GET /api/onboarding, its three templates
-    api/accounts.py     link_router          GET /api/accounts/discovered,
-                                             POST /api/accounts/discovered/link,
-                                             POST /api/accounts, POST /api/accounts/{id}/verify
     api/cron_verify.py  verify_cron_router   GET /api/cron/verify (Vercel Cron, weekly)
 
-`link_router` is served before `functions.accounts.routes.accounts_router`: it declares
-/api/accounts/discovered, which must be matched before any /api/accounts/{account_id} route.
+Linking (POST /api/accounts, bulk linking of discovered members, verify) is served under
+/api/accounts by `functions.accounts.routes`, which calls this domain's service.
 
 Cold start: this module loads no botocore and no PyYAML; the service imports them inside the
 functions that call AWS or render a template.
@@ -16,25 +13,19 @@ functions that call AWS or render a template.
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
-from functions.accounts.schemas import AccountOut
 from shared.auth import Caller
 from shared.cron import CronDep
 from shared.db import Connection
 from shared.settings import Settings
-from shared.web import ERRORS, AdminDep, CallerDep, Conn, DepsDep, Now, PublisherDep, SettingsDep
+from shared.web import ERRORS, CallerDep, Conn, DepsDep, Now, SettingsDep
 
 from . import service
 from .schemas import (
-    BulkLinkIn,
-    BulkLinkOut,
-    DiscoveredOut,
-    LinkIn,
     OnboardingOut,
     ProbeOut,
     SignUpIn,
@@ -130,85 +121,6 @@ def template_json(caller: CallerDep, conn: Conn, settings: SettingsDep) -> Respo
 def template_stackset(caller: CallerDep, conn: Conn, settings: SettingsDep) -> Response:
     """The StackSet variant: one role with a fixed name in every member account."""
     return _template_response(caller, conn, "stackset", settings)
-
-
-# ---- linking: link, bulk link, discovered members, verify -----------------------------------
-
-link_router = APIRouter(tags=["accounts"], responses=ERRORS)
-
-
-# Declared before the /{account_id} routes so that "discovered" is never read as an id.
-@link_router.get("/api/accounts/discovered", response_model=list[DiscoveredOut])
-def list_discovered(caller: CallerDep, conn: Conn) -> list[DiscoveredOut]:
-    """Members of organizations whose management account is linked (ID and name only)."""
-    return service.discovered(conn, caller)
-
-
-@link_router.post(
-    "/api/accounts/discovered/link",
-    response_model=BulkLinkOut,
-    responses={403: {"description": "admin keys only"}},
-)
-def link_discovered(
-    *,
-    caller: AdminDep,
-    conn: Conn,
-    deps: DepsDep,
-    publisher: PublisherDep,
-    now: Now,
-    body: BulkLinkIn | None = None,
-) -> BulkLinkOut:
-    """Link discovered members (admin) through the StackSet role name, up to 25 per call."""
-    return service.link_discovered(
-        conn,
-        caller,
-        body.aws_account_ids if body else None,
-        deps=deps,
-        publisher=publisher,
-        now=now,
-    )
-
-
-@link_router.post(
-    "/api/accounts",
-    status_code=201,
-    response_model=AccountOut,
-    responses={
-        200: {"description": "already linked: the existing link", "model": AccountOut},
-        400: {"description": "malformed role ARN"},
-        409: {"description": "that AWS account is linked through another role"},
-        503: {"description": "AWS throttled or unreachable: retry; nothing was stored"},
-    },
-)
-def link_account(
-    *,
-    body: LinkIn,
-    caller: CallerDep,
-    conn: Conn,
-    deps: DepsDep,
-    publisher: PublisherDep,
-    response: Response,
-    now: Now,
-) -> AccountOut:
-    """Link a client account by its role ARN: assume, confirm the account, probe the trust
-    policy, check Organizations and Cost Explorer, then record it. 201 when linked now, 200
-    with the existing link when that role is already linked."""
-    account, created = service.link(conn, caller, body, deps=deps, publisher=publisher, now=now)
-    if not created:
-        response.status_code = 200
-    return account
-
-
-@link_router.post(
-    "/api/accounts/{account_id}/verify",
-    response_model=AccountOut,
-    responses={503: {"description": "AWS throttled or unreachable: retry; nothing changed"}},
-)
-def verify_account(
-    account_id: uuid.UUID, caller: CallerDep, conn: Conn, deps: DepsDep, now: Now
-) -> AccountOut:
-    """Re-run every linking check for this account and record the outcome as its status."""
-    return service.verify_account(conn, caller, account_id, deps=deps, now=now)
 
 
 # ---- cron -----------------------------------------------------------------------------------

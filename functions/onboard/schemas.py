@@ -1,21 +1,51 @@
 """Request and response models of onboarding: sign-up, the onboarding material, linking and
-bulk linking, and the weekly probe's summary. A linked account is shown as
-`functions.accounts.schemas.AccountOut`.
+bulk linking, the weekly probe's summary, and the linked account as stored (`AccountOut`, shown
+by accounts and the agency too).
+
+`check_name` is the rule for the names people type (an agency's name, a contact address, an
+account alias, a key name): accounts and the agency's settings use it too.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from functions.accounts import regions
-from functions.accounts.schemas import AccountOut, check_name
+from functions.onboard import regions
 from shared.kit.schemas import FromRow
 from shared.web import Body
+
+
+def check_name(value: str) -> str:
+    """Refuse control characters (Postgres text cannot hold NUL; the rest has no place in a
+    name or alias either)."""
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+# A linked account as stored (`shared.store.accounts.AccountRow`). (Comments, not docstrings,
+# on these models: a docstring would become the model's description in the OpenAPI document.)
+class AccountOut(FromRow):
+    id: uuid.UUID
+    aws_account_id: str
+    role_arn: str
+    alias: str | None
+    regions: list[str] | None
+    status: str
+    status_message: str | None
+    is_management: bool
+    needs_trust_update: bool = Field(
+        description="Still verified with an ExternalId from before the last rotation"
+    )
+    linked_at: datetime
+    verified_at: datetime | None
+
 
 EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from functions.accounts.schemas import AccountOut
 from functions.jobs import service as jobs
 from functions.jobs.schemas import JobMessage
+from functions.onboard.schemas import AccountOut
 from shared import auth
 from shared.auth import Caller
 from shared.bootstrap import Deps

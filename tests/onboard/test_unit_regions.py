@@ -5,7 +5,7 @@ from __future__ import annotations
 import botocore.session
 import pytest
 
-from functions.accounts import regions
+from functions.onboard import regions
 
 
 def test_the_region_list_is_every_region_botocore_knows() -> None:

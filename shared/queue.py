@@ -20,11 +20,11 @@ from contextlib import ExitStack, contextmanager
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import anyio
-from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from shared.logs import get_logger
 
 if TYPE_CHECKING:
+    from anyio.from_thread import BlockingPortal
     from vercel.queue import QueueClient
     from vercel.queue._internal.embedded import EmbeddedQueueService
 
@@ -137,6 +137,7 @@ class LocalQueue:
         self.service: EmbeddedQueueService | None = None
 
     def __enter__(self) -> LocalQueue:
+        from anyio.from_thread import start_blocking_portal  # noqa: PLC0415 - local stack only
         from vercel.queue.embedded import embedded_queue_service  # noqa: PLC0415 - local only
 
         portal = self._stack.enter_context(start_blocking_portal())

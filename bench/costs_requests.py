@@ -156,7 +156,7 @@ def sync(conn: psycopg.Connection[Any], linked: Linked, now: datetime) -> dict[s
         ).fetchone()
     assert job_row is not None
     message = JobMessage(job_row[0], linked.agency_id, "costs", now)
-    worker.process(conn, message, 1, clock=lambda: now)
+    worker.process(conn, message, 1, bootstrap.current().but(clock=lambda: now))
     with tenant_tx(conn, linked.agency_id):
         cur = conn.execute(
             "SELECT status, ce_requests, ce_cost_usd, coalesce(cardinality(months), 0)"

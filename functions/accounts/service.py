@@ -16,6 +16,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
+from functions.onboard.schemas import AccountOut
 from shared.auth import Caller
 from shared.db import Connection, tenant_tx
 from shared.errors import BadRequestError, NotFoundError, UnprocessableError
@@ -25,8 +26,6 @@ from shared.kit.params import dec_str
 from shared.store import accounts, agency, audit
 from shared.store import accounts as store
 from shared.store.accounts import AccountRow
-
-from functions.onboard.schemas import AccountOut
 
 from .schemas import (
     AccountDetail,

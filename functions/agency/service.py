@@ -51,7 +51,7 @@ _ATTEMPTS = 3  # a unique-constraint collision of 256-bit random values means a 
 EXPORT_FORMAT = "cloudagencyops-export/1"
 CHUNK_CHARS = 64 * 1024
 # Billing states in which a subscription is still being charged. A subscription canceled at
-# period end arrives from Polar as `canceled` (see functions/billing/webhooks.py).
+# period end arrives from Polar as `canceled` (see functions/billing/subscription.py).
 PAID_STATES = frozenset({"active", "past_due"})
 
 

@@ -1,8 +1,10 @@
 """What uv.lock pins: the packages each dependency set installs, read without uv.
 
-`make lock` writes uv.lock from pyproject.toml and requirements*.txt from uv.lock (`uv export`);
-tests/test_dependencies.py uses this module to check that the three still agree, and
-devstack/deploy_check.py to know which packages must never reach a Vercel bundle.
+`make lock` writes uv.lock from pyproject.toml and requirements*.txt from uv.lock (`uv export`).
+Vercel's builder installs a committed uv.lock as it is (`uv sync --frozen --no-dev`), ignoring
+pyproject.toml's list, so a stale lock deploys the wrong set. tests/test_dependencies.py and
+devstack/deploy_check.py use `disagreements` to catch that, and deploy_check uses the closures
+to know which packages must never reach a Vercel bundle.
 """
 
 from __future__ import annotations
@@ -106,3 +108,38 @@ def pinned(lines: Iterable[str]) -> dict[str, str]:
         _, _, version = requirement.partition("==")
         out[name] = version.strip()
     return out
+
+
+def _canonical(requirement: str) -> str:
+    name, extras = requirement_name(requirement)
+    _, _, version = requirement.partition("==")
+    return name + (f"[{','.join(sorted(extras))}]" if extras else "") + "==" + version.strip()
+
+
+def declared(root: Path) -> tuple[list[str], dict[str, list[str]]]:
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    return list(pyproject["project"]["dependencies"]), dict(pyproject["dependency-groups"])
+
+
+def disagreements(root: Path) -> list[str]:
+    """How pyproject.toml, uv.lock and requirements*.txt disagree (empty when they do not)."""
+    problems: list[str] = []
+    runtime, groups = declared(root)
+    lock = load(root / "uv.lock")
+    locked_runtime, locked_groups = locked_inputs(lock)
+    if sorted(map(_canonical, runtime)) != sorted(map(_canonical, locked_runtime)):
+        problems.append("uv.lock was not made from pyproject.toml's dependencies: run make lock")
+    for group, requirements in groups.items():
+        if sorted(map(_canonical, requirements)) != sorted(
+            map(_canonical, locked_groups.get(group, []))
+        ):
+            problems.append(f"uv.lock was not made from the {group} group: run make lock")
+    for filename, expected in (
+        ("requirements.txt", runtime_packages(lock)),
+        ("requirements-dev.txt", dev_packages(lock)),
+    ):
+        exported = pinned((root / filename).read_text().splitlines())
+        if exported != expected:
+            differ = sorted(set(exported.items()) ^ set(expected.items()))
+            problems.append(f"{filename} is not uv.lock's export ({differ[:5]}): run make lock")
+    return problems

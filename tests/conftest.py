@@ -44,6 +44,17 @@ def pytest_configure(config: pytest.Config) -> None:
     netguard.install()
 
 
+# Fixtures that start a service: a test using none of them (directly or not) is a unit test,
+# selected by `make unit` (-m unit).
+_SERVICE_FIXTURES = frozenset({"database", "sim"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if not _SERVICE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture(scope="session")
 def sim() -> Iterator[SimulatedAws]:
     """The simulated AWS (moto on loopback, extended), one per session."""

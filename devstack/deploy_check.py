@@ -46,12 +46,14 @@ FORBIDDEN_FOLDERS = ("tests", "bench", "devstack")
 STATIC_SOURCE = "public"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RESULT_MARK = "DEPLOY-CHECK-RESULT "
-# What a bundle runs with: no database, no AWS, throwaway secrets. Every probe below must be
-# answered before anything connects anywhere.
+# What a bundle runs with: the variables the platform sets in every function, throwaway
+# secrets, and no database or AWS. Every probe below must be answered before anything connects.
 BUNDLE_ENV = {
+    "VERCEL": "1",
+    "VERCEL_ENV": "preview",
+    "VERCEL_REGION": "iad1",
     "CRON_SECRET": "deploy-check-cron-secret-not-real",
     "POLAR_WEBHOOK_SECRET": "deploy-check-webhook-secret-not-real",
-    "VERCEL_ENV": "preview",
     "LOG_LEVEL": "WARNING",
 }
 
@@ -387,11 +389,7 @@ def methods(path):
         if any(route.matches(scope)[0] == Match.FULL for route in app.routes):
             out.append(method)
     return out
-paths = list(spec["paths"])
-try:
-    paths += list(app.openapi().get("paths", {}))
-except Exception:
-    pass
+paths = list(spec["paths"]) + list(app.openapi().get("paths", {}))
 routes = {}
 for path in paths:
     sample = re.sub(r"{[^}]+}", "x", path)

@@ -21,7 +21,6 @@ called on a running event loop.
 from __future__ import annotations
 
 import asyncio
-import functools
 import threading
 import warnings
 from collections.abc import Iterator
@@ -230,4 +229,4 @@ async def flush_deferred(due: list[bool]) -> None:
     """Flush what the request reported, in a worker thread (the event loop stays free)."""
     if due:
         due.clear()
-        await anyio.to_thread.run_sync(functools.partial(_flush_now))
+        await anyio.to_thread.run_sync(_flush_now)

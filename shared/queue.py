@@ -22,8 +22,10 @@ that serve "sync now" keep a light cold start.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import anyio
@@ -44,6 +46,7 @@ RETENTION_S = 24 * 3600
 # A confirmed delivery's lease is extended to the SDK's own processing lease (300 s), which the
 # SDK's renewal then keeps alive while the subscriber runs.
 PUSH_LEASE_S = 300
+MAX_LEASE_S = 3600  # the queue service's longest visibility timeout
 
 
 class Outgoing(Protocol):
@@ -166,6 +169,16 @@ def read_push(headers: Mapping[str, str]) -> MessageMetadata:
     return metadata
 
 
+def _confirm_lease_s(metadata: MessageMetadata) -> int:
+    """The lease a confirmation sets: the SDK's processing lease, and never shorter than what
+    the delivery had left (the SDK schedules its first renewal from that deadline)."""
+    seconds = PUSH_LEASE_S
+    if metadata.visibility_deadline is not None:
+        left = (metadata.visibility_deadline - datetime.now(UTC)).total_seconds()
+        seconds = max(seconds, math.ceil(left))
+    return min(seconds, MAX_LEASE_S)
+
+
 async def confirm_push(
     client: QueueClient, metadata: MessageMetadata, headers: Mapping[str, str]
 ) -> None:
@@ -188,7 +201,7 @@ async def confirm_push(
 
     try:
         with HeadersContext(dict(headers)).use():
-            await client.extend_lease(metadata, PUSH_LEASE_S)
+            await client.extend_lease(metadata, _confirm_lease_s(metadata))
     except (
         MessageNotFoundError,
         MessageLockedError,  # not in flight, lease expired, another holder's handle

@@ -3,7 +3,7 @@ function that imports its module, as Vercel would.
 
 - none loads boto3 or botocore.session (AWS clients are imported inside the functions that need
   them): of the AWS SDK, only the top-level `botocore` package may be loaded, by Powertools'
-  Logger (shared/logs.py), which registers a user-agent hook on it (under 1 ms; no submodule);
+  Logger (shared/logs.py), which registers a user-agent hook on it (~1 ms; no submodule);
 - a one-domain function loads no other domain's package under functions/ (each domain is its
   own package, imported explicitly: nothing loads the others by name).
 """

@@ -300,7 +300,11 @@ def main() -> int:
         os.environ.update(env)
         log("starting the embedded queue")
         queue = stack.enter_context(worker.local_queue())
-        stack.enter_context(bootstrap.use(Deps(Settings(), publisher_for=lambda _headers: queue)))
+        stack.enter_context(
+            bootstrap.use(
+                Deps(Settings(), publisher_for=lambda _headers: queue, queue_client=queue.client)
+            )
+        )
         routers = [*all_routers(), demo_router(sim)]
         app = create_app(*routers, title="CloudAgencyOps (demo)", openapi=True)
         server = stack.enter_context(serve(app))

@@ -6,6 +6,8 @@
     aws        our own clients (user cao-service) on one botocore session per process
     publisher  the sync queue: Vercel Queues authenticated by the request's OIDC token, or the
                embedded queue of `make demo` and the tests (shared.queue)
+    queue      the queue service client that confirms and settles push deliveries (Vercel
+               Queues, or an embedded queue's client in tests)
     pacer      the LookupEvents token buckets shared by every sync of this process
 
 Routes receive a `Deps` through the FastAPI dependency `shared.web.DepsDep`; jobs receive what
@@ -29,15 +31,17 @@ from typing import TYPE_CHECKING, Any
 from shared import db
 from shared.kit.clock import Clock, utc_now
 from shared.pacing import Pacer
-from shared.queue import Publisher, VercelPublisher
+from shared.queue import Publisher, VercelPublisher, vercel_queue_client
 from shared.settings import Settings
 
 if TYPE_CHECKING:
     import botocore.session
+    from vercel.queue import QueueClient
 
     from shared.aws import ClientFactory
 
 PublisherFor = Callable[[Mapping[str, str] | None], Publisher[Any]]
+QueueClientFor = Callable[[], "QueueClient"]
 
 
 class BotocoreSession:
@@ -71,6 +75,7 @@ class Deps:
     settings: Settings
     clock: Clock = utc_now
     publisher_for: PublisherFor = vercel_publisher
+    queue_client: QueueClientFor = vercel_queue_client
     pacer: Pacer = field(default_factory=Pacer)
     botocore: BotocoreSession = field(default_factory=BotocoreSession)
 

@@ -5,15 +5,30 @@ request bodies, headers, cookies, query strings, local variables or log breadcru
 collected), and every event still passes through a recursive key denylist and our value-pattern
 scrubber (`shared.redaction`) before it leaves. Exceptions we report are our own or carry no
 driver/AWS text (see shared.errors), and CloudTrail personal data never goes into messages, so
-breadcrumbs are dropped entirely. Serverless functions end with the response: an event is
-flushed right after it is captured.
+breadcrumbs are dropped entirely.
+
+Serverless functions end with their invocation, so every captured event is flushed before it
+ends; but `sentry_sdk.flush` blocks for up to FLUSH_TIMEOUT_S on the network, and one function
+instance serves concurrent requests on one event loop (Fluid compute). So during a request
+(`deferred_flush`, entered by the web layer for each one) a report only marks the flush as due,
+and the web layer runs it after the response is sent, in a worker thread (`flush_deferred`):
+the invocation lasts until the ASGI call returns (Vercel's Python runtime has no `wait_until`;
+the end of that call is its equivalent), and the event loop serves other requests meanwhile.
+Outside a request (a local worker thread, a script) the flush runs at once, or in a thread when
+called on a running event loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, cast
+
+import anyio.to_thread
 
 from shared import bootstrap, redaction
 from shared.settings import Settings
@@ -23,6 +38,11 @@ if TYPE_CHECKING:
 
 _lock = threading.Lock()
 _started: bool = False
+
+FLUSH_TIMEOUT_S = 2.0
+# Set for the length of a request (`deferred_flush`): a mutable flag, so that reports made in
+# the request's worker threads (which run in copies of its context) are seen by its end.
+_flush_due: ContextVar[list[bool] | None] = ContextVar("cao_sentry_flush_due", default=None)
 
 # Beyond Sentry's defaults: every name under which a credential of ours could travel.
 EXTRA_DENYLIST = [
@@ -157,7 +177,7 @@ def report(exc: BaseException, **tags: str) -> None:
         for key, value in tags.items():
             scope.set_tag(key, redaction.scrub_text(str(value)))
         sentry_sdk.capture_exception(reportable(exc))
-    sentry_sdk.flush(timeout=2)
+    _flush()
 
 
 def report_message(message: str, **tags: str) -> None:
@@ -170,4 +190,43 @@ def report_message(message: str, **tags: str) -> None:
         for key, value in tags.items():
             scope.set_tag(key, redaction.scrub_text(str(value)))
         sentry_sdk.capture_message(redaction.scrub_text(message), level="warning")
-    sentry_sdk.flush(timeout=2)
+    _flush()
+
+
+def _flush_now() -> None:
+    import sentry_sdk  # noqa: PLC0415
+
+    sentry_sdk.flush(timeout=FLUSH_TIMEOUT_S)
+
+
+def _flush() -> None:
+    """Send what was captured before the invocation ends, never blocking an event loop."""
+    due = _flush_due.get()
+    if due is not None:
+        due.append(True)  # the request's end flushes it (flush_deferred)
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        _flush_now()  # no event loop in this thread: block this thread only
+    else:
+        loop.run_in_executor(None, _flush_now)
+
+
+@contextmanager
+def deferred_flush() -> Iterator[list[bool]]:
+    """For the block (one request), reports only mark the flush as due; afterwards pass the
+    yielded marks to `flush_deferred`."""
+    due: list[bool] = []
+    token = _flush_due.set(due)
+    try:
+        yield due
+    finally:
+        _flush_due.reset(token)
+
+
+async def flush_deferred(due: list[bool]) -> None:
+    """Flush what the request reported, in a worker thread (the event loop stays free)."""
+    if due:
+        due.clear()
+        await anyio.to_thread.run_sync(_flush_now)

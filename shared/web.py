@@ -5,7 +5,8 @@ It adds what every function needs and no router should repeat: the JSON error sh
 reason, never the rejected value), a request body bound (413 before the body is read when the
 length is declared, and while streaming when it is not), security headers, `Cache-Control:
 no-store` on every response (several carry API keys or the ExternalId), a request id, one
-structured log line per request, and error reporting. Plus the request dependencies: a database
+structured log line per request, and error reporting (flushed after the response, off the event
+loop). Plus the request dependencies: a database
 connection per request and the authenticated caller.
 """
 
@@ -144,7 +145,8 @@ def log_context(**fields: str) -> None:
 
 
 class EdgeMiddleware:
-    """Pure ASGI middleware: body bound, security headers, request id, one log line."""
+    """Pure ASGI middleware: body bound, security headers, request id, one log line, and the
+    Sentry flush after the response (shared.observability)."""
 
     def __init__(self, app: ASGIApp, max_body_bytes: int = MAX_BODY_BYTES) -> None:
         self.app = app
@@ -173,20 +175,30 @@ class EdgeMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        try:
-            await self._dispatch(scope, receive, send_wrapper)
-        finally:
-            _request_log.reset(token)
-            get_logger().info(
-                "request",
-                extra={
-                    **fields,
-                    "method": scope.get("method"),
-                    "path": scope.get("path"),
-                    "status": status_holder["status"],
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                },
-            )
+        with observability.deferred_flush() as flush_due:
+            try:
+                await self._dispatch(scope, receive, send_wrapper)
+            except Exception as exc:  # noqa: BLE001 - answered and reported here
+                # Handled here rather than by Starlette's outermost ServerErrorMiddleware, so
+                # that its report is flushed with the request's, after the response.
+                response = await _unexpected_error(Request(scope), exc)
+                if not status_holder["status"]:
+                    await response(scope, receive, send_wrapper)
+            finally:
+                _request_log.reset(token)
+                get_logger().info(
+                    "request",
+                    extra={
+                        **fields,
+                        "method": scope.get("method"),
+                        "path": scope.get("path"),
+                        "status": status_holder["status"],
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                    },
+                )
+                # After the response: what the request reported leaves before the invocation
+                # ends, flushed in a worker thread so the event loop serves other requests.
+                await observability.flush_deferred(flush_due)
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = _declared_length(scope)

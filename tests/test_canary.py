@@ -160,8 +160,11 @@ def test_no_secret_survives_a_full_flow(
     spy = Spy()
     spy.install(monkeypatch)
     records = Records()
-    logging.getLogger().addHandler(records.handler)
+    # The product's logger first: Powertools keeps the root handlers present when it is set up
+    # (a platform's) from writing its records a second time, unscrubbed; this capture must not
+    # be one of them.
     logs.get_logger().setLevel(logging.DEBUG)
+    logging.getLogger().addHandler(records.handler)
     transport = CapturingTransport()
     observability.stop()
     observability.start(Settings(flow_env), transport=transport)

@@ -1,8 +1,10 @@
 """HTTP routes of the job system. Served by:
 
     api/cron.py         cron_router     GET /api/cron/dispatch (Vercel Cron, bearer CRON_SECRET)
-    api/sync_worker.py  worker_router   POST /api/sync_worker (Vercel Queues push deliveries;
-                                        private: the function has a queue trigger)
+    api/sync_worker.py  worker_router   POST /api/sync_worker (Vercel Queues push deliveries,
+                                        to the triggered function's own path; private: the
+                                        function has a queue trigger; confirmed with the queue
+                                        service before any work, functions/jobs/worker.py)
 
 "Sync now" (POST /api/accounts/{account_id}/sync) is an accounts route calling
 `service.request_sync`. The worker module (the queue SDK's subscriber, the registry of job
@@ -18,7 +20,7 @@ from fastapi import APIRouter, Query, Request, Response
 from functions.jobs import service
 from functions.jobs.schemas import DispatchOut
 from shared.cron import CronDep
-from shared.web import Conn, Now, PublisherDep
+from shared.web import Conn, DepsDep, Now, PublisherDep
 
 # ---- cron -----------------------------------------------------------------------------------
 
@@ -54,9 +56,11 @@ worker_router = APIRouter()
 
 
 @worker_router.post("/api/sync_worker", include_in_schema=False, status_code=204)
-async def deliver(request: Request) -> Response:
-    """One Vercel Queues push delivery: the SDK runs our subscriber and settles the message."""
+async def deliver(request: Request, deps: DepsDep) -> Response:
+    """One Vercel Queues push delivery: confirmed with the queue service, then the SDK runs our
+    subscriber and settles the message (400 malformed, 401 unknown to the queue service, 503
+    not done: the queue redelivers)."""
     from functions.jobs import worker  # noqa: PLC0415 - registers the subscriber; worker only
 
-    await worker.accept_push(await request.body(), request.headers)
+    await worker.accept_push(await request.body(), request.headers, deps.queue_client())
     return Response(status_code=204)

@@ -1,9 +1,11 @@
 """The queue consumer: runs each delivered job through its handler and settles it.
 
 On Vercel, `api/sync_worker.py` is the topic's push consumer (its `experimentalTriggers` in
-vercel.json: retry delay RETRY_AFTER_S, at most MAX_DELIVERIES deliveries). Each delivery goes
-through the SDK's `accept_and_handle` to `on_sync_message`, registered below with
-`@subscribe` for the consumer group Vercel derives from that function's path. Locally and in
+vercel.json: retry delay RETRY_AFTER_S, at most MAX_DELIVERIES deliveries): the platform POSTs
+each delivery to that function's own path, /api/sync_worker. `accept_push` accepts only real
+deliveries (confirmed with the queue service, before any work), then the SDK's
+`accept_and_handle` calls `on_sync_message`, registered below with `@subscribe` for the
+consumer group Vercel derives from that function's path. Locally and in
 tests, `local_queue()` runs the SDK's embedded queue service (shared/queue.py), which delivers
 the same messages to the same subscriber.
 
@@ -24,6 +26,7 @@ opens a run record and runs the job's kind through `registry.handler_for` with a
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -38,13 +41,13 @@ from functions.jobs.schemas import JobContext, JobMessage
 from shared import bootstrap, observability
 from shared.bootstrap import Deps
 from shared.db import Connection, system_tx, tenant_tx
-from shared.errors import LeaseLostError
+from shared.errors import BadRequestError, LeaseLostError, UnavailableError
 from shared.logs import get_logger
-from shared.queue import CONSUMER_GROUP, TOPIC, LocalQueue
+from shared.queue import CONSUMER_GROUP, TOPIC, LocalQueue, confirm_push, read_push
 from shared.store import jobs
 
 if TYPE_CHECKING:
-    pass
+    from vercel.queue import QueueClient
 
 RETRY_AFTER_S = 60
 MAX_DELIVERIES = 5
@@ -185,9 +188,42 @@ async def on_sync_message(message: Message[Any]) -> None:
         raise RetryAfter(math.ceil(delay))
 
 
-async def accept_push(body: bytes, headers: Mapping[str, str]) -> None:
-    """Hand a Vercel push delivery (raw body and its ce-* headers) to the SDK, which calls our
-    subscriber, keeps the queue's lease alive meanwhile and acknowledges or retries."""
-    from vercel.queue import accept_and_handle  # noqa: PLC0415 - the worker only
+async def accept_push(body: bytes, headers: Mapping[str, str], client: QueueClient) -> None:
+    """One Vercel push delivery (raw body and its ce-* headers), accepted only once real.
 
-    await accept_and_handle(body, dict(headers))
+    Before any work: the headers must describe an inline delivery of our topic to our consumer
+    group and the body must be one of our job messages (else BadRequestError, 400), and the
+    queue service must confirm the delivery's receipt handle (else UnauthorizedError, 401, or
+    UnavailableError, 503, when it cannot answer): see shared.queue. Then the SDK calls our
+    subscriber through `client`, keeps the queue's lease alive meanwhile and acknowledges or
+    reschedules the message.
+
+    A failure that escapes is answered 503 so that the queue redelivers it. It reaches Sentry
+    only at the last allowed delivery (MAX_DELIVERIES): earlier ones are retries on their way,
+    not incidents (`process` reports the failures it catches at the last delivery itself).
+    """
+    metadata = read_push(headers)
+    try:
+        message = JobMessage.from_payload(json.loads(body))
+    except (ValueError, TypeError) as exc:  # JSON and UTF-8 decoding errors are ValueErrors
+        raise BadRequestError(
+            "the delivery's payload is not a sync job message", code="bad_delivery"
+        ) from exc
+    await confirm_push(client, metadata, headers)
+    try:
+        await client.accept_and_handle(body, dict(headers))
+    except Exception as exc:
+        extra = {
+            "job_id": str(message.job_id),
+            "kind": message.kind,
+            "delivery": metadata.delivery_count,
+            "error_class": type(exc).__name__,
+        }
+        if metadata.delivery_count >= MAX_DELIVERIES:
+            get_logger().error("sync delivery failed at its last delivery", extra=extra)
+            observability.report(exc, job_kind=message.kind, job_id=str(message.job_id))
+        else:
+            get_logger().warning("sync delivery failed; the queue redelivers it", extra=extra)
+        raise UnavailableError(
+            "the job did not complete; the queue redelivers it", code="delivery_failed"
+        ) from exc

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
 from collections.abc import Iterator
+from typing import Any
 
+import anyio
+import anyio.to_thread
+import httpx
 import psycopg
 import pytest
 from fastapi import APIRouter
@@ -27,6 +33,11 @@ router = APIRouter()
 def explode(q: str = "") -> None:
     aws_secret_access_key = CANARY_SECRET  # a local variable Sentry must not collect
     raise RuntimeError(f"failed with {CANARY_KEY} {aws_secret_access_key} {CANARY_DB}")
+
+
+@router.get("/api/ping")
+async def ping() -> dict[str, bool]:
+    return {"ok": True}
 
 
 @router.get("/api/whoami")
@@ -111,3 +122,90 @@ def test_the_request_log_line_carries_the_request_id_and_the_agency(
     lines = [rec for rec in caplog.records if rec.getMessage() == "request"]
     assert lines and lines[-1].agency_id == str(agency.id)  # type: ignore[attr-defined]
     assert lines[-1].request_id == r.headers["x-request-id"]  # type: ignore[attr-defined]
+
+
+class SlowTransport(CapturingTransport):
+    """A Sentry whose flush waits on a slow network: here, until the test releases it."""
+
+    def __init__(self, options: dict[str, Any] | None = None) -> None:
+        super().__init__(options)
+        self.flushing = threading.Event()
+        self.release = threading.Event()
+        self.released = False  # the flush ended because the test let it go, not by timing out
+        self.order: list[str] = []
+
+    def flush(self, timeout: float, callback: Any = None) -> None:
+        if not self.items:
+            return
+        self.order.append("flush")
+        self.flushing.set()
+        self.released = self.release.wait(timeout=3)
+
+
+@pytest.fixture
+def slow() -> Iterator[SlowTransport]:
+    t = SlowTransport()
+    observability.stop()
+    observability.start(Settings({}), transport=t)
+    yield t
+    t.release.set()
+    observability.stop()
+
+
+def test_a_slow_sentry_flush_does_not_hold_up_other_requests(slow: SlowTransport) -> None:
+    app = create_app(router)
+    results: dict[str, int] = {}
+
+    async def main() -> None:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with (
+            httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+            anyio.create_task_group() as group,
+        ):
+
+            async def explode() -> None:
+                results["explode"] = (await client.get("/api/explode")).status_code
+
+            group.start_soon(explode)
+            assert await anyio.to_thread.run_sync(slow.flushing.wait, 3)
+            # The error's flush is hanging on the network; another request comes in.
+            results["ping"] = (await client.get("/api/ping")).status_code
+            slow.release.set()
+
+    anyio.run(main)
+    assert results == {"explode": 500, "ping": 200}
+    assert slow.released, "the other request waited for the flush"
+    assert len(slow.events) == 1
+
+
+def test_an_error_is_flushed_after_its_response_is_sent(slow: SlowTransport) -> None:
+    slow.release.set()
+    app = create_app(router)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/api/explode",
+        "raw_path": b"/api/explode",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [(b"host", b"test")],
+        "client": ("127.0.0.1", 1234),
+        "server": ("test", 80),
+    }
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            slow.order.append(f"response {message['status']}")
+
+    async def main() -> None:
+        with contextlib.suppress(RuntimeError):  # a server may see the error re-raised
+            await app(scope, receive, send)
+
+    anyio.run(main)
+    assert slow.order == ["response 500", "flush"]

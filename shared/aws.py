@@ -11,6 +11,14 @@ refuses to be pickled, and nothing here logs or persists it. It goes out of scop
 Every AWS failure becomes one of our `AwsError`s keeping AWS's error code but never its message
 (AWS messages can carry account data).
 
+Bounded calls. A client made with `CallLimits` (shared.pacing) retries in our own loop instead
+of botocore's (which would retry around any pacing and for up to 6 x 30 s): before every HTTP
+attempt it takes a slot of its token bucket, if it has one (so retries count against the
+2 requests/s like first tries), and only if the attempt's worst case (connect + read timeout)
+ends by the limits' deadline; otherwise it raises `OutOfTimeError` (nothing sent) or the last
+failure. A throttled attempt slows the bucket (`TokenBucket.throttled`) for everyone sharing that
+quota; other transient failures (5xx, timeouts, dropped connections) wait a jittered backoff.
+
 `functions/*` never imports botocore: they get clients from a `ClientFactory` and catch ours.
 """
 
@@ -25,7 +33,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
 from shared.errors import (
     AccessDeniedError,
@@ -33,8 +42,10 @@ from shared.errors import (
     AwsUnreachableError,
     CostExplorerNotEnabledError,
     ExpiredCredentialsError,
+    OutOfTimeError,
     ThrottledError,
 )
+from shared.pacing import CallLimits, TokenBucket
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -75,14 +86,28 @@ class Credentials:
 
 
 class Client:
-    """A botocore client whose errors come out as our AwsErrors, counting its calls."""
+    """A botocore client whose errors come out as our AwsErrors, counting its requests.
 
-    def __init__(self, raw: Any, service: str, on_call: Callable[[str], None] | None = None):
+    With `limits`, every call is bounded and retried here (see the module docstring), each
+    attempt through `bucket` when one is given; `calls` counts HTTP attempts.
+    """
+
+    def __init__(
+        self,
+        raw: Any,
+        service: str,
+        on_call: Callable[[str], None] | None = None,
+        *,
+        limits: CallLimits | None = None,
+        bucket: TokenBucket | None = None,
+    ):
         self._raw = raw
         self.service = service
         self.region: str = raw.meta.region_name
         self.calls = 0
         self._on_call = on_call
+        self._limits = limits
+        self._bucket = bucket
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self._raw, name)
@@ -90,6 +115,8 @@ class Client:
             return method
 
         def call(**kwargs: Any) -> Any:
+            if self._limits is not None:
+                return self._bounded(name, method, kwargs, self._limits)
             self.calls += 1
             if self._on_call is not None:
                 self._on_call(name)
@@ -99,6 +126,38 @@ class Client:
                 raise classify(exc, name) from None
 
         return call
+
+    def _bounded(
+        self, name: str, method: Callable[..., Any], kwargs: dict[str, Any], limits: CallLimits
+    ) -> Any:
+        last: AwsError | None = None
+        for attempt in range(limits.max_attempts):
+            if self._bucket is not None:
+                may_start = self._bucket.acquire(limits.latest_start)
+            else:
+                may_start = limits.clock() <= limits.latest_start
+            if not may_start:
+                break
+            self.calls += 1
+            if self._on_call is not None:
+                self._on_call(name)
+            try:
+                return method(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                error, transient = classify(exc, name), _transient(exc)
+            if not transient:
+                raise error from None
+            last = error
+            delay = limits.backoff(attempt)
+            if isinstance(error, ThrottledError) and self._bucket is not None:
+                self._bucket.throttled(delay)  # the next slot, ours or another run's, waits
+            elif attempt + 1 < limits.max_attempts:
+                if limits.clock() + delay > limits.latest_start:
+                    break
+                limits.sleep(delay)
+        if last is not None:
+            raise last from None
+        raise OutOfTimeError("the run has no time left for this AWS call", operation=name)
 
 
 class ClientFactory:
@@ -120,9 +179,27 @@ class ClientFactory:
     def __repr__(self) -> str:
         return f"ClientFactory(endpoint_url={self.endpoint_url!r})"
 
-    def client(self, service: str, region: str = DEFAULT_REGION) -> Client:
+    def client(
+        self,
+        service: str,
+        region: str = DEFAULT_REGION,
+        *,
+        limits: CallLimits | None = None,
+        bucket: TokenBucket | None = None,
+    ) -> Client:
+        """A client of `service` in `region`; with `limits`, bounded and retried by us (every
+        attempt through `bucket`, if given), else retried by botocore (standard mode)."""
         creds = self._credentials
         session = self._session.get()
+        config = _CONFIG
+        if limits is not None:
+            config = _CONFIG.merge(
+                Config(
+                    retries={"mode": "standard", "total_max_attempts": 1},
+                    connect_timeout=limits.connect_timeout_s,
+                    read_timeout=limits.read_timeout_s,
+                )
+            )
         with self._session.lock:
             raw = session.create_client(
                 service,
@@ -131,9 +208,9 @@ class ClientFactory:
                 aws_access_key_id=creds.access_key_id if creds else None,
                 aws_secret_access_key=creds.secret_access_key if creds else None,
                 aws_session_token=creds.session_token if creds else None,
-                config=_CONFIG,
+                config=config,
             )
-        return Client(raw, service, self._on_call)
+        return Client(raw, service, self._on_call, limits=limits, bucket=bucket)
 
     def with_credentials(self, credentials: Credentials) -> ClientFactory:
         return ClientFactory(
@@ -176,10 +253,12 @@ def assume_role(
     session: str,
     *,
     duration_s: int = ASSUME_DURATION_S,
+    limits: CallLimits | None = None,
 ) -> ClientFactory:
     """Assume `role_arn` and return a client factory on its in-memory credentials.
 
-    `external_id=None` sends none: only the trust-policy probe does that, on purpose.
+    `external_id=None` sends none: only the trust-policy probe does that, on purpose. With
+    `limits`, the AssumeRole call is bounded by them (a sync assuming again mid-run).
     """
     params: dict[str, Any] = {
         "RoleArn": role_arn,
@@ -188,7 +267,7 @@ def assume_role(
     }
     if external_id is not None:
         params["ExternalId"] = external_id
-    answer = ours.client("sts").assume_role(**params)
+    answer = ours.client("sts", limits=limits).assume_role(**params)
     c = answer["Credentials"]
     creds = Credentials(c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"], c["Expiration"])
     return ours.with_credentials(creds)
@@ -205,6 +284,17 @@ _THROTTLING = {
 }
 _DENIED = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation"}
 _EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired"}
+
+
+def _transient(exc: ClientError | BotoCoreError) -> bool:
+    """Worth another attempt: throttling, a 5xx, a timeout or a dropped connection."""
+    if isinstance(exc, HTTPClientError | BotocoreConnectionError):
+        return True
+    if not isinstance(exc, ClientError):
+        return False  # e.g. parameter validation: the same request fails the same way
+    code = str(exc.response.get("Error", {}).get("Code", ""))
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    return code in _THROTTLING or status >= 500
 
 
 def classify(exc: ClientError | BotoCoreError, operation: str = "") -> AwsError:

@@ -19,13 +19,16 @@ cursor left where it was and the window's end remembered (`partial_end`), so the
 only the rest of it. These commits do not wait for the WAL flush (`defer_commit_flush`): a
 database crash could lose one only together with its cursor, and the events are read again.
 
-Stopping: before each request a region checks the time budget (`time_budget_s`, less a
-reserve for the last request and commit); when it is spent the region commits what it read and
-the outcome says `backlog_remaining`, for the caller to queue a delayed follow-up. A
-ThrottlingException (after botocore's own retries) stops that region with its cursor where it
-was, pushes its token bucket back by a jittered delay and suggests that delay as
-`retry_after_s`. An expired session mid-pagination is assumed again once (`reassume`) and the
-same page is asked again with the same token.
+Requests and time: every HTTP attempt, retries included, takes a slot of the account-region's
+token bucket (`shared.pacing`) and starts only if its worst case (connect + read timeout) ends
+within the time budget (`time_budget_s`, less a reserve for the final commit): the clients are
+bounded by `CallLimits` and retry in `shared.aws`, not in botocore. So no request outlives the
+run, and a stalled connection costs one read timeout, not 6 x 30 s. When the budget is spent the
+region commits what it read and the outcome says `backlog_remaining`, for the caller to queue a
+delayed follow-up. A throttled attempt slows the shared bucket down; throttling that outlasts
+the retries stops that region with its cursor where it was, pushes its bucket back by a
+jittered delay and suggests that delay as `retry_after_s`. An expired session mid-pagination is
+assumed again once (`reassume`) and the same page is asked again with the same token.
 
 Nothing of an event but the redacted row outlives the page it came in: pages are dropped as
 soon as they are redacted, and logs carry counts, never event content.
@@ -50,11 +53,12 @@ from shared.errors import (
     AccessDeniedError,
     AwsError,
     ExpiredCredentialsError,
+    OutOfTimeError,
     ThrottledError,
 )
 from shared.kit.clock import Clock, utc_now
 from shared.logs import get_logger
-from shared.pacing import Pacer
+from shared.pacing import CallLimits, Pacer, TokenBucket
 from shared.store import access as store
 
 if TYPE_CHECKING:  # types only
@@ -67,8 +71,12 @@ PAGE_SIZE = 50  # LookupEvents' maximum
 # crash can cost), and big enough that a commit per batch stays cheap (bench/cloudtrail_insert).
 BATCH_ROWS = 2000
 DEFAULT_TIME_BUDGET_S = 240.0
-RESERVE_S = 3.0  # left of the budget for the last request and the final commit
+RESERVE_S = 3.0  # left of the budget for the final commit (requests end before it starts)
 THROTTLE_BACKOFF_S = 30.0
+# Per HTTP attempt: LookupEvents answers in well under a second; 10 s without a byte is a stall.
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 10.0
+MAX_ATTEMPTS = 4  # per call, each through the pacer
 
 # Error classes (as the cost sync names them in run records), most severe first: the run's
 # error class is the most severe of its regions'.
@@ -147,10 +155,10 @@ class _ClientSource:
         self._lock = threading.Lock()
         self.reassumed = False
 
-    def client(self, region: str) -> tuple[Client, int]:
+    def client(self, region: str, limits: CallLimits, bucket: TokenBucket) -> tuple[Client, int]:
         with self._lock:
             clients, generation = self._clients, self._generation
-        return clients.client("cloudtrail", region), generation
+        return clients.client("cloudtrail", region, limits=limits, bucket=bucket), generation
 
     def renew(self, seen_generation: int) -> bool:
         """After an expiry seen on `seen_generation`: True when newer credentials exist (some
@@ -173,7 +181,7 @@ class _Shared:
     aws_account_id: str
     source: _ClientSource
     pacer: Pacer
-    deadline: float
+    limits: CallLimits
     batches: queue.Queue[_Batch]
     stop: threading.Event
     batch_rows: int
@@ -208,17 +216,14 @@ class _RegionReader:
         return self.out
 
     def _read(self) -> None:
-        client, generation = self.s.source.client(self.region)
         bucket = self.s.pacer.bucket(self.s.aws_account_id, self.region)
+        client, generation = self.s.source.client(self.region, self.s.limits, bucket)
         for window in self.plan:
             rows: list[Row] = []
             token: str | None = None
             while True:
                 if self.s.stop.is_set():
                     raise _Stopped
-                if not bucket.acquire(self.s.deadline):
-                    self._stop_in(window, rows, "budget")
-                    return
                 params: dict[str, Any] = {
                     "StartTime": window.start,
                     "EndTime": window.end,
@@ -226,9 +231,11 @@ class _RegionReader:
                 }
                 if token is not None:
                     params["NextToken"] = token
-                self.out.api_calls += 1
                 try:
-                    page = client.lookup_events(**params)
+                    page = self._lookup(client, params)
+                except OutOfTimeError:
+                    self._stop_in(window, rows, "budget")
+                    return
                 except ExpiredCredentialsError as exc:
                     try:
                         renewed = self.s.source.renew(generation)
@@ -236,7 +243,9 @@ class _RegionReader:
                         self._stop_in(window, rows, "error", again)
                         return
                     if renewed:
-                        client, generation = self.s.source.client(self.region)
+                        client, generation = self.s.source.client(
+                            self.region, self.s.limits, bucket
+                        )
                         continue  # the same page again, same token
                     self._stop_in(window, rows, "error", exc)
                     return
@@ -261,6 +270,15 @@ class _RegionReader:
                     self._emit(self._partial(window, rows))
                     rows = []
         self.out.complete = True
+
+    def _lookup(self, client: Client, params: dict[str, Any]) -> dict[str, Any]:
+        """One LookupEvents call; every HTTP attempt it made counts as an API call."""
+        sent = client.calls
+        try:
+            page: dict[str, Any] = client.lookup_events(**params)
+        finally:
+            self.out.api_calls += client.calls - sent
+        return page
 
     def _take(self, page: dict[str, Any], rows: list[Row]) -> str | None:
         for item in page.get("Events") or ():
@@ -331,6 +349,9 @@ class ReadOptions:
     batch_rows: int = BATCH_ROWS
     reserve_s: float = RESERVE_S
     throttle_backoff_s: float = THROTTLE_BACKOFF_S
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
+    read_timeout_s: float = READ_TIMEOUT_S
+    max_attempts: int = MAX_ATTEMPTS
 
 
 def run(conn: Connection, options: ReadOptions) -> Outcome:
@@ -338,7 +359,16 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
     o = options
     names = _regions(o.regions)
     now = windows.whole_seconds(o.clock())
-    deadline = o.pacer.clock() + o.time_budget_s - o.reserve_s
+    rng = o.rng or random.Random()  # noqa: S311 - jitter, not cryptography
+    limits = CallLimits(
+        deadline=o.pacer.clock() + o.time_budget_s - o.reserve_s,
+        clock=o.pacer.clock,
+        sleep=o.pacer.sleep,
+        connect_timeout_s=o.connect_timeout_s,
+        read_timeout_s=o.read_timeout_s,
+        max_attempts=o.max_attempts,
+        rng=rng,
+    )
 
     # Plan each region from its cursor (a short read transaction, before any AWS call).
     readers: list[_RegionReader] = []
@@ -346,11 +376,11 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
         aws_account_id=o.aws_account_id,
         source=_ClientSource(o.clients, o.reassume),
         pacer=o.pacer,
-        deadline=deadline,
+        limits=limits,
         batches=queue.Queue(maxsize=2 * len(names)),
         stop=threading.Event(),
         batch_rows=max(1, min(o.batch_rows, store.MAX_BATCH_ROWS)),
-        rng=o.rng or random.Random(),  # noqa: S311 - jitter, not cryptography
+        rng=rng,
         throttle_backoff_s=o.throttle_backoff_s,
     )
     with tenant_tx(conn, o.agency_id):

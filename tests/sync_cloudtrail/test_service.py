@@ -124,7 +124,8 @@ def test_a_run_that_stops_on_its_budget_is_partial_and_due_again_soon(
     fresh_sim.put_events(linked.aws_account_id, "us-east-1", events)
     lease = claim(app_conn, linked, clock)
 
-    run_id = work(app_conn, linked, lease, clock, pacer, time_budget_s=3.0)
+    # 20 s: 3 s of reserve and a request's worst case (13 s) leave a few seconds of reading.
+    run_id = work(app_conn, linked, lease, clock, pacer, time_budget_s=20.0)
 
     run = row(owner_conn, "SELECT * FROM cao.sync_runs WHERE id = %s", run_id)
     assert run["status"] == "partial" and run["error_class"] is None

@@ -1,8 +1,20 @@
 """The reader of the CloudTrail sync: LookupEvents per region -> redacted rows + cursors.
 
-`run` reads every region of the account (us-east-1 always: IAM, STS and console sign-in events
-are recorded only there) from its cursor up to now, in the windows `windows.plan` lays out, and
-stores the allowlisted fields of each event (`redact`).
+`run` reads every region of the account from its cursor up to now, in the windows
+`windows.plan` lays out, and stores the allowlisted fields of each event (`redact`). Always read
+besides the account's regions:
+- us-east-1, in full: IAM, CloudFront and global-endpoint STS events are recorded there, and so
+  are root sign-ins and IAM-user sign-ins without an account-alias cookie;
+- the sign-in events (event source signin.amazonaws.com only, one LookupAttribute) of the
+  regions where AWS records an IAM user's console sign-in through the global endpoint when an
+  account-alias cookie is present: us-east-2, eu-north-1, ap-southeast-2 (CloudTrail user guide,
+  "AWS Management Console sign-in events"). A region the account reads in full needs no
+  separate sign-in read. These reads are quiet: about one request per window.
+Sign-ins through a regional sign-in endpoint, and calls to regional STS endpoints, are recorded
+in that region: read when it is one of the account's regions.
+
+Each read (a "stream": a region, or a region's sign-in events) has its own cursor, keyed by the
+region, or `<region>/signin` for a sign-in read (`Stream.key`).
 
 Concurrency: one thread per region reads AWS (paced per account and region by
 `shared.pacing`), and the calling thread is the only one that touches the database connection:
@@ -65,6 +77,8 @@ if TYPE_CHECKING:  # types only
     from shared.aws import Client, ClientFactory
 
 GLOBAL_REGION = "us-east-1"
+SIGNIN_REGIONS = ("us-east-2", "eu-north-1", "ap-southeast-2")
+SIGNIN_SOURCE = "signin.amazonaws.com"
 MAX_REGIONS = 32
 PAGE_SIZE = 50  # LookupEvents' maximum
 # Rows of a partly read window committed together: ~40 pages, 20 s of reading at 2/s (what a
@@ -97,9 +111,27 @@ def error_class(exc: AwsError) -> str:
     return (exc.aws_code or exc.code)[:64]
 
 
+@dataclass(frozen=True)
+class Stream:
+    """One read of one region: all its management events, or only its sign-in events."""
+
+    region: str
+    signin_only: bool = False
+
+    @property
+    def key(self) -> str:
+        """The cursor's name (and the name in outcomes and run records)."""
+        return f"{self.region}/signin" if self.signin_only else self.region
+
+    def lookup_attributes(self) -> list[dict[str, str]] | None:
+        if not self.signin_only:
+            return None
+        return [{"AttributeKey": "EventSource", "AttributeValue": SIGNIN_SOURCE}]
+
+
 @dataclass
 class RegionOutcome:
-    region: str
+    region: str  # the stream's key: a region, or `<region>/signin`
     api_calls: int = 0
     events_read: int = 0
     events_written: int = 0
@@ -132,7 +164,7 @@ class Outcome:
 
 @dataclass
 class _Batch:
-    region: str
+    key: str  # the stream's cursor
     rows: list[Row]
     position: datetime
     partial_end: datetime | None
@@ -191,12 +223,14 @@ class _Shared:
 
 
 class _RegionReader:
-    def __init__(self, shared: _Shared, region: str, plan: list[windows.Window], base: datetime):
+    def __init__(self, shared: _Shared, stream: Stream, plan: list[windows.Window], base: datetime):
         self.s = shared
-        self.region = region
+        self.region = stream.region
+        self.key = stream.key
+        self.attributes = stream.lookup_attributes()
         self.plan = plan
         self.position = base  # the cursor as committed (or to be created at the first write)
-        self.out = RegionOutcome(region)
+        self.out = RegionOutcome(stream.key)
 
     def _emit(self, batch: _Batch) -> None:
         while True:
@@ -224,15 +258,8 @@ class _RegionReader:
             while True:
                 if self.s.stop.is_set():
                     raise _Stopped
-                params: dict[str, Any] = {
-                    "StartTime": window.start,
-                    "EndTime": window.end,
-                    "MaxResults": PAGE_SIZE,
-                }
-                if token is not None:
-                    params["NextToken"] = token
                 try:
-                    page = self._lookup(client, params)
+                    page = self._lookup(client, self._params(window, token))
                 except OutOfTimeError:
                     self._stop_in(window, rows, "budget")
                     return
@@ -263,13 +290,25 @@ class _RegionReader:
                 if token is None:
                     # Never backwards: with a long overlap a first window can end before it.
                     self.position = max(self.position, window.cursor_to)
-                    self._emit(_Batch(self.region, rows, self.position, None, True))
+                    self._emit(_Batch(self.key, rows, self.position, None, True))
                     self.out.windows_completed += 1
                     break
                 if len(rows) >= self.s.batch_rows:
                     self._emit(self._partial(window, rows))
                     rows = []
         self.out.complete = True
+
+    def _params(self, window: windows.Window, token: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "StartTime": window.start,
+            "EndTime": window.end,
+            "MaxResults": PAGE_SIZE,
+        }
+        if self.attributes is not None:
+            params["LookupAttributes"] = self.attributes
+        if token is not None:
+            params["NextToken"] = token  # with otherwise identical parameters, as AWS requires
+        return params
 
     def _lookup(self, client: Client, params: dict[str, Any]) -> dict[str, Any]:
         """One LookupEvents call; every HTTP attempt it made counts as an API call."""
@@ -293,7 +332,7 @@ class _RegionReader:
 
     def _partial(self, window: windows.Window, rows: list[Row]) -> _Batch:
         end = window.cursor_to if window.cursor_to > self.position else None
-        return _Batch(self.region, rows, self.position, end, False)
+        return _Batch(self.key, rows, self.position, end, False)
 
     def _stop_in(
         self,
@@ -310,14 +349,17 @@ class _RegionReader:
             self.out.error_class = error_class(error)
 
 
-def _regions(regions: Sequence[str]) -> list[str]:
+def streams(regions: Sequence[str], signin_regions: Sequence[str] = SIGNIN_REGIONS) -> list[Stream]:
+    """What a run reads: us-east-1 and the account's regions in full, and the sign-in events
+    of the documented sign-in regions not among them (see the module docstring)."""
     ordered = [GLOBAL_REGION]
     for region in regions:
         if region not in ordered:
             ordered.append(region)
     if len(ordered) > MAX_REGIONS:
         raise ValueError(f"at most {MAX_REGIONS} regions per account")
-    return ordered
+    signin = [Stream(r, signin_only=True) for r in signin_regions if r not in ordered]
+    return [Stream(r) for r in ordered] + signin
 
 
 @dataclass(frozen=True)
@@ -352,12 +394,13 @@ class ReadOptions:
     connect_timeout_s: float = CONNECT_TIMEOUT_S
     read_timeout_s: float = READ_TIMEOUT_S
     max_attempts: int = MAX_ATTEMPTS
+    signin_regions: Sequence[str] = SIGNIN_REGIONS
 
 
 def run(conn: Connection, options: ReadOptions) -> Outcome:
     """Sync one account's CloudTrail events; see the module docstring and `ReadOptions`."""
     o = options
-    names = _regions(o.regions)
+    reads = streams(o.regions, o.signin_regions)
     now = windows.whole_seconds(o.clock())
     rng = o.rng or random.Random()  # noqa: S311 - jitter, not cryptography
     limits = CallLimits(
@@ -377,7 +420,7 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
         source=_ClientSource(o.clients, o.reassume),
         pacer=o.pacer,
         limits=limits,
-        batches=queue.Queue(maxsize=2 * len(names)),
+        batches=queue.Queue(maxsize=2 * len(reads)),
         stop=threading.Event(),
         batch_rows=max(1, min(o.batch_rows, store.MAX_BATCH_ROWS)),
         rng=rng,
@@ -385,12 +428,15 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
     )
     with tenant_tx(conn, o.agency_id):
         cursors = store.get_cursors(conn, o.account_id)
-        for region in names:
-            cursor = cursors.get(region)
+        for stream in reads:
+            cursor = cursors.get(stream.key)
             resume_before = None
-            if cursor is not None and cursor.partial_end is not None:
+            # A sign-in read resumes no partial window from the stored rows: rows of that region
+            # may come from a full read of it, which were not all sign-ins. It re-reads the
+            # whole window instead, a request or two.
+            if cursor is not None and cursor.partial_end is not None and not stream.signin_only:
                 resume_before = store.oldest_event_after(
-                    conn, o.account_id, region, cursor.position, cursor.partial_end
+                    conn, o.account_id, stream.region, cursor.position, cursor.partial_end
                 )
             plan = windows.plan(
                 now,
@@ -407,11 +453,11 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
                 if cursor
                 else windows.first_position(now, o.backfill_days, o.retention_days)
             )
-            readers.append(_RegionReader(shared, region, plan, base))
+            readers.append(_RegionReader(shared, stream, plan, base))
 
-    written = {r.region: 0 for r in readers}
+    written = {r.key: 0 for r in readers}
     positions: dict[str, datetime | None] = {
-        r: (c.position if (c := cursors.get(r)) else None) for r in names
+        r.key: (c.position if (c := cursors.get(r.key)) else None) for r in readers
     }
 
     def write(batch: _Batch) -> None:
@@ -423,13 +469,13 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
                 conn,
                 o.agency_id,
                 o.account_id,
-                batch.region,
+                batch.key,
                 position=batch.position,
                 partial_end=batch.partial_end,
                 now=o.clock(),
             )
-        written[batch.region] += new
-        positions[batch.region] = batch.position
+        written[batch.key] += new
+        positions[batch.key] = batch.position
 
     with ThreadPoolExecutor(max_workers=len(readers), thread_name_prefix="cloudtrail") as pool:
         futures: list[Future[RegionOutcome]] = [pool.submit(r.run) for r in readers]

@@ -55,6 +55,8 @@ def do_sync(
     # within the budget; budgets below add ATTEMPT_S to the reading time they mean.
     kwargs.setdefault("connect_timeout_s", 0.5)
     kwargs.setdefault("read_timeout_s", ATTEMPT_S - 0.5)
+    # Only the regions a test names (tests of the sign-in regions pass reader.SIGNIN_REGIONS).
+    kwargs.setdefault("signin_regions", ())
     kwargs.setdefault("backfill_days", 2)
     kwargs.setdefault("window_size", timedelta(hours=12))
     options = reader.ReadOptions(
@@ -156,6 +158,89 @@ def test_after_a_sync_planted_secrets_are_nowhere_in_the_database_or_the_logs(
         and e["userIdentity"]["arn"].rsplit("/", 1)[-1].startswith(aws.SESSION_PREFIX)
     }
     assert vendor == ours and vendor
+
+
+# ---- where AWS records sign-ins ------------------------------------------------------------
+
+
+def _signin(event_id: str, region: str, at: datetime, user: str) -> dict[str, Any]:
+    return {
+        "eventVersion": "1.08",
+        "eventID": event_id,
+        "eventTime": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "eventSource": "signin.amazonaws.com",
+        "eventName": "ConsoleLogin",
+        "eventType": "AwsConsoleSignIn",
+        "awsRegion": region,
+        "sourceIPAddress": "192.0.2.10",
+        "userIdentity": {
+            "type": "IAMUser",
+            "principalId": "AIDAEXAMPLEUSERID0001",
+            "arn": f"arn:aws:iam::210987654321:user/{user}",
+            "userName": user,
+        },
+        "responseElements": {"ConsoleLogin": "Success"},
+    }
+
+
+def test_console_sign_ins_are_read_in_the_regions_aws_records_them(
+    fresh_sim: SimulatedAws,
+    linked: Linked,
+    app_conn: psycopg.Connection[Any],
+    owner_conn: psycopg.Connection[Any],
+    clock: FakeClock,
+    pacer: Pacer,
+) -> None:
+    # An IAM user's sign-in through the global endpoint lands in us-east-2, eu-north-1 or
+    # ap-southeast-2 (with an account-alias cookie); a root sign-in in us-east-1.
+    account = linked.aws_account_id
+    signins = {
+        region: _signin(f"signin-{i}", region, NOW - timedelta(hours=i + 1), f"user{i}")
+        for i, region in enumerate(("us-east-2", "eu-north-1", "ap-southeast-2"))
+    }
+    for region, event in signins.items():
+        fresh_sim.put_events(account, region, [event])
+    root = _signin("signin-root", "us-east-1", NOW - timedelta(hours=5), "root")
+    root["userIdentity"] = {"type": "Root", "arn": f"arn:aws:iam::{account}:root"}
+    fresh_sim.put_events(account, "us-east-1", [root])
+    # The rest of a sign-in region is not read unless the account reads that region.
+    noise = seed(fresh_sim, linked, "us-east-2", NOW - DAY, NOW, 40, 41)
+
+    outcome = do_sync(app_conn, linked, clock, pacer, signin_regions=reader.SIGNIN_REGIONS)
+
+    assert outcome.error_class is None and not outcome.backlog_remaining
+    rows = stored(owner_conn, linked.account_id)
+    assert set(rows) == {"signin-root", *(e["eventID"] for e in signins.values())}
+    assert {rows[e["eventID"]][1] for e in signins.values()} == set(signins)  # their region
+    assert rows["signin-0"][5] == "user0" and rows["signin-root"][5] == "root"
+    for region in signins:
+        calls = lookups(fresh_sim, region)
+        assert calls and all(
+            c["LookupAttributes"]
+            == [{"AttributeKey": "EventSource", "AttributeValue": "signin.amazonaws.com"}]
+            for c in calls
+        )
+        assert outcome.api_calls[f"{region}/signin"] == len(calls) == 4  # 2 days, 12 h windows
+    assert set(cursors(owner_conn, linked.account_id)) == {
+        "us-east-1",
+        "us-east-2/signin",
+        "eu-north-1/signin",
+        "ap-southeast-2/signin",
+    }
+
+    # An account that reads us-east-2 reads all of it there, sign-ins included, once.
+    clock.advance(3600)
+    again = do_sync(
+        app_conn,
+        linked,
+        clock,
+        pacer,
+        regions=("us-east-2",),
+        signin_regions=reader.SIGNIN_REGIONS,
+    )
+    assert "us-east-2/signin" not in again.api_calls and "us-east-2" in again.api_calls
+    assert {e["eventID"] for e in noise} <= set(stored(owner_conn, linked.account_id))
+    assert not any("LookupAttributes" in c for c in lookups(fresh_sim, "us-east-2")[4:])
 
 
 # ---- incremental, exactly once -------------------------------------------------------------
@@ -561,6 +646,7 @@ def test_a_stalled_call_is_cut_by_its_read_timeout_and_retried_within_the_budget
             window_size=2 * DAY,
             connect_timeout_s=0.5,
             read_timeout_s=1.0,
+            signin_regions=(),
         ),
     )
     elapsed = time.monotonic() - began

@@ -11,13 +11,20 @@ refuses to be pickled, and nothing here logs or persists it. It goes out of scop
 Every AWS failure becomes one of our `AwsError`s keeping AWS's error code but never its message
 (AWS messages can carry account data).
 
-Bounded calls. A client made with `CallLimits` (shared.pacing) retries in our own loop instead
-of botocore's (which would retry around any pacing and for up to 6 x 30 s): before every HTTP
-attempt it takes a slot of its token bucket, if it has one (so retries count against the
-2 requests/s like first tries), and only if the attempt's worst case (connect + read timeout)
-ends by the limits' deadline; otherwise it raises `OutOfTimeError` (nothing sent) or the last
-failure. A throttled attempt slows the bucket (`TokenBucket.throttled`) for everyone sharing that
-quota; other transient failures (5xx, timeouts, dropped connections) wait a jittered backoff.
+Bounded calls: a client made with `CallLimits` (shared.pacing) never sends an HTTP attempt
+that could end after the limits' deadline.
+- Paced (with a token bucket: LookupEvents): it retries in our own loop instead of botocore's
+  (which would retry around the pacing, 70 ms after a throttle, for up to 6 x 30 s). Every
+  attempt takes a slot of the bucket, so retries count against the 2 requests/s like first
+  tries, and starts only if its worst case (the limits' connect + read timeout) ends by the
+  deadline; otherwise `OutOfTimeError` (nothing sent) or the last failure. A throttled attempt
+  slows the bucket (`TokenBucket.throttled`) for everyone sharing that quota; other transient
+  failures (5xx, timeouts, dropped connections) wait a jittered backoff.
+- Unpaced (Cost Explorer, STS, Organizations): botocore's standard retries and timeouts stay,
+  and a `before-send` check refuses (`OutOfTimeError`) any attempt, retries included, whose
+  worst case (5 s connect + 30 s read) would end after the deadline. botocore's backoff between
+  attempts (at most 20 s) is shorter than that worst case, so it cannot cross the deadline
+  either.
 
 `functions/*` never imports botocore: they get clients from a `ClientFactory` and catch ours.
 """
@@ -57,10 +64,12 @@ SESSION_PREFIX = "cao-"
 ASSUME_DURATION_S = 900  # the minimum AWS allows: a sync needs minutes, not the 1 h default
 DEFAULT_REGION = "us-east-1"
 
+_CONNECT_TIMEOUT_S = 5.0
+_READ_TIMEOUT_S = 30.0
 _CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5},
-    connect_timeout=5,
-    read_timeout=30,
+    connect_timeout=_CONNECT_TIMEOUT_S,
+    read_timeout=_READ_TIMEOUT_S,
     user_agent_appid="cloudagencyops",
 )
 
@@ -161,7 +170,12 @@ class Client:
 
 
 class ClientFactory:
-    """Makes clients on one set of credentials (ours, or a client role's)."""
+    """Makes clients on one set of credentials (ours, or a client role's).
+
+    `limits`, when set, bound every client it makes (unless a client is given its own), and
+    carry over to the factories it leads to (`with_credentials`, i.e. after an assume): the
+    sync worker bounds every AWS call of a job this way (functions/jobs/worker.py).
+    """
 
     def __init__(
         self,
@@ -170,11 +184,13 @@ class ClientFactory:
         session: BotocoreSession,
         endpoint_url: str | None = None,
         on_call: Callable[[str], None] | None = None,
+        limits: CallLimits | None = None,
     ) -> None:
         self._credentials = credentials
         self._session = session
         self.endpoint_url = endpoint_url
         self._on_call = on_call
+        self.limits = limits
 
     def __repr__(self) -> str:
         return f"ClientFactory(endpoint_url={self.endpoint_url!r})"
@@ -187,17 +203,20 @@ class ClientFactory:
         limits: CallLimits | None = None,
         bucket: TokenBucket | None = None,
     ) -> Client:
-        """A client of `service` in `region`; with `limits`, bounded and retried by us (every
-        attempt through `bucket`, if given), else retried by botocore (standard mode)."""
+        """A client of `service` in `region`, retried by botocore (standard mode), bounded by
+        `limits` (else the factory's) if any; with `bucket` too, paced and retried by us (see
+        the module docstring)."""
         creds = self._credentials
         session = self._session.get()
         config = _CONFIG
-        if limits is not None:
+        limits = limits or self.limits
+        paced = limits if bucket is not None else None
+        if paced is not None:
             config = _CONFIG.merge(
                 Config(
                     retries={"mode": "standard", "total_max_attempts": 1},
-                    connect_timeout=limits.connect_timeout_s,
-                    read_timeout=limits.read_timeout_s,
+                    connect_timeout=paced.connect_timeout_s,
+                    read_timeout=paced.read_timeout_s,
                 )
             )
         with self._session.lock:
@@ -210,7 +229,11 @@ class ClientFactory:
                 aws_session_token=creds.session_token if creds else None,
                 config=config,
             )
-        return Client(raw, service, self._on_call, limits=limits, bucket=bucket)
+        if paced is not None:
+            return Client(raw, service, self._on_call, limits=paced, bucket=bucket)
+        if limits is not None:
+            _refuse_attempts_past(raw, limits)
+        return Client(raw, service, self._on_call)
 
     def with_credentials(self, credentials: Credentials) -> ClientFactory:
         return ClientFactory(
@@ -218,7 +241,31 @@ class ClientFactory:
             session=self._session,
             endpoint_url=self.endpoint_url,
             on_call=self._on_call,
+            limits=self.limits,
         )
+
+    def bounded(self, limits: CallLimits) -> ClientFactory:
+        """This factory, with every client it (and what it leads to) makes bounded by `limits`."""
+        return ClientFactory(
+            self._credentials,
+            session=self._session,
+            endpoint_url=self.endpoint_url,
+            on_call=self._on_call,
+            limits=limits,
+        )
+
+
+def _refuse_attempts_past(raw: Any, limits: CallLimits) -> None:
+    """Make botocore client `raw` refuse every HTTP attempt (retries too) that could end after
+    `limits.deadline` with its own timeouts."""
+    worst = _CONNECT_TIMEOUT_S + _READ_TIMEOUT_S
+
+    def before_send(**_: Any) -> None:
+        if limits.clock() + worst > limits.deadline:
+            raise OutOfTimeError("the run has no time left for this AWS call")
+
+    service_id = raw.meta.service_model.service_id.hyphenize()
+    raw.meta.events.register(f"before-send.{service_id}", before_send)
 
 
 def our_clients(settings: Settings, session: BotocoreSession) -> ClientFactory:

@@ -52,7 +52,7 @@ from shared.errors import (
     OutOfTimeError,
     ThrottledError,
 )
-from shared.pacing import CallLimits, TokenBucket
+from shared.pacing import CallLimits, Slot, TokenBucket
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -117,6 +117,7 @@ class Client:
         self._on_call = on_call
         self._limits = limits
         self._bucket = bucket
+        self._connected = False  # whether the last attempt left an open connection behind
 
     def __getattr__(self, name: str) -> Callable[..., Any]:
         method = getattr(self._raw, name)
@@ -141,19 +142,23 @@ class Client:
     ) -> Any:
         last: AwsError | None = None
         for attempt in range(limits.max_attempts):
-            if self._bucket is not None:
-                may_start = self._bucket.acquire(limits.latest_start)
-            else:
-                may_start = limits.clock() <= limits.latest_start
+            may_start, slot = self._start(limits)
             if not may_start:
                 break
             self.calls += 1
             if self._on_call is not None:
                 self._on_call(name)
+            cold = not self._connected
             try:
-                return method(**kwargs)
+                answer = method(**kwargs)
+                self._connected = True
+                return answer
             except (ClientError, BotoCoreError) as exc:
+                self._connected = isinstance(exc, ClientError)  # AWS answered: still connected
                 error, transient = classify(exc, name), _transient(exc)
+            finally:
+                if cold and slot is not None:
+                    slot.landed_by(limits.clock())  # it had to open a connection first
             if not transient:
                 raise error from None
             last = error
@@ -167,6 +172,13 @@ class Client:
         if last is not None:
             raise last from None
         raise OutOfTimeError("the run has no time left for this AWS call", operation=name)
+
+    def _start(self, limits: CallLimits) -> tuple[bool, Slot | None]:
+        """Whether an attempt may start now (after waiting for its slot, if paced)."""
+        if self._bucket is None:
+            return limits.clock() <= limits.latest_start, None
+        slot = self._bucket.take(limits.latest_start)
+        return slot is not None, slot
 
 
 class ClientFactory:

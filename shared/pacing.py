@@ -20,6 +20,15 @@ region's thread holding the GIL), so AWS never sees 3 in a second. While a backl
 caller asks again as soon as its previous call returns, so with calls faster than the spacing
 the achieved rate is 1 / (1/rate + margin): 1.92/s at 2/s.
 
+What AWS counts is when a request arrives, not when we let it go. A request on a warm
+(keep-alive) connection arrives within milliseconds of its start; the first one on a new
+connection arrives only after the TCP and TLS handshakes (two round trips: ~200 ms to a far
+region). So even spacing alone could put the third request within one second of the arrival of a
+late first one. The bucket therefore also keeps, for the last `rate` requests, the latest moment
+each can have arrived (its start, or for a request on a new connection its end, reported with
+`Slot.landed_by`), and starts a request only a second (plus the margin) after the one `rate`
+requests before it arrived.
+
 Throttling. The quota is shared with every other caller of the account-region (the client's own
 scripts, other tools), so a ThrottlingException means that someone else took part of it. Every
 HTTP attempt takes a slot (`shared.aws` retries through the bucket, never around it), and a
@@ -37,9 +46,11 @@ Clock and sleep are injectable, so tests drive the bucket with a fake clock.
 
 from __future__ import annotations
 
+import math
 import random
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -93,8 +104,23 @@ class CallLimits:
         return ceiling * (0.5 + self.rng.random() / 2)
 
 
+class Slot:
+    """One request let go by a bucket; `landed_by` tells the bucket when it had surely reached
+    AWS (its end, for a request that had to open a connection first)."""
+
+    def __init__(self, bucket: TokenBucket, at: float, before: Slot | None) -> None:
+        self._bucket = bucket
+        self.at = at  # when the request may start (and, until told otherwise, arrived)
+        self.before = before  # the slot `rate` requests earlier: this one starts 1 s after it
+
+    def landed_by(self, moment: float) -> None:
+        with self._bucket._lock:
+            self.at = max(self.at, moment)
+
+
 class TokenBucket:
-    """Slots at least 1/rate apart (a token bucket of capacity one)."""
+    """Slots at least 1/rate apart (a token bucket of capacity one), and never more than `rate`
+    arrivals within one second (see the module docstring)."""
 
     def __init__(
         self,
@@ -112,6 +138,7 @@ class TokenBucket:
         self._next_free: float | None = None
         self._slowdown = 1.0  # the interval's multiplier after throttles, as of _slowdown_at
         self._slowdown_at = 0.0
+        self._recent: deque[Slot] = deque(maxlen=max(1, math.floor(rate)))
 
     def _factor(self, at: float) -> float:
         """The slowdown at `at`: halved every SLOWDOWN_HALF_LIFE_S since the last throttle."""
@@ -128,20 +155,37 @@ class TokenBucket:
     def acquire(self, deadline: float | None = None) -> bool:
         """Wait for the next slot and take it. False (nothing taken, no wait) if that slot
         starts after `deadline`."""
+        return self.take(deadline) is not None
+
+    def take(self, deadline: float | None = None) -> Slot | None:
+        """`acquire`, returning the slot taken (None: none before `deadline`)."""
         with self._lock:
             now = self._clock()
             slot = now if self._next_free is None else max(now, self._next_free)
+            before = self._recent[0] if len(self._recent) == self._recent.maxlen else None
+            if before is not None:
+                slot = max(slot, before.at + 1.0 + SPACING_MARGIN_S)
             if deadline is not None and slot > deadline:
-                return False
+                return None
             spacing = self.interval * self._factor(slot)
             self._next_free = slot + spacing
-        if slot > now:
+            taken = Slot(self, slot, before)
+            self._recent.append(taken)
+        while slot > now:
             self._sleep(slot - now)
-            started = self._clock()
-            if started > slot:  # overslept: the next slot counts from the real start
-                with self._lock:
-                    self._next_free = max(self._next_free or 0.0, started + spacing)
-        return True
+            with self._lock:
+                now = self._clock()
+                # Another thread's request may have turned out to land later than its start
+                # (it opened a connection) while this one waited: then wait for that too.
+                slot = max(now, before.at + 1.0 + SPACING_MARGIN_S) if before else now
+                if deadline is not None and slot > deadline:
+                    if taken in self._recent:
+                        self._recent.remove(taken)  # never sent: it counts for nothing
+                    return None
+                if slot > taken.at or now > taken.at:  # later than planned: so are the next
+                    taken.at = max(taken.at, slot)
+                    self._next_free = max(self._next_free or 0.0, taken.at + spacing)
+        return taken
 
     def idle(self) -> bool:
         """Whether forgetting this bucket would change nothing (its last slot has passed)."""

@@ -23,7 +23,7 @@ from devstack.trailgen import make_events
 from functions.sync_cloudtrail import reader
 from shared import aws
 from shared.errors import LeaseLostError
-from shared.pacing import Pacer, TokenBucket
+from shared.pacing import Pacer, Slot, TokenBucket
 from shared.store import access
 from tests.sync_cloudtrail.conftest import Linked
 from tests.sync_cloudtrail.helpers import NOW, FakeClock, tables_containing
@@ -517,10 +517,10 @@ class _RecordingBucket(TokenBucket):
         super().__init__(*args, **kwargs)
         self.slots: list[float] = []
 
-    def acquire(self, deadline: float | None = None) -> bool:
-        taken = super().acquire(deadline)
-        if taken:
-            self.slots.append(self._next_free - self.interval)  # type: ignore[operator]
+    def take(self, deadline: float | None = None) -> Slot | None:
+        taken = super().take(deadline)
+        if taken is not None:
+            self.slots.append(taken.at)
         return taken
 
 

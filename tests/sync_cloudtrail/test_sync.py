@@ -202,7 +202,24 @@ def test_console_sign_ins_are_read_in_the_regions_aws_records_them(
         fresh_sim.put_events(account, region, [event])
     root = _signin("signin-root", "us-east-1", NOW - timedelta(hours=5), "root")
     root["userIdentity"] = {"type": "Root", "arn": f"arn:aws:iam::{account}:root"}
-    fresh_sim.put_events(account, "us-east-1", [root])
+    # Identity Center users and other accounts have no ARN: AWS's ids name them (item 6).
+    center = _signin("signin-center", "us-east-2", NOW - timedelta(hours=6), "-")
+    center["eventName"] = "CredentialChallenge"
+    center["userIdentity"] = {
+        "type": "IdentityCenterUser",
+        "accountId": account,
+        "onBehalfOf": {"userId": "94d00cd8-e9e6-4810", "identityStoreArn": "arn:x"},
+        "credentialId": "credential-id-never-stored",
+    }
+    fresh_sim.put_events(account, "us-east-2", [center])
+    other = _signin("assume-other", "us-east-1", NOW - timedelta(hours=7), "-")
+    other.update(eventSource="sts.amazonaws.com", eventName="AssumeRole")
+    other["userIdentity"] = {
+        "type": "AWSAccount",
+        "principalId": "AIDAJ45Q7YFFAREXAMPLE",
+        "accountId": "777788889999",
+    }
+    fresh_sim.put_events(account, "us-east-1", [root, other])
     # The rest of a sign-in region is not read unless the account reads that region.
     noise = seed(fresh_sim, linked, "us-east-2", NOW - DAY, NOW, 40, 41)
 
@@ -210,9 +227,13 @@ def test_console_sign_ins_are_read_in_the_regions_aws_records_them(
 
     assert outcome.error_class is None and not outcome.backlog_remaining
     rows = stored(owner_conn, linked.account_id)
-    assert set(rows) == {"signin-root", *(e["eventID"] for e in signins.values())}
+    expected = {"signin-root", "signin-center", "assume-other"}
+    assert set(rows) == expected | {e["eventID"] for e in signins.values()}
     assert {rows[e["eventID"]][1] for e in signins.values()} == set(signins)  # their region
     assert rows["signin-0"][5] == "user0" and rows["signin-root"][5] == "root"
+    assert rows["signin-center"][4:6] == (None, "94d00cd8-e9e6-4810")
+    assert rows["assume-other"][4:6] == (None, "777788889999")
+    assert tables_containing(owner_conn, "credential-id-never-stored") == []
     for region in signins:
         calls = lookups(fresh_sim, region)
         assert calls and all(

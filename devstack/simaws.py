@@ -14,7 +14,12 @@ process. Production code reaches it like real AWS: plain botocore clients whose 
   LINKED_ACCOUNT, a simple Filter, NextPageToken paging, organization visibility.
 - **organizations:ListAccounts** refusals that moto does not make (not in an organization;
   member that is neither the management account nor a delegated administrator).
-- **Faults and latency** answered by the server, so botocore's real retry and error parsing run.
+- **LookupEvents throttling** as AWS documents it: at most `lookup_events_rate` (2) requests per
+  second per account and region, measured on `clock` over any one-second window; beyond it a
+  `ThrottlingException` (HTTP 400). Throttled requests do not count against the quota.
+- **Faults, stalls and latency** answered by the server, so botocore's real retry, timeout and
+  error parsing run. A stall holds the answer for a while (a hung connection: the client's read
+  timeout fires first); stalls end early when the simulator is reset or stopped.
 - **A call log** of every request answered, for request-count assertions.
 
 Accounts. moto keys its state by account id and derives the caller's account from the access
@@ -79,6 +84,9 @@ from werkzeug.serving import make_server
 
 __all__ = ["DEFAULT_ACCOUNT_ID", "Fault", "FaultInjector", "SimCall", "SimulatedAws"]
 
+# AWS's documented quota of cloudtrail:LookupEvents: 2 requests per second per account per region.
+LOOKUP_EVENTS_RATE = 2.0
+
 # moto's DEFAULT_ACCOUNT_ID ("123456789012") is where unknown access keys act; it is OUR account.
 OUR_ACCOUNT_ID: str = DEFAULT_ACCOUNT_ID
 
@@ -134,6 +142,7 @@ class SimCall:
     account_id: str  # the caller's account (an assumed role acts in the role's account)
     region: str  # the region the request was signed for
     params: dict[str, Any]  # request parameters (JSON body, or the flat query string)
+    at: float = 0.0  # when it arrived, on the simulator's `clock`
 
 
 @dataclass
@@ -147,6 +156,7 @@ class Fault:
     message: str
     remaining: int
     account_id: str | None = None  # None: any caller account
+    stall_s: float = 0.0  # > 0: hold the answer this long, then answer normally (no error)
 
 
 class FaultInjector:
@@ -186,6 +196,24 @@ class FaultInjector:
             remaining=times,
             account_id=account_id,
         )
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def add_stall(
+        self,
+        service: str,
+        operation: str,
+        seconds: float,
+        *,
+        times: int = 1,
+        account_id: str | None = None,
+    ) -> Fault:
+        """Hold the answer to the next `times` matching calls for `seconds` (then answer as
+        usual): a connection that hangs past the client's read timeout."""
+        if times < 1 or seconds <= 0:
+            raise ValueError("a stall needs times >= 1 and seconds > 0")
+        fault = Fault(service, operation, "", 0, "", times, account_id, stall_s=float(seconds))
         with self._lock:
             self._faults.append(fault)
         return fault
@@ -265,6 +293,9 @@ class _Stores:
     ledger: list[_CostRow] = field(default_factory=list)
     ce_disabled: set[str] = field(default_factory=set)
     calls: list[SimCall] = field(default_factory=list)
+    throttled: list[SimCall] = field(default_factory=list)
+    # (account, region) -> arrival times of the LookupEvents requests served (the quota window)
+    lookup_served: dict[tuple[str, str], list[float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -295,10 +326,22 @@ class SimulatedAws:
                                   aws_access_key_id=..., aws_secret_access_key=...)
     """
 
-    def __init__(self, region: str = "us-east-1", ce_page_size: int = 50) -> None:
+    def __init__(
+        self,
+        region: str = "us-east-1",
+        ce_page_size: int = 50,
+        *,
+        lookup_events_rate: float | None = LOOKUP_EVENTS_RATE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.region = region
         # Groups per GetCostAndUsage page; tests lower it to exercise paging.
         self.ce_page_size = ce_page_size
+        # LookupEvents requests per second per (account, region) before ThrottlingException;
+        # None: never throttled. `clock` times it (tests pass the fake clock their code runs on).
+        self.lookup_events_rate = lookup_events_rate
+        self.clock = clock
+        self._stalls: list[threading.Event] = []
         # (service, operation) -> seconds slept before answering (benchmarks).
         self.latency: dict[tuple[str, str], float] = {}
         self.faults = FaultInjector()
@@ -345,6 +388,7 @@ class SimulatedAws:
         self._port = None
         self._server = None
         self._clients.clear()
+        self.release_stalls()
         try:
             server.stop()
         finally:
@@ -374,6 +418,43 @@ class SimulatedAws:
         with self._lock:
             self._stores = _Stores()
         self.faults.clear()
+        self.release_stalls()
+
+    def release_stalls(self) -> None:
+        """Answer every stalled request now (its client has usually given up already)."""
+        with self._lock:
+            stalls, self._stalls = self._stalls, []
+        for stall in stalls:
+            stall.set()
+
+    def _stall(self, seconds: float) -> None:
+        released = threading.Event()
+        with self._lock:
+            self._stalls.append(released)
+        released.wait(seconds)
+        with self._lock, contextlib.suppress(ValueError):
+            self._stalls.remove(released)
+
+    @property
+    def throttled(self) -> list[SimCall]:
+        """The requests answered with the simulated quota's ThrottlingException (a snapshot)."""
+        with self._lock:
+            return list(self._stores.throttled)
+
+    def _over_quota(self, call: SimCall) -> bool:
+        """Whether LookupEvents `call` exceeds the per-(account, region) quota; if not, it
+        counts against it. A sliding window of one second on `clock`."""
+        rate = self.lookup_events_rate
+        if rate is None:
+            return False
+        with self._lock:
+            served = self._stores.lookup_served.setdefault((call.account_id, call.region), [])
+            del served[: bisect.bisect_right(served, call.at - 1.0)]
+            if len(served) >= rate:
+                self._stores.throttled.append(call)
+                return True
+            bisect.insort(served, call.at)
+            return False
 
     # -- call log ----------------------------------------------------------------------------
 
@@ -619,15 +700,21 @@ class SimulatedAws:
         account_id = str(resp.current_account)
         internal = resp.headers.get(_INTERNAL_HEADER) == "1"
         if not internal:
-            call = SimCall(service, operation, account_id, resp.region, _request_params(resp))
+            call = SimCall(
+                service, operation, account_id, resp.region, _request_params(resp), self.clock()
+            )
             with self._lock:
                 self._stores.calls.append(call)
             delay = self.latency.get((service, operation))
             if delay:
                 time.sleep(delay)
             fault = self.faults.take(service, operation, account_id)
-            if fault is not None:
+            if fault is not None and fault.stall_s > 0:
+                self._stall(fault.stall_s)
+            elif fault is not None:
                 return _error_response(resp, fault.code, fault.message, fault.status)
+            if (service, operation) == ("cloudtrail", "LookupEvents") and self._over_quota(call):
+                return _error_response(resp, "ThrottlingException", "Rate exceeded", 400)
         handler = _HANDLERS.get((service, operation))
         try:
             if handler is not None:

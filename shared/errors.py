@@ -175,7 +175,7 @@ class AccessDeniedError(AwsError):
 
 
 class ThrottledError(AwsError):
-    """AWS kept throttling after botocore's retries."""
+    """AWS kept throttling after the retries (botocore's, or ours for paced calls)."""
 
     status = 503
     code = "aws_throttled"
@@ -193,8 +193,15 @@ class CostExplorerNotEnabledError(AwsError):
     code = "cost_explorer_not_enabled"
 
 
+class OutOfTimeError(AwsError):
+    """The run's time is up: no AWS request was sent, because none would end before its deadline."""
+
+    status = 503
+    code = "aws_out_of_time"
+
+
 class AwsUnreachableError(AwsError):
-    """AWS could not be reached, or answered 5xx, after botocore's retries."""
+    """AWS could not be reached, timed out, or answered 5xx, after the retries."""
 
     status = 503
     code = "aws_unreachable"

@@ -63,7 +63,9 @@ def sim() -> Iterator[SimulatedAws]:
             patch.setenv(name, value)
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "MOTO_ACCOUNT_ID"):
             patch.delenv(name, raising=False)
-        with SimulatedAws() as simulator:
+        # LookupEvents throttling off: most tests run their code on a fake clock, which the
+        # simulator's real-time quota would not see. Tests of throttling turn it on, on their clock.
+        with SimulatedAws(lookup_events_rate=None) as simulator:
             yield simulator
 
 

@@ -43,6 +43,7 @@ from shared.bootstrap import Deps
 from shared.db import Connection, system_tx, tenant_tx
 from shared.errors import BadRequestError, LeaseLostError, UnavailableError
 from shared.logs import get_logger
+from shared.pacing import CallLimits
 from shared.queue import CONSUMER_GROUP, TOPIC, LocalQueue, confirm_push, read_push
 from shared.store import jobs
 
@@ -51,8 +52,12 @@ if TYPE_CHECKING:
 
 RETRY_AFTER_S = 60
 MAX_DELIVERIES = 5
-# Longer than the worker's maxDuration (300 s): a live worker never outlives its lease.
+# Longer than the worker's maxDuration (300 s): a live worker never outlives its lease. That
+# holds because every AWS call of a job ends within WORK_BUDGET_S of the claim (each HTTP attempt
+# starts only if its timeouts end by then: shared.aws, CallLimits), leaving the rest of the
+# 300 s for the job's last commits.
 LEASE_SECONDS = 360
+WORK_BUDGET_S = 270.0
 BUSY_RETRY_MAX_S = 900
 TERMINAL_RETRY = timedelta(hours=1)
 
@@ -89,6 +94,9 @@ def process(conn: Connection, message: JobMessage, delivery_count: int, deps: De
     with tenant_tx(conn, lease.agency_id):
         run_id = jobs.start_run(conn, lease, now)
     handler = registry.handler_for(lease.kind)
+    limits = CallLimits(
+        deadline=deps.pacer.clock() + WORK_BUDGET_S, clock=deps.pacer.clock, sleep=deps.pacer.sleep
+    )
     try:
         if handler is None:
             raise LookupError(f"no handler registered for job kind {lease.kind}")
@@ -96,7 +104,7 @@ def process(conn: Connection, message: JobMessage, delivery_count: int, deps: De
             JobContext(
                 conn=conn,
                 lease=lease,
-                clients=deps.our_clients,
+                clients=lambda: deps.our_clients().bounded(limits),
                 clock=clock,
                 run_id=run_id,
                 pacer=deps.pacer,

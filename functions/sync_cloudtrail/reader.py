@@ -1,8 +1,20 @@
 """The reader of the CloudTrail sync: LookupEvents per region -> redacted rows + cursors.
 
-`run` reads every region of the account (us-east-1 always: IAM, STS and console sign-in events
-are recorded only there) from its cursor up to now, in the windows `windows.plan` lays out, and
-stores the allowlisted fields of each event (`redact`).
+`run` reads every region of the account from its cursor up to now, in the windows
+`windows.plan` lays out, and stores the allowlisted fields of each event (`redact`). Always read
+besides the account's regions:
+- us-east-1, in full: IAM, CloudFront and global-endpoint STS events are recorded there, and so
+  are root sign-ins and IAM-user sign-ins without an account-alias cookie;
+- the sign-in events (event source signin.amazonaws.com only, one LookupAttribute) of the
+  regions where AWS records an IAM user's console sign-in through the global endpoint when an
+  account-alias cookie is present: us-east-2, eu-north-1, ap-southeast-2 (CloudTrail user guide,
+  "AWS Management Console sign-in events"). A region the account reads in full needs no
+  separate sign-in read. These reads are quiet: about one request per window.
+Sign-ins through a regional sign-in endpoint, and calls to regional STS endpoints, are recorded
+in that region: read when it is one of the account's regions.
+
+Each read (a "stream": a region, or a region's sign-in events) has its own cursor, keyed by the
+region, or `<region>/signin` for a sign-in read (`Stream.key`).
 
 Concurrency: one thread per region reads AWS (paced per account and region by
 `shared.pacing`), and the calling thread is the only one that touches the database connection:
@@ -19,13 +31,16 @@ cursor left where it was and the window's end remembered (`partial_end`), so the
 only the rest of it. These commits do not wait for the WAL flush (`defer_commit_flush`): a
 database crash could lose one only together with its cursor, and the events are read again.
 
-Stopping: before each request a region checks the time budget (`time_budget_s`, less a
-reserve for the last request and commit); when it is spent the region commits what it read and
-the outcome says `backlog_remaining`, for the caller to queue a delayed follow-up. A
-ThrottlingException (after botocore's own retries) stops that region with its cursor where it
-was, pushes its token bucket back by a jittered delay and suggests that delay as
-`retry_after_s`. An expired session mid-pagination is assumed again once (`reassume`) and the
-same page is asked again with the same token.
+Requests and time: every HTTP attempt, retries included, takes a slot of the account-region's
+token bucket (`shared.pacing`) and starts only if its worst case (connect + read timeout) ends
+within the time budget (`time_budget_s`, less a reserve for the final commit): the clients are
+bounded by `CallLimits` and retry in `shared.aws`, not in botocore. So no request outlives the
+run, and a stalled connection costs one read timeout, not 6 x 30 s. When the budget is spent the
+region commits what it read and the outcome says `backlog_remaining`, for the caller to queue a
+delayed follow-up. A throttled attempt slows the shared bucket down; throttling that outlasts
+the retries stops that region with its cursor where it was, pushes its bucket back by a
+jittered delay and suggests that delay as `retry_after_s`. An expired session mid-pagination is
+assumed again once (`reassume`) and the same page is asked again with the same token.
 
 Nothing of an event but the redacted row outlives the page it came in: pages are dropped as
 soon as they are redacted, and logs carry counts, never event content.
@@ -50,25 +65,32 @@ from shared.errors import (
     AccessDeniedError,
     AwsError,
     ExpiredCredentialsError,
+    OutOfTimeError,
     ThrottledError,
 )
 from shared.kit.clock import Clock, utc_now
 from shared.logs import get_logger
-from shared.pacing import Pacer
+from shared.pacing import CallLimits, Pacer, TokenBucket
 from shared.store import access as store
 
 if TYPE_CHECKING:  # types only
     from shared.aws import Client, ClientFactory
 
 GLOBAL_REGION = "us-east-1"
+SIGNIN_REGIONS = ("us-east-2", "eu-north-1", "ap-southeast-2")
+SIGNIN_SOURCE = "signin.amazonaws.com"
 MAX_REGIONS = 32
 PAGE_SIZE = 50  # LookupEvents' maximum
 # Rows of a partly read window committed together: ~40 pages, 20 s of reading at 2/s (what a
 # crash can cost), and big enough that a commit per batch stays cheap (bench/cloudtrail_insert).
 BATCH_ROWS = 2000
 DEFAULT_TIME_BUDGET_S = 240.0
-RESERVE_S = 3.0  # left of the budget for the last request and the final commit
+RESERVE_S = 3.0  # left of the budget for the final commit (requests end before it starts)
 THROTTLE_BACKOFF_S = 30.0
+# Per HTTP attempt: LookupEvents answers in well under a second; 10 s without a byte is a stall.
+CONNECT_TIMEOUT_S = 3.0
+READ_TIMEOUT_S = 10.0
+MAX_ATTEMPTS = 4  # per call, each through the pacer
 
 # Error classes (as the cost sync names them in run records), most severe first: the run's
 # error class is the most severe of its regions'.
@@ -89,9 +111,27 @@ def error_class(exc: AwsError) -> str:
     return (exc.aws_code or exc.code)[:64]
 
 
+@dataclass(frozen=True)
+class Stream:
+    """One read of one region: all its management events, or only its sign-in events."""
+
+    region: str
+    signin_only: bool = False
+
+    @property
+    def key(self) -> str:
+        """The cursor's name (and the name in outcomes and run records)."""
+        return f"{self.region}/signin" if self.signin_only else self.region
+
+    def lookup_attributes(self) -> list[dict[str, str]] | None:
+        if not self.signin_only:
+            return None
+        return [{"AttributeKey": "EventSource", "AttributeValue": SIGNIN_SOURCE}]
+
+
 @dataclass
 class RegionOutcome:
-    region: str
+    region: str  # the stream's key: a region, or `<region>/signin`
     api_calls: int = 0
     events_read: int = 0
     events_written: int = 0
@@ -124,7 +164,7 @@ class Outcome:
 
 @dataclass
 class _Batch:
-    region: str
+    key: str  # the stream's cursor
     rows: list[Row]
     position: datetime
     partial_end: datetime | None
@@ -147,10 +187,10 @@ class _ClientSource:
         self._lock = threading.Lock()
         self.reassumed = False
 
-    def client(self, region: str) -> tuple[Client, int]:
+    def client(self, region: str, limits: CallLimits, bucket: TokenBucket) -> tuple[Client, int]:
         with self._lock:
             clients, generation = self._clients, self._generation
-        return clients.client("cloudtrail", region), generation
+        return clients.client("cloudtrail", region, limits=limits, bucket=bucket), generation
 
     def renew(self, seen_generation: int) -> bool:
         """After an expiry seen on `seen_generation`: True when newer credentials exist (some
@@ -173,7 +213,7 @@ class _Shared:
     aws_account_id: str
     source: _ClientSource
     pacer: Pacer
-    deadline: float
+    limits: CallLimits
     batches: queue.Queue[_Batch]
     stop: threading.Event
     batch_rows: int
@@ -183,12 +223,14 @@ class _Shared:
 
 
 class _RegionReader:
-    def __init__(self, shared: _Shared, region: str, plan: list[windows.Window], base: datetime):
+    def __init__(self, shared: _Shared, stream: Stream, plan: list[windows.Window], base: datetime):
         self.s = shared
-        self.region = region
+        self.region = stream.region
+        self.key = stream.key
+        self.attributes = stream.lookup_attributes()
         self.plan = plan
         self.position = base  # the cursor as committed (or to be created at the first write)
-        self.out = RegionOutcome(region)
+        self.out = RegionOutcome(stream.key)
 
     def _emit(self, batch: _Batch) -> None:
         while True:
@@ -208,27 +250,19 @@ class _RegionReader:
         return self.out
 
     def _read(self) -> None:
-        client, generation = self.s.source.client(self.region)
         bucket = self.s.pacer.bucket(self.s.aws_account_id, self.region)
+        client, generation = self.s.source.client(self.region, self.s.limits, bucket)
         for window in self.plan:
             rows: list[Row] = []
             token: str | None = None
             while True:
                 if self.s.stop.is_set():
                     raise _Stopped
-                if not bucket.acquire(self.s.deadline):
+                try:
+                    page = self._lookup(client, self._params(window, token))
+                except OutOfTimeError:
                     self._stop_in(window, rows, "budget")
                     return
-                params: dict[str, Any] = {
-                    "StartTime": window.start,
-                    "EndTime": window.end,
-                    "MaxResults": PAGE_SIZE,
-                }
-                if token is not None:
-                    params["NextToken"] = token
-                self.out.api_calls += 1
-                try:
-                    page = client.lookup_events(**params)
                 except ExpiredCredentialsError as exc:
                     try:
                         renewed = self.s.source.renew(generation)
@@ -236,7 +270,9 @@ class _RegionReader:
                         self._stop_in(window, rows, "error", again)
                         return
                     if renewed:
-                        client, generation = self.s.source.client(self.region)
+                        client, generation = self.s.source.client(
+                            self.region, self.s.limits, bucket
+                        )
                         continue  # the same page again, same token
                     self._stop_in(window, rows, "error", exc)
                     return
@@ -254,13 +290,34 @@ class _RegionReader:
                 if token is None:
                     # Never backwards: with a long overlap a first window can end before it.
                     self.position = max(self.position, window.cursor_to)
-                    self._emit(_Batch(self.region, rows, self.position, None, True))
+                    self._emit(_Batch(self.key, rows, self.position, None, True))
                     self.out.windows_completed += 1
                     break
                 if len(rows) >= self.s.batch_rows:
                     self._emit(self._partial(window, rows))
                     rows = []
         self.out.complete = True
+
+    def _params(self, window: windows.Window, token: str | None) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "StartTime": window.start,
+            "EndTime": window.end,
+            "MaxResults": PAGE_SIZE,
+        }
+        if self.attributes is not None:
+            params["LookupAttributes"] = self.attributes
+        if token is not None:
+            params["NextToken"] = token  # with otherwise identical parameters, as AWS requires
+        return params
+
+    def _lookup(self, client: Client, params: dict[str, Any]) -> dict[str, Any]:
+        """One LookupEvents call; every HTTP attempt it made counts as an API call."""
+        sent = client.calls
+        try:
+            page: dict[str, Any] = client.lookup_events(**params)
+        finally:
+            self.out.api_calls += client.calls - sent
+        return page
 
     def _take(self, page: dict[str, Any], rows: list[Row]) -> str | None:
         for item in page.get("Events") or ():
@@ -275,7 +332,7 @@ class _RegionReader:
 
     def _partial(self, window: windows.Window, rows: list[Row]) -> _Batch:
         end = window.cursor_to if window.cursor_to > self.position else None
-        return _Batch(self.region, rows, self.position, end, False)
+        return _Batch(self.key, rows, self.position, end, False)
 
     def _stop_in(
         self,
@@ -292,14 +349,17 @@ class _RegionReader:
             self.out.error_class = error_class(error)
 
 
-def _regions(regions: Sequence[str]) -> list[str]:
+def streams(regions: Sequence[str], signin_regions: Sequence[str] = SIGNIN_REGIONS) -> list[Stream]:
+    """What a run reads: us-east-1 and the account's regions in full, and the sign-in events
+    of the documented sign-in regions not among them (see the module docstring)."""
     ordered = [GLOBAL_REGION]
     for region in regions:
         if region not in ordered:
             ordered.append(region)
     if len(ordered) > MAX_REGIONS:
         raise ValueError(f"at most {MAX_REGIONS} regions per account")
-    return ordered
+    signin = [Stream(r, signin_only=True) for r in signin_regions if r not in ordered]
+    return [Stream(r) for r in ordered] + signin
 
 
 @dataclass(frozen=True)
@@ -331,14 +391,27 @@ class ReadOptions:
     batch_rows: int = BATCH_ROWS
     reserve_s: float = RESERVE_S
     throttle_backoff_s: float = THROTTLE_BACKOFF_S
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
+    read_timeout_s: float = READ_TIMEOUT_S
+    max_attempts: int = MAX_ATTEMPTS
+    signin_regions: Sequence[str] = SIGNIN_REGIONS
 
 
 def run(conn: Connection, options: ReadOptions) -> Outcome:
     """Sync one account's CloudTrail events; see the module docstring and `ReadOptions`."""
     o = options
-    names = _regions(o.regions)
+    reads = streams(o.regions, o.signin_regions)
     now = windows.whole_seconds(o.clock())
-    deadline = o.pacer.clock() + o.time_budget_s - o.reserve_s
+    rng = o.rng or random.Random()  # noqa: S311 - jitter, not cryptography
+    limits = CallLimits(
+        deadline=o.pacer.clock() + o.time_budget_s - o.reserve_s,
+        clock=o.pacer.clock,
+        sleep=o.pacer.sleep,
+        connect_timeout_s=o.connect_timeout_s,
+        read_timeout_s=o.read_timeout_s,
+        max_attempts=o.max_attempts,
+        rng=rng,
+    )
 
     # Plan each region from its cursor (a short read transaction, before any AWS call).
     readers: list[_RegionReader] = []
@@ -346,21 +419,24 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
         aws_account_id=o.aws_account_id,
         source=_ClientSource(o.clients, o.reassume),
         pacer=o.pacer,
-        deadline=deadline,
-        batches=queue.Queue(maxsize=2 * len(names)),
+        limits=limits,
+        batches=queue.Queue(maxsize=2 * len(reads)),
         stop=threading.Event(),
         batch_rows=max(1, min(o.batch_rows, store.MAX_BATCH_ROWS)),
-        rng=o.rng or random.Random(),  # noqa: S311 - jitter, not cryptography
+        rng=rng,
         throttle_backoff_s=o.throttle_backoff_s,
     )
     with tenant_tx(conn, o.agency_id):
         cursors = store.get_cursors(conn, o.account_id)
-        for region in names:
-            cursor = cursors.get(region)
+        for stream in reads:
+            cursor = cursors.get(stream.key)
             resume_before = None
-            if cursor is not None and cursor.partial_end is not None:
+            # A sign-in read resumes no partial window from the stored rows: rows of that region
+            # may come from a full read of it, which were not all sign-ins. It re-reads the
+            # whole window instead, a request or two.
+            if cursor is not None and cursor.partial_end is not None and not stream.signin_only:
                 resume_before = store.oldest_event_after(
-                    conn, o.account_id, region, cursor.position, cursor.partial_end
+                    conn, o.account_id, stream.region, cursor.position, cursor.partial_end
                 )
             plan = windows.plan(
                 now,
@@ -377,11 +453,11 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
                 if cursor
                 else windows.first_position(now, o.backfill_days, o.retention_days)
             )
-            readers.append(_RegionReader(shared, region, plan, base))
+            readers.append(_RegionReader(shared, stream, plan, base))
 
-    written = {r.region: 0 for r in readers}
+    written = {r.key: 0 for r in readers}
     positions: dict[str, datetime | None] = {
-        r: (c.position if (c := cursors.get(r)) else None) for r in names
+        r.key: (c.position if (c := cursors.get(r.key)) else None) for r in readers
     }
 
     def write(batch: _Batch) -> None:
@@ -393,13 +469,13 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
                 conn,
                 o.agency_id,
                 o.account_id,
-                batch.region,
+                batch.key,
                 position=batch.position,
                 partial_end=batch.partial_end,
                 now=o.clock(),
             )
-        written[batch.region] += new
-        positions[batch.region] = batch.position
+        written[batch.key] += new
+        positions[batch.key] = batch.position
 
     with ThreadPoolExecutor(max_workers=len(readers), thread_name_prefix="cloudtrail") as pool:
         futures: list[Future[RegionOutcome]] = [pool.submit(r.run) for r in readers]

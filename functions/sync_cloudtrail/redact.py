@@ -17,7 +17,13 @@ Principal name:
   (`arn:aws:sts::<acct>:assumed-role/<role>/<session>`), else the part of `principalId` after
   its colon (`<role id>:<session>`; the role id itself is not kept);
 - root: "root";
-- an AWS service acting on its own: the service name (`userIdentity.invokedBy`).
+- an AWS service acting on its own: the service name (`userIdentity.invokedBy`);
+- an IAM Identity Center user acting with a bearer token (`IdentityCenterUser`): the Identity
+  Store user id `userIdentity.onBehalfOf.userId` (AWS records no ARN and no user name for it;
+  `credentialId`, the token's id, is not kept);
+- another AWS account (`AWSAccount`, cross-account access to a role of the client): that
+  account's id, `userIdentity.accountId` (AWS records no ARN for it; `principalId`, an IAM
+  unique id of something in that account, is not kept).
 
 `is_vendor` marks our own access: an assumed-role session whose name starts with our session
 prefix (`shared.aws.SESSION_PREFIX`). Deliberately simple: anyone able to assume a role in the
@@ -81,6 +87,12 @@ def principal_name(identity: Mapping[str, Any], session: str | None = None) -> s
         return "root"
     if kind == "AWSService":
         return _text(identity.get("invokedBy"))
+    if kind == "IdentityCenterUser":
+        on_behalf = identity.get("onBehalfOf")
+        user_id = on_behalf.get("userId") if isinstance(on_behalf, Mapping) else None
+        return _text(identity.get("userName")) or _text(user_id)
+    if kind == "AWSAccount":
+        return _text(identity.get("accountId"))
     return session or session_name(identity) or _text(identity.get("userName"))
 
 

@@ -10,7 +10,10 @@ allowlist of stored fields (`redact`) and the daily retention purge (`retention`
    in memory for the assume-role calls only), its regions (its own, else the agency's
    defaults; us-east-1 always) and the agency's backfill and retention settings.
 2. Assume the role (session `cao-sync-<agency>`), then `reader.run`: regions in parallel, each
-   batch of rows committed with its cursor in a transaction fenced by the lease.
+   batch of rows committed with its cursor in a transaction fenced by the lease. One time
+   budget (TIME_BUDGET_S, on the pacer's clock) covers it all: the assume calls (also a
+   re-assume mid-run) are bounded by it, and the reader gets what is left of it, so every AWS
+   request has ended by then, well inside the worker's 300 s and its 360 s lease.
 3. One closing transaction, fenced too: the job's next run and the run record.
 
 Scheduling: a run that read everything is due again at the top of the next hour (the hourly
@@ -36,6 +39,7 @@ from shared import aws
 from shared.db import Connection, tenant_tx
 from shared.errors import AccessDeniedError, AwsError, LeaseLostError
 from shared.logs import get_logger
+from shared.pacing import CallLimits
 from shared.store import access, jobs
 
 if TYPE_CHECKING:
@@ -69,11 +73,15 @@ def run(
 
     session = aws.session_name(lease.agency_id, "sync")
     assumes = 0
+    started = ctx.pacer.clock()
+    limits = CallLimits(
+        deadline=started + time_budget_s, clock=ctx.pacer.clock, sleep=ctx.pacer.sleep
+    )
 
     def assume() -> ClientFactory:
         nonlocal assumes
         assumes += 1
-        return aws.assume_role(ours, target.role_arn, target.external_id, session)
+        return aws.assume_role(ours, target.role_arn, target.external_id, session, limits=limits)
 
     try:
         clients = assume()
@@ -90,7 +98,7 @@ def run(
         fence=lambda c: jobs.fence(c, lease),
         pacer=ctx.pacer,
         clock=clock,
-        time_budget_s=time_budget_s,
+        time_budget_s=max(0.0, time_budget_s - (ctx.pacer.clock() - started)),
         reassume=assume,
         backfill_days=settings.backfill_days,
         retention_days=settings.retention_days,

@@ -20,6 +20,7 @@ from typing import Any
 
 import boto3
 import botocore.endpoint
+import botocore.exceptions
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
@@ -838,6 +839,67 @@ def test_botocore_retries_server_faults(
     answer = trail.lookup_events()
     assert answer["ResponseMetadata"]["RetryAttempts"] == 2
     assert fresh_sim.count_calls("cloudtrail", "LookupEvents") == 3
+
+
+class _Ticks:
+    """A clock that only moves when told."""
+
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_lookup_events_throttles_past_2_requests_per_second_per_account_and_region(
+    fresh_sim: SimulatedAws, cao: Creds
+) -> None:
+    ticks = _Ticks()
+    fresh_sim.lookup_events_rate, fresh_sim.clock = 2.0, ticks
+    try:
+        mgmt = session_in(fresh_sim, cao, MGMT)
+        us = client(fresh_sim, "cloudtrail", mgmt)
+        eu = client(fresh_sim, "cloudtrail", mgmt, region="eu-west-1")
+        other = client(fresh_sim, "cloudtrail", session_in(fresh_sim, cao, MEMBER))
+        us.lookup_events()
+        us.lookup_events()
+        with pytest.raises(ClientError) as exc:
+            us.lookup_events()  # a third within the same second
+        assert error_of(exc)[:2] == ("ThrottlingException", 400)
+        eu.lookup_events()  # another region, another quota
+        other.lookup_events()  # another account, another quota
+        ticks.t += 0.5
+        with pytest.raises(ClientError):
+            us.lookup_events()  # still 2 in the last second: a throttled one does not count
+        ticks.t += 0.51
+        us.lookup_events()  # the first two have left the window
+        us.lookup_events()
+        with pytest.raises(ClientError):
+            us.lookup_events()
+        assert [c.at for c in fresh_sim.throttled] == [1000.0, 1000.5, 1001.01]
+        assert len(fresh_sim.throttled) == 3
+    finally:
+        fresh_sim.lookup_events_rate, fresh_sim.clock = None, time.monotonic
+
+
+def test_a_stall_holds_the_answer_past_the_read_timeout(
+    fresh_sim: SimulatedAws, cao: Creds
+) -> None:
+    sts = _SESSION.client(
+        "sts",
+        endpoint_url=fresh_sim.endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="AKIAUNKNOWNKEY000000",
+        aws_secret_access_key="unknown",
+        config=Config(retries={"total_max_attempts": 1}, read_timeout=0.3, proxies={}),
+    )
+    fresh_sim.faults.add_stall("sts", "GetCallerIdentity", 5.0)
+    began = time.monotonic()
+    with pytest.raises(botocore.exceptions.ReadTimeoutError):
+        sts.get_caller_identity()
+    assert time.monotonic() - began < 2.0
+    fresh_sim.release_stalls()
+    assert sts.get_caller_identity()["Account"] == CAO  # used up: answered at once
 
 
 def test_latency_is_added_per_operation(fresh_sim: SimulatedAws, cao: Creds) -> None:

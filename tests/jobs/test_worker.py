@@ -18,6 +18,8 @@ from functions.jobs.schemas import JobContext, JobMessage
 from functions.sync_costs import service as costs_sync
 from shared import bootstrap
 from shared.db import system_tx
+from shared.errors import OutOfTimeError
+from shared.pacing import Pacer
 from shared.queue import LocalQueue
 from shared.store import jobs
 from tests.support.database import TestDatabase
@@ -225,6 +227,38 @@ def test_unexpected_errors_are_redelivered_and_the_last_delivery_ends_the_job_fa
     assert (state["state"], state["last_error_class"]) == ("failed", "RuntimeError")
     assert state["lease_token"] is None
     assert [r["status"] for r in runs(app_conn, linked)] == ["failed"] * worker.MAX_DELIVERIES
+
+
+def test_no_aws_call_of_a_job_can_end_after_its_work_budget(
+    sim: SimulatedAws,
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The lease outlives the function (300 s) only if no AWS call does: each HTTP attempt of any
+    # job (botocore's retries too) must end within WORK_BUDGET_S, with its 5 s + 30 s timeouts.
+    linked = link(sim, app_conn, agency)
+    mono = [1000.0]
+    seen: list[str] = []
+
+    def handler(ctx: JobContext) -> None:
+        sts = ctx.ours.client("sts")
+        sts.get_caller_identity()  # at the start: plenty of time
+        mono[0] += worker.WORK_BUDGET_S - 34.0  # 34 s left: less than one attempt's worst case
+        before = sim.count_calls("sts", "GetCallerIdentity")
+        for attempt in (sts.get_caller_identity, ctx.ours.client("sts").get_caller_identity):
+            with pytest.raises(OutOfTimeError):
+                attempt()
+        assert sim.count_calls("sts", "GetCallerIdentity") == before  # nothing was sent
+        seen.append("refused")
+
+    monkeypatch.setitem(registry.HANDLERS, "costs", handler)
+    pacer = Pacer(clock=lambda: mono[0], sleep=lambda s: None)
+    deps = bootstrap.current().but(clock=clock, pacer=pacer)
+    assert worker.process(app_conn, message(app_conn, linked), 1, deps) is None
+    assert seen == ["refused"]
+    assert worker.WORK_BUDGET_S < 300 < worker.LEASE_SECONDS  # calls end by the budget
 
 
 def test_an_unreadable_message_is_dropped_rather_than_redelivered_forever() -> None:

@@ -114,3 +114,39 @@ def test_a_penalty_pushes_every_caller_of_the_bucket_back() -> None:
     bucket.penalize(12.5)
     bucket.acquire()
     assert clock.monotonic() == 12.5
+
+
+def test_the_third_request_waits_a_second_after_a_first_that_had_to_connect() -> None:
+    # AWS counts arrivals: a request opening a connection arrives after its handshakes, so it
+    # counts as arrived at its end, and the request `rate` slots later waits a second after that.
+    clock = FakeClock()
+    bucket = TokenBucket(clock=clock.monotonic, sleep=clock.sleep)
+    first = bucket.take()
+    assert first is not None and first.at == 0.0
+    clock.advance(0.4)  # TCP + TLS handshakes, then the request itself
+    first.landed_by(clock.monotonic())
+    second, third, fourth = bucket.take(), bucket.take(), bucket.take()
+    assert second is not None and third is not None and fourth is not None
+    assert second.at == pytest.approx(bucket.interval)  # warm spacing is unchanged
+    assert third.at == pytest.approx(0.4 + 1.0 + 0.02)
+    assert fourth.at == pytest.approx(third.at + bucket.interval)
+    assert bucket.take(deadline=fourth.at) is None  # the next one is later than that
+
+
+def test_a_throttle_pauses_the_bucket_and_spreads_its_slots_until_it_decays() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(clock=clock.monotonic, sleep=clock.sleep)
+    assert bucket.acquire()
+    bucket.throttled(1.0)
+    assert bucket.spacing() == pytest.approx(2 * bucket.interval)
+    started = clock.monotonic()
+    assert bucket.acquire()
+    assert clock.monotonic() - started == pytest.approx(1.0)  # the pause
+    bucket.throttled(1.0)
+    bucket.throttled(1.0)
+    bucket.throttled(1.0)
+    assert bucket.spacing() == pytest.approx(8 * bucket.interval)  # at most 8x
+    clock.advance(30.0)
+    assert bucket.spacing() == pytest.approx(4 * bucket.interval)  # half-life 30 s
+    clock.advance(300.0)
+    assert bucket.spacing() == pytest.approx(bucket.interval)

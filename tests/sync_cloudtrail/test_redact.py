@@ -107,6 +107,32 @@ def test_the_row_holds_exactly_the_allowlisted_columns_and_the_vendor_flag() -> 
             "arn:aws:iam::1:user/cao-imposter",
             False,
         ),
+        # IAM Identity Center user (bearer token): the Identity Store user id; no ARN exists.
+        (
+            {
+                "type": "IdentityCenterUser",
+                "accountId": "210987654321",
+                "onBehalfOf": {
+                    "userId": "544894e8-80c1-707f-60e3-3ba6510dfac1",
+                    "identityStoreArn": "arn:aws:identitystore::210987654321:identitystore/d-1",
+                },
+                "credentialId": "EXAMPLEVHULjJdTUdPJfofVa1sufHDoj7aYcOYcxFVllWR_Whr1fEXAMPLE",
+            },
+            "544894e8-80c1-707f-60e3-3ba6510dfac1",
+            None,
+            False,
+        ),
+        # Another AWS account using a role of the client: that account; no ARN exists.
+        (
+            {
+                "type": "AWSAccount",
+                "principalId": "AIDAJ45Q7YFFAREXAMPLE",
+                "accountId": "777788889999",
+            },
+            "777788889999",
+            None,
+            False,
+        ),
         (None, None, None, False),
     ],
 )
@@ -120,6 +146,21 @@ def test_principal_name_arn_and_vendor_flag_by_identity_type(
     elif identity is None or identity.get("type") != "Root":
         assert row["principal_arn"] is None
     assert row["is_vendor"] is vendor
+
+
+def test_identity_center_and_cross_account_principals_keep_nothing_beyond_the_allowlist() -> None:
+    center = _row(
+        {
+            "type": "IdentityCenterUser",
+            "accountId": ACCOUNT,
+            "onBehalfOf": {"userId": "u-1", "identityStoreArn": f"arn:{CANARY}"},
+            "credentialId": CANARY,
+        },
+        additionalEventData={"UserName": CANARY},
+    )
+    other = _row({"type": "AWSAccount", "principalId": f"AIDA{CANARY}", "accountId": "1" * 12})
+    assert (center["principal_name"], other["principal_name"]) == ("u-1", "1" * 12)
+    assert CANARY not in repr(center) + repr(other)
 
 
 def test_a_service_name_in_the_source_ip_field_is_kept_as_given() -> None:

@@ -120,11 +120,13 @@ def test_a_run_that_stops_on_its_budget_is_partial_and_due_again_soon(
     clock: FakeClock,
     pacer: Pacer,
 ) -> None:
-    events = make_events(linked.aws_account_id, "us-east-1", NOW - timedelta(days=3), NOW, 900, 2)
+    events = make_events(linked.aws_account_id, "us-east-1", NOW - timedelta(days=3), NOW, 3000, 2)
     fresh_sim.put_events(linked.aws_account_id, "us-east-1", events)
     lease = claim(app_conn, linked, clock)
 
-    run_id = work(app_conn, linked, lease, clock, pacer, time_budget_s=3.0)
+    # 40 s: the assume must fit (botocore's 5 + 30 s timeouts), then 3 s of reserve and a
+    # LookupEvents attempt's worst case (13 s) leave ~24 s of reading: ~46 of the 63 requests.
+    run_id = work(app_conn, linked, lease, clock, pacer, time_budget_s=40.0)
 
     run = row(owner_conn, "SELECT * FROM cao.sync_runs WHERE id = %s", run_id)
     assert run["status"] == "partial" and run["error_class"] is None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -22,12 +23,13 @@ from devstack.trailgen import make_events
 from functions.sync_cloudtrail import reader
 from shared import aws
 from shared.errors import LeaseLostError
-from shared.pacing import Pacer, TokenBucket
+from shared.pacing import Pacer, Slot, TokenBucket
 from shared.store import access
 from tests.sync_cloudtrail.conftest import Linked
 from tests.sync_cloudtrail.helpers import NOW, FakeClock, tables_containing
 
 CANARY = "CANARY-s3cr3t-value-4b1d"
+ATTEMPT_S = 2.5
 DAY = timedelta(days=1)
 
 
@@ -49,6 +51,12 @@ def do_sync(
 ) -> reader.Outcome:
     kwargs.setdefault("time_budget_s", 10_000.0)
     kwargs.setdefault("reserve_s", 0.0)
+    # A request may start only if its worst case (connect + read timeout: ATTEMPT_S here) ends
+    # within the budget; budgets below add ATTEMPT_S to the reading time they mean.
+    kwargs.setdefault("connect_timeout_s", 0.5)
+    kwargs.setdefault("read_timeout_s", ATTEMPT_S - 0.5)
+    # Only the regions a test names (tests of the sign-in regions pass reader.SIGNIN_REGIONS).
+    kwargs.setdefault("signin_regions", ())
     kwargs.setdefault("backfill_days", 2)
     kwargs.setdefault("window_size", timedelta(hours=12))
     options = reader.ReadOptions(
@@ -152,6 +160,110 @@ def test_after_a_sync_planted_secrets_are_nowhere_in_the_database_or_the_logs(
     assert vendor == ours and vendor
 
 
+# ---- where AWS records sign-ins ------------------------------------------------------------
+
+
+def _signin(event_id: str, region: str, at: datetime, user: str) -> dict[str, Any]:
+    return {
+        "eventVersion": "1.08",
+        "eventID": event_id,
+        "eventTime": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "eventSource": "signin.amazonaws.com",
+        "eventName": "ConsoleLogin",
+        "eventType": "AwsConsoleSignIn",
+        "awsRegion": region,
+        "sourceIPAddress": "192.0.2.10",
+        "userIdentity": {
+            "type": "IAMUser",
+            "principalId": "AIDAEXAMPLEUSERID0001",
+            "arn": f"arn:aws:iam::210987654321:user/{user}",
+            "userName": user,
+        },
+        "responseElements": {"ConsoleLogin": "Success"},
+    }
+
+
+def test_console_sign_ins_are_read_in_the_regions_aws_records_them(
+    fresh_sim: SimulatedAws,
+    linked: Linked,
+    app_conn: psycopg.Connection[Any],
+    owner_conn: psycopg.Connection[Any],
+    clock: FakeClock,
+    pacer: Pacer,
+) -> None:
+    # An IAM user's sign-in through the global endpoint lands in us-east-2, eu-north-1 or
+    # ap-southeast-2 (with an account-alias cookie); a root sign-in in us-east-1.
+    account = linked.aws_account_id
+    signins = {
+        region: _signin(f"signin-{i}", region, NOW - timedelta(hours=i + 1), f"user{i}")
+        for i, region in enumerate(("us-east-2", "eu-north-1", "ap-southeast-2"))
+    }
+    for region, event in signins.items():
+        fresh_sim.put_events(account, region, [event])
+    root = _signin("signin-root", "us-east-1", NOW - timedelta(hours=5), "root")
+    root["userIdentity"] = {"type": "Root", "arn": f"arn:aws:iam::{account}:root"}
+    # Identity Center users and other accounts have no ARN: AWS's ids name them (item 6).
+    center = _signin("signin-center", "us-east-2", NOW - timedelta(hours=6), "-")
+    center["eventName"] = "CredentialChallenge"
+    center["userIdentity"] = {
+        "type": "IdentityCenterUser",
+        "accountId": account,
+        "onBehalfOf": {"userId": "94d00cd8-e9e6-4810", "identityStoreArn": "arn:x"},
+        "credentialId": "credential-id-never-stored",
+    }
+    fresh_sim.put_events(account, "us-east-2", [center])
+    other = _signin("assume-other", "us-east-1", NOW - timedelta(hours=7), "-")
+    other.update(eventSource="sts.amazonaws.com", eventName="AssumeRole")
+    other["userIdentity"] = {
+        "type": "AWSAccount",
+        "principalId": "AIDAJ45Q7YFFAREXAMPLE",
+        "accountId": "777788889999",
+    }
+    fresh_sim.put_events(account, "us-east-1", [root, other])
+    # The rest of a sign-in region is not read unless the account reads that region.
+    noise = seed(fresh_sim, linked, "us-east-2", NOW - DAY, NOW, 40, 41)
+
+    outcome = do_sync(app_conn, linked, clock, pacer, signin_regions=reader.SIGNIN_REGIONS)
+
+    assert outcome.error_class is None and not outcome.backlog_remaining
+    rows = stored(owner_conn, linked.account_id)
+    expected = {"signin-root", "signin-center", "assume-other"}
+    assert set(rows) == expected | {e["eventID"] for e in signins.values()}
+    assert {rows[e["eventID"]][1] for e in signins.values()} == set(signins)  # their region
+    assert rows["signin-0"][5] == "user0" and rows["signin-root"][5] == "root"
+    assert rows["signin-center"][4:6] == (None, "94d00cd8-e9e6-4810")
+    assert rows["assume-other"][4:6] == (None, "777788889999")
+    assert tables_containing(owner_conn, "credential-id-never-stored") == []
+    for region in signins:
+        calls = lookups(fresh_sim, region)
+        assert calls and all(
+            c["LookupAttributes"]
+            == [{"AttributeKey": "EventSource", "AttributeValue": "signin.amazonaws.com"}]
+            for c in calls
+        )
+        assert outcome.api_calls[f"{region}/signin"] == len(calls) == 4  # 2 days, 12 h windows
+    assert set(cursors(owner_conn, linked.account_id)) == {
+        "us-east-1",
+        "us-east-2/signin",
+        "eu-north-1/signin",
+        "ap-southeast-2/signin",
+    }
+
+    # An account that reads us-east-2 reads all of it there, sign-ins included, once.
+    clock.advance(3600)
+    again = do_sync(
+        app_conn,
+        linked,
+        clock,
+        pacer,
+        regions=("us-east-2",),
+        signin_regions=reader.SIGNIN_REGIONS,
+    )
+    assert "us-east-2/signin" not in again.api_calls and "us-east-2" in again.api_calls
+    assert {e["eventID"] for e in noise} <= set(stored(owner_conn, linked.account_id))
+    assert not any("LookupAttributes" in c for c in lookups(fresh_sim, "us-east-2")[4:])
+
+
 # ---- incremental, exactly once -------------------------------------------------------------
 
 
@@ -197,7 +309,11 @@ def test_a_backlog_is_worked_off_over_several_runs(
     events = seed(fresh_sim, linked, "us-east-1", NOW - 14 * DAY, NOW, 2500, 6)
     runs: list[reader.Outcome] = []
     while not runs or runs[-1].backlog_remaining:
-        runs.append(do_sync(app_conn, linked, clock, pacer, backfill_days=None, time_budget_s=8.0))
+        runs.append(
+            do_sync(
+                app_conn, linked, clock, pacer, backfill_days=None, time_budget_s=8.0 + ATTEMPT_S
+            )
+        )
         assert len(runs) < 40
         clock.advance(120)  # the delayed follow-up
     assert len(runs) > 3
@@ -222,7 +338,7 @@ def test_a_run_stopped_mid_window_loses_nothing_and_the_next_reads_only_the_rest
 ) -> None:
     events = seed(fresh_sim, linked, "us-east-1", NOW - DAY, NOW, 1000, 7)  # 20 pages
     one_window: dict[str, Any] = {"backfill_days": 1, "window_size": 2 * DAY, "batch_rows": 100}
-    first = do_sync(app_conn, linked, clock, pacer, time_budget_s=2.6, **one_window)
+    first = do_sync(app_conn, linked, clock, pacer, time_budget_s=2.65 + ATTEMPT_S, **one_window)
 
     assert first.backlog_remaining and first.api_calls == {"us-east-1": 6}
     assert first.events_written == 300  # the newest 6 pages, committed
@@ -321,8 +437,10 @@ def test_throttling_backs_off_with_jitter_and_leaves_the_cursor_unchanged(
     clock.advance(3600)
     later = seed(fresh_sim, linked, "us-east-1", NOW, clock.now(), 60, 12)
 
-    # botocore's standard mode tries 6 times (max_attempts 5 retries): all throttled.
-    fresh_sim.faults.add("cloudtrail", "LookupEvents", "ThrottlingException", times=6)
+    # Every attempt of the call (MAX_ATTEMPTS, each through the pacer) is throttled.
+    fresh_sim.faults.add(
+        "cloudtrail", "LookupEvents", "ThrottlingException", times=reader.MAX_ATTEMPTS
+    )
     throttled = do_sync(app_conn, linked, clock, pacer, rng=random.Random(1))
 
     assert fresh_sim.faults.pending() == []
@@ -335,7 +453,9 @@ def test_throttling_backs_off_with_jitter_and_leaves_the_cursor_unchanged(
     pacer.bucket(linked.aws_account_id, "us-east-1").acquire()
     assert clock.monotonic() - started == pytest.approx(throttled.retry_after_s, abs=0.01)
     # Another draw, another delay: jitter.
-    fresh_sim.faults.add("cloudtrail", "LookupEvents", "ThrottlingException", times=6)
+    fresh_sim.faults.add(
+        "cloudtrail", "LookupEvents", "ThrottlingException", times=reader.MAX_ATTEMPTS
+    )
     other = do_sync(app_conn, linked, clock, pacer, rng=random.Random(2))
     assert other.retry_after_s != throttled.retry_after_s
 
@@ -351,8 +471,8 @@ class _Hooked:
         self.inner = inner
         self.hook = hook
 
-    def client(self, service: str, region: str = "us-east-1") -> aws.Client:
-        made = self.inner.client(service, region)
+    def client(self, service: str, region: str = "us-east-1", **kwargs: Any) -> aws.Client:
+        made = self.inner.client(service, region, **kwargs)
         made._on_call = self.hook
         return made
 
@@ -418,10 +538,10 @@ class _RecordingBucket(TokenBucket):
         super().__init__(*args, **kwargs)
         self.slots: list[float] = []
 
-    def acquire(self, deadline: float | None = None) -> bool:
-        taken = super().acquire(deadline)
-        if taken:
-            self.slots.append(self._next_free - self.interval)  # type: ignore[operator]
+    def take(self, deadline: float | None = None) -> Slot | None:
+        taken = super().take(deadline)
+        if taken is not None:
+            self.slots.append(taken.at)
         return taken
 
 
@@ -459,3 +579,100 @@ def test_regions_are_read_in_parallel_each_paced_to_2_requests_per_second(
     # (The achieved rate per region is measured on a real clock by bench/cloudtrail_rate.py: on
     # a fake clock shared by threads, a thread slow to come back loses slots to the others.)
     assert clock.monotonic() < 0.5 * sum(outcome.api_calls.values()) * 2 / 3
+
+
+# ---- every attempt paced, no call outlives the run ------------------------------------------
+
+
+def _most_in_one_second(times: list[float]) -> int:
+    return max(sum(1 for u in times if t <= u < t + 1.0) for t in times)
+
+
+def test_every_attempt_takes_a_pacer_slot_and_a_throttle_slows_the_shared_bucket(
+    fresh_sim: SimulatedAws,
+    linked: Linked,
+    app_conn: psycopg.Connection[Any],
+    owner_conn: psycopg.Connection[Any],
+    clock: FakeClock,
+    pacer: Pacer,
+    no_retry_sleep: None,
+) -> None:
+    events = seed(fresh_sim, linked, "us-east-1", NOW - DAY, NOW, 1000, 31)  # 20 pages
+    # Someone else (the client's own scripts) uses half of the account-region's quota: what is
+    # left for us is 1 request/s, against our pacing at 2/s. The simulator measures the quota on
+    # the clock the reader runs on.
+    fresh_sim.lookup_events_rate, fresh_sim.clock = 1.0, clock.monotonic
+    try:
+        outcome = do_sync(app_conn, linked, clock, pacer, backfill_days=1, window_size=2 * DAY)
+    finally:
+        fresh_sim.lookup_events_rate, fresh_sim.clock = None, time.monotonic
+
+    assert outcome.error_class is None and not outcome.backlog_remaining
+    assert set(stored(owner_conn, linked.account_id)) == {e["eventID"] for e in events}
+    sent = [c.at for c in fresh_sim.calls if c.operation == "LookupEvents"]
+    throttled = fresh_sim.throttled
+    assert throttled, "the quota was exceeded at least once"
+    # Retries went through the pacer too: never more than 2 requests in any second...
+    assert _most_in_one_second(sent) <= 2
+    # ...each of them is an API call of the run...
+    assert outcome.api_calls == {"us-east-1": len(sent)} and len(sent) == 20 + len(throttled)
+    # ...and after a throttle the bucket slowed down instead of hitting the quota every other
+    # request, as pacing at 2/s against 1/s would (about 20 throttles here).
+    assert len(throttled) <= 5
+    assert pacer.bucket(linked.aws_account_id, "us-east-1").spacing() > 1 / 2 + 0.02
+
+
+def test_a_request_starts_only_if_its_timeouts_end_within_the_budget(
+    fresh_sim: SimulatedAws,
+    linked: Linked,
+    app_conn: psycopg.Connection[Any],
+    owner_conn: psycopg.Connection[Any],
+    clock: FakeClock,
+    pacer: Pacer,
+) -> None:
+    seed(fresh_sim, linked, "us-east-1", NOW - DAY, NOW, 100, 32)
+    outcome = do_sync(app_conn, linked, clock, pacer, time_budget_s=ATTEMPT_S - 0.1)
+    assert lookups(fresh_sim) == [] and outcome.api_calls == {"us-east-1": 0}
+    assert outcome.backlog_remaining and outcome.error_class is None
+    assert outcome.regions[0].stopped_by == "budget"
+    assert cursors(owner_conn, linked.account_id) == {}
+
+
+def test_a_stalled_call_is_cut_by_its_read_timeout_and_retried_within_the_budget(
+    fresh_sim: SimulatedAws,
+    linked: Linked,
+    app_conn: psycopg.Connection[Any],
+    owner_conn: psycopg.Connection[Any],
+) -> None:
+    # Real time: the stall and the timeouts are real. Before the fix the first call waited the
+    # whole stall out (botocore's read timeout was 30 s, retried up to 6 times).
+    events = seed(fresh_sim, linked, "us-east-1", NOW - DAY, NOW, 100, 33)  # 2 pages
+    fresh_sim.faults.add_stall("cloudtrail", "LookupEvents", 12.0)
+    budget = 6.0
+    began = time.monotonic()
+    outcome = reader.run(
+        app_conn,
+        reader.ReadOptions(
+            agency_id=linked.agency.id,
+            account_id=linked.account_id,
+            aws_account_id=linked.aws_account_id,
+            clients=linked.assume(),
+            regions=(),
+            fence=no_fence,
+            pacer=Pacer(),
+            clock=lambda: NOW,
+            time_budget_s=budget,
+            reserve_s=0.0,
+            backfill_days=1,
+            window_size=2 * DAY,
+            connect_timeout_s=0.5,
+            read_timeout_s=1.0,
+            signin_regions=(),
+        ),
+    )
+    elapsed = time.monotonic() - began
+    fresh_sim.release_stalls()
+    assert elapsed < budget
+    assert outcome.error_class is None and not outcome.backlog_remaining
+    assert outcome.api_calls == {"us-east-1": 3}  # the stalled attempt, its retry, page 2
+    assert set(stored(owner_conn, linked.account_id)) == {e["eventID"] for e in events}

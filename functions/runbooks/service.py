@@ -20,7 +20,7 @@ from shared.errors import (
     PreconditionRequiredError,
     UnprocessableError,
 )
-from shared.kit.pages import decode_cursor, split_page
+from shared.kit.pages import decode_int_cursor, decode_uuid_cursor, split_page
 from shared.store import accounts, audit
 from shared.store import runbooks as store
 
@@ -77,13 +77,7 @@ def list_page(
 ) -> schemas.RunbookPage:
     after = None
     if cursor is not None:
-        at, key = decode_cursor("runbooks", cursor)
-        try:
-            after = (at, uuid.UUID(key))
-        except ValueError:
-            raise UnprocessableError(
-                "cursor: not a cursor from this endpoint", code="invalid_request"
-            ) from None
+        after = decode_uuid_cursor("runbooks", cursor)
     with tenant_tx(conn, agency_id):
         _check_account(conn, agency_id, account_id)
         rows = store.page(conn, agency_id, account_id=account_id, after=after, limit=limit + 1)
@@ -192,12 +186,8 @@ def versions_page(
 ) -> schemas.RunbookVersionPage:
     before = None
     if cursor is not None:
-        _, key = decode_cursor("versions", cursor)
-        if not key.isdigit() or len(key) > 9:
-            raise UnprocessableError(
-                "cursor: not a cursor from this endpoint", code="invalid_request"
-            )
-        before = int(key)
+        # Versions are int4 in the database.
+        before = decode_int_cursor("versions", cursor, max_value=2**31 - 1)[1]
     with tenant_tx(conn, agency_id):
         if store.get(conn, agency_id, runbook_id) is None:
             raise NotFoundError("runbook not found")

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
 from shared.errors import BadRequestError
+from shared.kit.jsondepth import nests_deeper_than
 from shared.kit.params import as_utc, check_text
 
 DEFAULT_LIMIT = 100
@@ -83,8 +84,12 @@ def decode_cursor(kind: CursorKind, token: str) -> tuple[datetime, str]:
     problem = _bad_cursor()
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        # A cursor is one flat array: anything nested is refused before the recursive parser
+        # sees it (4 KiB of "[" would otherwise end in RecursionError, a 500).
+        if nests_deeper_than(raw, 1):
+            raise problem
         value = json.loads(raw)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         raise problem from None
     if not (
         isinstance(value, list)

@@ -7,6 +7,7 @@ whose numeric tie-breaker was one of those used to reach `int()` and answer 500.
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 
 import pytest
@@ -91,4 +92,14 @@ def test_a_uuid_cursor_must_hold_a_canonical_uuid(
 def test_another_endpoints_cursor_is_a_400(client: TestClient, agency: AgencyFixture) -> None:
     audit_cursor = encode_cursor("audit", AT, "1")
     r = client.get("/api/access/events", params={"cursor": audit_cursor}, headers=agency.headers)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_cursor"
+
+
+@pytest.mark.parametrize("path", ["/api/access/events", "/api/audit", "/api/accounts"])
+def test_a_cursor_nesting_json_arrays_is_a_400_not_a_recursion_error(
+    client: TestClient, agency: AgencyFixture, path: str
+) -> None:
+    raw = b'["events",' + b"[" * 3000  # within the 4096-character cursor bound
+    token = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+    r = client.get(path, params={"cursor": token}, headers=agency.headers)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_cursor"

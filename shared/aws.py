@@ -17,7 +17,6 @@ Every AWS failure becomes one of our `AwsError`s keeping AWS's error code but ne
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -162,11 +161,6 @@ def session_name(agency_id: uuid.UUID | str, purpose: str = "sync") -> str:
     if not _SESSION_NAME.match(name):
         raise ValueError("invalid role session name")
     return name
-
-
-def random_external_id() -> str:
-    """An ExternalId nobody was given: used to probe that a role really checks it."""
-    return "probe-" + secrets.token_urlsafe(24)
 
 
 def assume_role(

@@ -8,7 +8,8 @@ is called):
    sts:GetCallerIdentity on those credentials, that we are in the account the ARN names;
 3. trust-policy probe: assume again with no ExternalId, then with fresh random ones generated
    exactly like real ExternalIds (indistinguishable from them). If AWS lets us in, the role is
-   open to any of our customers who learns its ARN (confused deputy): the credentials are dropped unused and linking is refused, saying what to add to the trust policy;
+   open to any of our customers who learns its ARN (confused deputy): the credentials are
+   dropped unused and linking is refused, saying what to add to the trust policy;
 4. Organizations: ListAccounts (paginated). The account is the management account only if the
    owner in the accounts' ARNs (`arn:aws:organizations::<owner>:account/...`) is its own id: a
    delegated administrator can list too, but is not the payer. A management account's members

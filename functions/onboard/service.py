@@ -8,14 +8,16 @@ templates (PyYAML): the functions below import them when called, so the read vie
 beside these routes (api/accounts.py) never load either. A new link's sync jobs are created
 and published right after the link commits (`_first_sync`).
 
-Sign-up is public (no key yet), so it is rate-limited per source address (a hash of it is the
-bucket: the address itself is not stored). The ExternalId comes from `externalid.generate()`,
-never from the request; an API key is returned once and only its hash is stored.
+Sign-up is public (no key yet), so it is rate-limited per source address, an IPv6 address by
+its /64 (a hash of it is the bucket: the address itself is not stored). The ExternalId comes
+from `externalid.generate()`, never from the request; an API key is returned once and only its
+hash is stored.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -76,9 +78,28 @@ class SignUpResult:
         return f"SignUpResult(agency_id={self.agency_id})"
 
 
+def address_block(source_address: str) -> str:
+    """What one sign-up budget covers: an IPv4 address, or an IPv6 /64.
+
+    A single IPv6 host is usually given a whole /64 (SLAAC, privacy addresses), so counting
+    each IPv6 address alone would give one client 2^64 budgets. IPv4-mapped IPv6 addresses
+    count as their IPv4 address; text that is no address counts as itself."""
+    try:
+        ip = ipaddress.ip_address(source_address.strip())
+    except ValueError:
+        return source_address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        prefix = ipaddress.IPv6Address(int(ip) >> 64 << 64)  # drops any %zone as well
+        return f"{prefix}/64"
+    return str(ip)
+
+
 def rate_limit_bucket(source_address: str) -> str:
-    """The rate-limit bucket of an address: hashed (the address is personal data)."""
-    digest = hashlib.sha256(source_address.encode("utf-8", "replace")).hexdigest()[:32]
+    """The rate-limit bucket of an address block: hashed (the address is personal data)."""
+    block = address_block(source_address)
+    digest = hashlib.sha256(block.encode("utf-8", "replace")).hexdigest()[:32]
     return f"signup:{digest}"
 
 

@@ -347,11 +347,19 @@ def get_conn(deps: DepsDep) -> Iterator[db.Connection]:
 Conn = Annotated[db.Connection, Depends(get_conn)]
 
 
-def get_caller(
-    conn: Conn,
+def get_bearer_key(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> auth.Caller:
-    caller = auth.authenticate(conn, authorization)
+) -> str:
+    """The request's API key, checked for shape before anything opens a database connection:
+    a malformed or missing header costs no connection (401)."""
+    return auth.bearer_key(authorization)
+
+
+def get_caller(key: Annotated[str, Depends(get_bearer_key)], conn: Conn) -> auth.Caller:
+    # `key` is declared before `conn`: FastAPI solves dependencies in order, so the header is
+    # refused before the connection is opened. Routes list the caller before `conn` for the
+    # same reason (tests/api/test_auth_before_db.py walks every route).
+    caller = auth.authenticate_key(conn, key)
     log_context(agency_id=str(caller.agency_id), key_id=str(caller.key_id))
     return caller
 

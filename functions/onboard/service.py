@@ -51,7 +51,9 @@ if TYPE_CHECKING:
     pass
 
 SIGNUP_WINDOW_S = 3600
-SIGNUP_LIMIT = 5  # sign-ups per source address per window
+SIGNUP_LIMIT = 5  # sign-ups per address block per window
+# (The database applies these, in cao.rate_limit_hit; tests/test_schema_privileges.py holds
+# them equal.)
 _ATTEMPTS = 3  # a unique-constraint collision of 256-bit random values means a broken RNG
 MAX_LIVE_KEYS = 50
 OPERATOR_ACTOR = "operator"
@@ -106,9 +108,7 @@ def rate_limit_bucket(source_address: str) -> str:
 def check_rate_limit(conn: Connection, source_address: str, now: datetime) -> None:
     """Count this sign-up attempt; 429 with Retry-After past the limit."""
     with system_tx(conn):
-        wait = rate_limits.hit(
-            conn, rate_limit_bucket(source_address), now, SIGNUP_WINDOW_S, SIGNUP_LIMIT
-        )
+        wait = rate_limits.hit(conn, rate_limit_bucket(source_address))
     if wait:
         raise RateLimitedError(
             f"too many sign-ups from this address; retry in {wait} seconds", retry_after=wait

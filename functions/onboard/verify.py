@@ -55,7 +55,11 @@ from . import linking
 PROBE_ACTOR = "system:trust-probe"
 VERIFY_WINDOW_S = 3600
 VERIFY_LIMIT = 4  # per account per window, as for sync-now: each costs a Cost Explorer request
-PROBE_INTERVAL = timedelta(days=6)  # weekly cron; a day of slack
+# (applied by the database, in cao.rate_limit_hit; tests/test_schema_privileges.py holds them
+# equal)
+# Weekly cron, a day of slack. Applied by cao.accounts_due_trust_probe on the database's clock
+# (schema.sql); here for the record and the tests.
+PROBE_INTERVAL = timedelta(days=6)
 PROBE_LIMIT = 1000
 PROBE_WORKERS = 8
 PROBE_BUDGET_S = 20.0  # of the function's 30 s maxDuration
@@ -107,7 +111,7 @@ def verify_account(
     # account's budget by guessing its id), and before any AWS call: each verification costs
     # the client a Cost Explorer request.
     with system_tx(conn):
-        wait = rate_limits.hit(conn, f"verify:{account_id}", now, VERIFY_WINDOW_S, VERIFY_LIMIT)
+        wait = rate_limits.hit(conn, f"verify:{account_id}")
     if wait:
         raise RateLimitedError(
             f"at most {VERIFY_LIMIT} verifications per account per hour (each costs the client "
@@ -288,7 +292,7 @@ def run_weekly_probe(
 ) -> ProbeSummary:
     deadline = clock() + budget_s
     with system_tx(conn):
-        due = accounts.due_for_trust_probe(conn, now, now - PROBE_INTERVAL, limit)
+        due = accounts.due_for_trust_probe(conn, limit)
     targets = [t for t in (_load(conn, a, c, our_account_id) for a, c in due) if t is not None]
     summary = ProbeSummary(due=len(due))
     flagged: Counter[str] = Counter()

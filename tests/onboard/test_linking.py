@@ -212,6 +212,8 @@ def test_probe_external_ids_look_exactly_like_real_ones_and_are_fresh_every_time
         {"StringLike": {"sts:ExternalId": "?" * externalid.LENGTH}},
         # Any value at all in the real alphabet and length, spelled as a list of patterns.
         {"StringLike": {"sts:ExternalId": ["?" * externalid.LENGTH, "probe-*"]}},
+        # Any ExternalId but a marked probe's.
+        {"StringNotLike": {"sts:ExternalId": "probe-*"}, "Null": {"sts:ExternalId": "false"}},
     ],
 )
 def test_a_role_that_accepts_any_external_id_of_the_real_shape_is_refused_by_the_probe(

@@ -62,7 +62,8 @@ CREATE TABLE IF NOT EXISTS cao.external_ids (
   value       text NOT NULL UNIQUE
                 CHECK (length(value) BETWEEN 2 AND 1224 AND value ~ '^[A-Za-z0-9_+=,.@:/-]+$'),
   created_at  timestamptz NOT NULL DEFAULT now(),
-  retired_at  timestamptz
+  retired_at  timestamptz,
+  UNIQUE (agency_id, id)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS external_ids_one_current
   ON cao.external_ids (agency_id) WHERE retired_at IS NULL;
@@ -92,8 +93,9 @@ CREATE TABLE IF NOT EXISTS cao.accounts (
   role_arn            text NOT NULL CHECK (length(role_arn) <= 2048),
   alias               text CHECK (length(alias) <= 100),
   regions             text[] CHECK (regions IS NULL OR cardinality(regions) BETWEEN 1 AND 32),
-  -- The ExternalId this account was last verified with (see external_ids).
-  external_id_id      uuid NOT NULL REFERENCES cao.external_ids(id),
+  -- The ExternalId this account was last verified with (see external_ids): one of its own
+  -- agency's (the foreign key names the agency too).
+  external_id_id      uuid NOT NULL,
   status              text NOT NULL DEFAULT 'active' CHECK (status IN (
                         'active', 'needs_trust_update', 'access_denied', 'paused',
                         'cost_explorer_not_enabled', 'unsafe_trust_policy', 'unreachable')),
@@ -103,7 +105,8 @@ CREATE TABLE IF NOT EXISTS cao.accounts (
   verified_at         timestamptz,
   consecutive_denials integer NOT NULL DEFAULT 0,
   UNIQUE (agency_id, role_arn),
-  UNIQUE (agency_id, id)
+  UNIQUE (agency_id, id),
+  FOREIGN KEY (agency_id, external_id_id) REFERENCES cao.external_ids (agency_id, id)
 );
 CREATE INDEX IF NOT EXISTS accounts_agency ON cao.accounts (agency_id, linked_at);
 CREATE INDEX IF NOT EXISTS accounts_aws_account ON cao.accounts (aws_account_id);
@@ -390,7 +393,7 @@ CREATE TABLE IF NOT EXISTS cao.webhook_deliveries (
   received_at   timestamptz NOT NULL DEFAULT now()
 );
 
--- Fixed-window rate limits (sign-up per source address, sync-now per account).
+-- Fixed-window rate limits (sign-up per source address, sync-now and verify per account).
 CREATE TABLE IF NOT EXISTS cao.rate_limits (
   bucket        text PRIMARY KEY CHECK (length(bucket) <= 200),
   window_start  timestamptz NOT NULL,
@@ -513,6 +516,25 @@ END $$;
 REVOKE ALL ON cao.notice_deliveries FROM cao_app;
 GRANT SELECT, UPDATE (read_at) ON cao.notice_deliveries TO cao_app;
 
+-- Only the writes the code makes (the loop above granted all four verbs). Agencies are created
+-- by cao.create_agency and their billing columns written by cao.set_billing_state (webhooks);
+-- the app changes only settings, and deletes the agency. The audit log is append-only. A key's
+-- hash is written once, at creation; revocation is the only change (last_used_at is
+-- cao.authenticate_key's). An ExternalId's value never changes, only its retirement.
+-- Previous runbook versions are inserted and pruned, never edited. (Deleting an agency
+-- cascades as the owner: no DELETE grant is needed on the tables it cascades to.)
+REVOKE ALL ON cao.agencies, cao.audit_log, cao.api_keys, cao.external_ids,
+  cao.runbook_versions FROM cao_app;
+GRANT SELECT, DELETE ON cao.agencies TO cao_app;
+GRANT UPDATE (name, contact_email, default_regions, cloudtrail_retention_days,
+  cloudtrail_backfill_days) ON cao.agencies TO cao_app;
+GRANT SELECT, INSERT ON cao.audit_log TO cao_app;
+GRANT SELECT, INSERT ON cao.api_keys TO cao_app;
+GRANT UPDATE (revoked_at) ON cao.api_keys TO cao_app;
+GRANT SELECT, INSERT, DELETE ON cao.external_ids TO cao_app;
+GRANT UPDATE (retired_at) ON cao.external_ids TO cao_app;
+GRANT SELECT, INSERT, DELETE ON cao.runbook_versions TO cao_app;
+
 -- The app role never touches these directly.
 ALTER TABLE cao.webhook_deliveries ENABLE ROW LEVEL SECURITY;
 ALTER TABLE cao.webhook_deliveries FORCE ROW LEVEL SECURITY;
@@ -581,8 +603,9 @@ $$;
 
 -- Dispatcher: due jobs of entitled agencies, marked queued (requested_at = when) so a second
 -- dispatcher run in the same minute does not publish them again. Locks are held only for this
--- statement.
-CREATE OR REPLACE FUNCTION cao.dispatch_due_jobs(p_kind text, p_now timestamptz, p_limit integer)
+-- statement. The time is the database's (now()): a caller cannot queue jobs before they are
+-- due, or for agencies whose entitlement has ended.
+CREATE OR REPLACE FUNCTION cao.dispatch_due_jobs(p_kind text, p_limit integer)
   RETURNS TABLE (job_id uuid, agency_id uuid, account_id uuid, kind text, due_at timestamptz)
   LANGUAGE sql SECURITY DEFINER SET search_path = cao, pg_temp
 AS $$
@@ -591,20 +614,20 @@ AS $$
       JOIN agencies a ON a.id = j.agency_id
       JOIN accounts c ON c.id = j.account_id
      WHERE j.kind = p_kind
-       AND j.next_run_at <= p_now
+       AND j.next_run_at <= now()
        -- queued an hour ago and never claimed (a lost message), or running with an expired
        -- lease: again. The hour counts from when it was queued, not from when it fell due.
        AND (j.state IN ('idle', 'failed')
             OR (j.state = 'queued'
-                AND coalesce(j.requested_at, j.next_run_at) <= p_now - interval '1 hour')
-            OR (j.state = 'running' AND j.lease_expires_at <= p_now))
+                AND coalesce(j.requested_at, j.next_run_at) <= now() - interval '1 hour')
+            OR (j.state = 'running' AND j.lease_expires_at <= now()))
        AND c.status NOT IN ('paused', 'unsafe_trust_policy')
-       AND is_entitled(a, p_now)
+       AND is_entitled(a, now())
      ORDER BY j.next_run_at
      LIMIT least(greatest(p_limit, 0), 10000)
      FOR UPDATE OF j SKIP LOCKED
   )
-  UPDATE sync_jobs j SET state = 'queued', requested_at = p_now
+  UPDATE sync_jobs j SET state = 'queued', requested_at = now()
     FROM due WHERE j.id = due.id
   RETURNING j.id, j.agency_id, j.account_id, j.kind, due.next_run_at;
 $$;
@@ -638,20 +661,22 @@ AS $$
   RETURNING j.lease_token, j.agency_id, j.account_id, j.kind, j.deliveries;
 $$;
 
--- Retention: delete access events older than each agency's retention. Returns rows deleted
--- per agency, so the run log can record them.
-CREATE OR REPLACE FUNCTION cao.purge_expired_events(p_now timestamptz, p_batch integer)
-  RETURNS TABLE (agency_id uuid, deleted bigint)
+-- Retention: delete access events older than each agency's retention, as of the database's
+-- clock (a caller's "now" could reach every agency's events). Returns rows deleted per agency
+-- and the cutoff applied, so the run log can record them. At most 100000 rows a call.
+CREATE OR REPLACE FUNCTION cao.purge_expired_events(p_batch integer)
+  RETURNS TABLE (agency_id uuid, deleted bigint, older_than timestamptz)
   LANGUAGE sql SECURITY DEFINER SET search_path = cao, pg_temp
 AS $$
   WITH doomed AS (
     SELECT e.id FROM access_events e JOIN agencies a ON a.id = e.agency_id
-     WHERE e.event_time < p_now - make_interval(days => a.cloudtrail_retention_days)
-     LIMIT least(greatest(p_batch, 1), 1000000)
+     WHERE e.event_time < now() - make_interval(days => a.cloudtrail_retention_days)
+     LIMIT least(greatest(p_batch, 1), 100000)
   ), gone AS (
     DELETE FROM access_events e USING doomed WHERE e.id = doomed.id RETURNING e.agency_id
   )
-  SELECT gone.agency_id, count(*) FROM gone GROUP BY gone.agency_id;
+  SELECT gone.agency_id, count(*), now() - make_interval(days => min(a.cloudtrail_retention_days))
+    FROM gone JOIN agencies a ON a.id = gone.agency_id GROUP BY gone.agency_id;
 $$;
 
 -- Webhooks: record a delivery id once. True when this call recorded it (first delivery); the
@@ -674,44 +699,74 @@ CREATE OR REPLACE FUNCTION cao.agency_exists(p_agency_id uuid) RETURNS boolean
 AS $$ SELECT EXISTS (SELECT 1 FROM agencies WHERE id = p_agency_id) $$;
 
 -- Rate limiting: count a hit in a fixed window; returns seconds until the window resets when
--- the limit is exceeded, else 0.
-CREATE OR REPLACE FUNCTION cao.rate_limit_hit(
-  p_bucket text, p_now timestamptz, p_window_seconds integer, p_limit integer)
+-- the limit is exceeded, else 0. The window and the limit belong to the bucket's kind (the
+-- text before the first ':') and are fixed here, and the time is the database's: a caller can
+-- neither widen its own limit nor reset a bucket (a 0-second window, a "now" far ahead). The
+-- Python constants that word the 429 messages (SIGNUP_*, SYNC_NOW_*, VERIFY_*) are tested
+-- against these.
+CREATE OR REPLACE FUNCTION cao.rate_limit_hit(p_bucket text)
   RETURNS integer
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = cao, pg_temp
 AS $$
 DECLARE
+  p record;
   r rate_limits;
+  t timestamptz := now();
 BEGIN
-  INSERT INTO rate_limits AS rl (bucket, window_start, hits) VALUES (p_bucket, p_now, 1)
+  SELECT k.window_seconds, k.max_hits INTO p
+    FROM (VALUES ('signup', 3600, 5), ('sync-now', 3600, 4), ('verify', 3600, 4))
+      AS k (kind, window_seconds, max_hits)
+   WHERE k.kind = split_part(p_bucket, ':', 1);
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'no rate-limit policy for this bucket kind' USING ERRCODE = '22023';
+  END IF;
+  INSERT INTO rate_limits AS rl (bucket, window_start, hits) VALUES (p_bucket, t, 1)
   ON CONFLICT (bucket) DO UPDATE SET
-    window_start = CASE WHEN rl.window_start <= p_now - make_interval(secs => p_window_seconds)
-                        THEN p_now ELSE rl.window_start END,
-    hits = CASE WHEN rl.window_start <= p_now - make_interval(secs => p_window_seconds)
-                THEN 1 ELSE rl.hits + 1 END
+    window_start = CASE WHEN rl.window_start <= t - make_interval(secs => p.window_seconds)
+                        THEN t ELSE rl.window_start END,
+    hits = CASE WHEN rl.window_start <= t - make_interval(secs => p.window_seconds)
+                THEN 1 ELSE least(rl.hits + 1, 1000000) END
   RETURNING * INTO r;
-  IF r.hits > p_limit THEN
+  IF r.hits > p.max_hits THEN
     RETURN greatest(1, ceil(extract(epoch FROM
-      (r.window_start + make_interval(secs => p_window_seconds)) - p_now))::integer);
+      (r.window_start + make_interval(secs => p.window_seconds)) - t))::integer);
   END IF;
   RETURN 0;
 END $$;
 
 -- Weekly trust probe (functions/onboard/verify.py): which accounts to probe, across agencies.
--- Accounts of entitled agencies, not paused, not verified since p_verified_before, stalest
--- first. Ids only: each account is then read inside its own agency's tenant transaction.
-CREATE OR REPLACE FUNCTION cao.accounts_due_trust_probe(
-  p_now timestamptz, p_verified_before timestamptz, p_limit integer)
+-- Accounts of entitled agencies, not paused, not verified in the last 6 days (the weekly cron,
+-- a day of slack; verify.PROBE_INTERVAL), stalest first, as of the database's clock: a caller
+-- learns no account that is not due. Ids only: each account is then read inside its own
+-- agency's tenant transaction.
+CREATE OR REPLACE FUNCTION cao.accounts_due_trust_probe(p_limit integer)
   RETURNS TABLE (agency_id uuid, account_id uuid)
   LANGUAGE sql STABLE SECURITY DEFINER SET search_path = cao, pg_temp
 AS $$
   SELECT c.agency_id, c.id FROM accounts c JOIN agencies a ON a.id = c.agency_id
    WHERE c.status <> 'paused'
-     AND (c.verified_at IS NULL OR c.verified_at < p_verified_before)
-     AND is_entitled(a, p_now)
+     AND (c.verified_at IS NULL OR c.verified_at < now() - interval '6 days')
+     AND is_entitled(a, now())
    ORDER BY c.verified_at NULLS FIRST, c.id
-   LIMIT least(greatest(p_limit, 0), 10000)
+   LIMIT least(greatest(p_limit, 0), 1000)
 $$;
+
+-- Billing (functions/billing): the agency's billing columns, which the app role may not write
+-- directly. Scoped to the transaction's tenant, never to an argument. False when the agency is
+-- gone.
+CREATE OR REPLACE FUNCTION cao.set_billing_state(
+  p_status text, p_plan text, p_trial_ends_at timestamptz, p_polar_customer_id text,
+  p_polar_subscription_id text, p_current_period_end timestamptz, p_billing_event_at timestamptz)
+  RETURNS boolean
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$
+BEGIN
+  UPDATE agencies SET billing_status = p_status, plan = p_plan, trial_ends_at = p_trial_ends_at,
+         polar_customer_id = p_polar_customer_id, polar_subscription_id = p_polar_subscription_id,
+         current_period_end = p_current_period_end, billing_event_at = p_billing_event_at
+   WHERE id = current_agency();
+  RETURN FOUND;
+END $$;
 
 -- Agency deletion: the agency's rows in the cross-tenant tables the app role cannot touch
 -- (webhook delivery records; rate-limit buckets naming the agency or one of its accounts).
@@ -737,11 +792,13 @@ GRANT EXECUTE ON FUNCTION cao.current_agency() TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.is_entitled(cao.agencies, timestamptz) TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.create_agency(text, text, text, bytea, text) TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.authenticate_key(bytea) TO cao_app;
-GRANT EXECUTE ON FUNCTION cao.dispatch_due_jobs(text, timestamptz, integer) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.dispatch_due_jobs(text, integer) TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.claim_job(uuid, timestamptz, integer) TO cao_app;
-GRANT EXECUTE ON FUNCTION cao.purge_expired_events(timestamptz, integer) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.purge_expired_events(integer) TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.record_webhook(text, text, uuid) TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.agency_exists(uuid) TO cao_app;
-GRANT EXECUTE ON FUNCTION cao.rate_limit_hit(text, timestamptz, integer, integer) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.rate_limit_hit(text) TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.erase_agency_traces() TO cao_app;
-GRANT EXECUTE ON FUNCTION cao.accounts_due_trust_probe(timestamptz, timestamptz, integer) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.accounts_due_trust_probe(integer) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.set_billing_state(text, text, timestamptz, text, text, timestamptz,
+  timestamptz) TO cao_app;

@@ -33,7 +33,8 @@ Cost Explorer uses the same data: a management account sees its members' ledger 
 
 What is not simulated: IAM permission policies (only trust policies are evaluated), CE DAILY and
 HOURLY granularity, CE grouping other than SERVICE / LINKED_ACCOUNT, trust-policy conditions
-other than `StringEquals`/`StringLike` on `sts:ExternalId` (any other condition fails closed).
+other than `StringEquals`/`StringLike`, their negations and `Null` on `sts:ExternalId` (any
+other condition fails closed).
 
 moto's state is process-global (shared by every simulator and by `mock_aws` in the same
 process); the stores added here (events, ledger, faults, calls) belong to one `SimulatedAws`.
@@ -1116,6 +1117,26 @@ def _iam_like(value: str, pattern: str) -> bool:
     return re.fullmatch(regex, value, re.DOTALL) is not None
 
 
+_EXTERNAL_ID_OPERATORS = ("StringEquals", "StringLike", "StringNotEquals", "StringNotLike", "Null")
+
+
+def _external_id_verdict(operator: str, values: list[str], external_id: str | None) -> bool | None:
+    """One operator on sts:ExternalId, as IAM evaluates it: a key absent from the request
+    matches no value, so positive operators are false and negated ones (StringNot...) true;
+    `Null` tests presence ("true": absent)."""
+    if operator == "Null":
+        if values not in (["true"], ["false"]):
+            return None
+        return (external_id is None) == (values == ["true"])
+    if external_id is None:
+        return operator.startswith("StringNot")
+    if operator in ("StringEquals", "StringNotEquals"):
+        matched = external_id in values
+    else:
+        matched = any(_iam_like(external_id, v) for v in values)
+    return matched if not operator.startswith("StringNot") else not matched
+
+
 def _conditions_hold(condition: Any, external_id: str | None) -> bool | None:
     """True/False for conditions we evaluate; None when one is beyond the simulator."""
     if not isinstance(condition, dict):
@@ -1125,19 +1146,11 @@ def _conditions_hold(condition: Any, external_id: str | None) -> bool | None:
         if not isinstance(block, dict):
             return None
         for key, expected in block.items():
-            if str(key).lower() != "sts:externalid" or operator not in (
-                "StringEquals",
-                "StringLike",
-            ):
+            if str(key).lower() != "sts:externalid" or operator not in _EXTERNAL_ID_OPERATORS:
                 verdicts.append(None)
                 continue
             values = [str(v) for v in _as_list(expected)]
-            if external_id is None:
-                verdicts.append(False)
-            elif operator == "StringEquals":
-                verdicts.append(external_id in values)
-            else:
-                verdicts.append(any(_iam_like(external_id, v) for v in values))
+            verdicts.append(_external_id_verdict(operator, values, external_id))
     if False in verdicts:
         return False
     if None in verdicts:

@@ -68,11 +68,22 @@ def parse_bearer(authorization: str | None) -> str:
     return token
 
 
-def authenticate(conn: Connection, authorization: str | None) -> Caller:
-    """The caller behind a bearer API key; 401 when it is malformed, unknown or revoked."""
+def bearer_key(authorization: str | None) -> str:
+    """The API key in an `Authorization` header, checked for shape only (no database): 401 when
+    the header is missing or malformed, or the token cannot be one of our keys."""
     token = parse_bearer(authorization)
     if not token.startswith(KEY_PREFIX) or len(token) != _KEY_LEN:
         raise UnauthorizedError("unknown or revoked API key")
+    return token
+
+
+def authenticate(conn: Connection, authorization: str | None) -> Caller:
+    """The caller behind a bearer API key; 401 when it is malformed, unknown or revoked."""
+    return authenticate_key(conn, bearer_key(authorization))
+
+
+def authenticate_key(conn: Connection, token: str) -> Caller:
+    """The caller behind a well-formed key (`bearer_key`); 401 when unknown or revoked."""
     with system_tx(conn):
         row = conn.execute(
             "SELECT agency_id, key_id, role FROM cao.authenticate_key(%s)", (hash_key(token),)

@@ -32,7 +32,6 @@ that could end after the limits' deadline.
 from __future__ import annotations
 
 import re
-import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -298,11 +297,6 @@ def session_name(agency_id: uuid.UUID | str, purpose: str = "sync") -> str:
     if not _SESSION_NAME.match(name):
         raise ValueError("invalid role session name")
     return name
-
-
-def random_external_id() -> str:
-    """An ExternalId nobody was given: used to probe that a role really checks it."""
-    return "probe-" + secrets.token_urlsafe(24)
 
 
 def assume_role(

@@ -12,9 +12,10 @@ connection per request and the authenticated caller.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Annotated, Any
@@ -75,12 +76,46 @@ _STATUS_CODES = {
 }
 
 
+# Context pydantic fills from the input itself (a parser's complaint quotes the offending
+# character: "invalid character: found `q` at 0"; a union tag; a timezone). `value_error` and
+# `assertion_error` carry our own validators' messages, which never quote the input.
+_INPUT_CONTEXT = ("error", "tag", "tz_actual", "attribute", "encoding_error")
+_OWN_MESSAGES = frozenset({"value_error", "assertion_error"})
+
+
+def _rule(err: Mapping[str, Any]) -> str:
+    """pydantic's message for one error, cut before any part taken from the input."""
+    msg = str(err.get("msg", "invalid"))
+    if err.get("type") in _OWN_MESSAGES:
+        return msg
+    ctx = err.get("ctx") or {}
+    for key in _INPUT_CONTEXT:
+        quoted = str(ctx.get(key, ""))
+        if quoted and quoted in msg:
+            msg = msg[: msg.index(quoted)].rstrip(" ,:'`")
+    return msg or "invalid"
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}", re.ASCII)
+
+
+def _location(err: Mapping[str, Any]) -> str:
+    """Where the error is. An unknown field's name is the client's input: it is named only when
+    it looks like a field name (`agency_id`), else by its parent."""
+    parts = [p for p in err.get("loc", ()) if p != "body"]
+    if err.get("type") == "extra_forbidden" and parts and not _FIELD_NAME.fullmatch(str(parts[-1])):
+        parts = parts[:-1]
+    return ".".join(str(p) for p in parts) or "body"
+
+
 def _describe_validation(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
     fields = []
     for err in exc.errors()[:20]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body") or "body"
-        # pydantic's `msg` describes the rule, not the value; `input` is deliberately dropped.
-        fields.append({"field": loc, "problem": str(err.get("msg", "invalid"))[:200]})
+        # `input` is dropped, and so is any part of the message quoting it (see `_rule`).
+        problem = _rule(err)
+        if err.get("type") == "extra_forbidden":
+            problem = "unknown field: send only the fields this endpoint documents"
+        fields.append({"field": _location(err), "problem": problem[:200]})
     first = fields[0] if fields else {"field": "body", "problem": "invalid"}
     return f"{first['field']}: {first['problem']}", fields
 
@@ -359,11 +394,19 @@ def get_conn(deps: DepsDep) -> Iterator[db.Connection]:
 Conn = Annotated[db.Connection, Depends(get_conn)]
 
 
-def get_caller(
-    conn: Conn,
+def get_bearer_key(
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> auth.Caller:
-    caller = auth.authenticate(conn, authorization)
+) -> str:
+    """The request's API key, checked for shape before anything opens a database connection:
+    a malformed or missing header costs no connection (401)."""
+    return auth.bearer_key(authorization)
+
+
+def get_caller(key: Annotated[str, Depends(get_bearer_key)], conn: Conn) -> auth.Caller:
+    # `key` is declared before `conn`: FastAPI solves dependencies in order, so the header is
+    # refused before the connection is opened. Routes list the caller before `conn` for the
+    # same reason (tests/api/test_auth_before_db.py walks every route).
+    caller = auth.authenticate_key(conn, key)
     log_context(agency_id=str(caller.agency_id), key_id=str(caller.key_id))
     return caller
 

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 
 from functions.access import schemas
 from shared.db import Connection, tenant_tx
-from shared.errors import NotFoundError, UnprocessableError
-from shared.kit.pages import CursorKind, decode_cursor, split_page
+from shared.errors import NotFoundError
+from shared.kit.pages import CursorKind, decode_cursor, decode_int_cursor, split_page
 from shared.store import access, accounts
 from shared.store.access import EventFilter
 
@@ -38,10 +38,7 @@ def _check_accounts(
 def _after_int(kind: CursorKind, cursor: str | None) -> tuple[datetime, int] | None:
     if cursor is None:
         return None
-    at, key = decode_cursor(kind, cursor)
-    if not key.isdigit() or len(key) > 19:
-        raise UnprocessableError("cursor: not a cursor from this endpoint", code="invalid_request")
-    return at, int(key)
+    return decode_int_cursor(kind, cursor)
 
 
 def _after_text(kind: CursorKind, cursor: str | None) -> tuple[datetime, str] | None:

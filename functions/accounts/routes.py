@@ -2,13 +2,19 @@
 
     GET    /api/accounts/discovered      members of linked organizations (onboarding's)
     POST   /api/accounts/discovered/link bulk link through the StackSet role (admin; onboarding's)
-    POST   /api/accounts                 link a client role (onboarding's)
-    POST   /api/accounts/{account_id}/verify   every linking check again (onboarding's)
+    POST   /api/accounts                 link a client role (admin; onboarding's)
+    POST   /api/accounts/{account_id}/verify   every linking check again (rate-limited;
+                                               onboarding's)
     GET    /api/accounts                 list with status in words and sync health
     GET    /api/accounts/{account_id}    one account, with its recent sync runs
     PATCH  /api/accounts/{account_id}    alias and/or regions (admin)
     DELETE /api/accounts/{account_id}    unlink (admin)
     POST   /api/accounts/{account_id}/sync   sync now (the job system queues its jobs)
+
+Who may do what follows the price: linking adds an account the agency pays for and whose
+client pays a Cost Explorer request per link, so it needs an admin key (one account or a bulk
+of discovered members alike); verifying costs one Cost Explorer request, like a sync, so any
+key may ask, within the same kind of per-account rate limit as sync-now.
 
 Linking and verifying are onboarding's use cases (functions/onboard/service.py: they call AWS and
 import botocore inside the call); the rest is this domain's. Cold start: api/accounts.py is a
@@ -79,6 +85,7 @@ def link_discovered(
         **ERRORS,
         200: {"description": "already linked: the existing link", "model": AccountOut},
         400: {"description": "malformed role ARN"},
+        403: {"description": "admin keys only"},
         409: {"description": "that AWS account is linked through another role"},
         503: {"description": "AWS throttled or unreachable: retry; nothing was stored"},
     },
@@ -86,15 +93,15 @@ def link_discovered(
 def link_account(
     *,
     body: LinkIn,
-    caller: CallerDep,
+    caller: AdminDep,
     conn: Conn,
     deps: DepsDep,
     publisher: PublisherDep,
     response: Response,
     now: Now,
 ) -> AccountOut:
-    """Link a client account by its role ARN: assume, confirm the account, probe the trust
-    policy, check Organizations and Cost Explorer, then record it. 201 when linked now, 200
+    """Link a client account by its role ARN (admin): assume, confirm the account, probe the
+    trust policy, check Organizations and Cost Explorer, then record it. 201 when linked now, 200
     with the existing link when that role is already linked."""
     account, created = onboarding.link(conn, caller, body, deps=deps, publisher=publisher, now=now)
     if not created:
@@ -107,13 +114,15 @@ def link_account(
     response_model=AccountOut,
     responses={
         **ERRORS,
+        429: {"description": "too many verifications of this account; see Retry-After"},
         503: {"description": "AWS throttled or unreachable: retry; nothing changed"},
     },
 )
 def verify_account(
     account_id: uuid.UUID, caller: CallerDep, conn: Conn, deps: DepsDep, now: Now
 ) -> AccountOut:
-    """Re-run every linking check for this account and record the outcome as its status."""
+    """Re-run every linking check for this account and record the outcome as its status (any
+    key; each costs the client one Cost Explorer request, so at most 4 per account per hour)."""
     return onboarding.verify_account(conn, caller, account_id, deps=deps, now=now)
 
 

@@ -19,9 +19,9 @@ from typing import Any
 from functions.onboard.schemas import AccountOut
 from shared.auth import Caller
 from shared.db import Connection, tenant_tx
-from shared.errors import BadRequestError, NotFoundError, UnprocessableError
+from shared.errors import BadRequestError, NotFoundError
 from shared.kit.months import month_began
-from shared.kit.pages import decode_cursor, split_page
+from shared.kit.pages import decode_uuid_cursor, split_page
 from shared.kit.params import dec_str
 from shared.store import accounts, agency, audit
 from shared.store import accounts as store
@@ -133,13 +133,7 @@ def list_accounts(
 ) -> AccountPage:
     after = None
     if cursor is not None:
-        at, key = decode_cursor("accounts", cursor)
-        try:
-            after = (at, uuid.UUID(key))
-        except ValueError:
-            raise UnprocessableError(
-                "cursor: not a cursor from this endpoint", code="invalid_request"
-            ) from None
+        after = decode_uuid_cursor("accounts", cursor)
     with tenant_tx(conn, agency_id):
         rows = store.page_accounts(conn, agency_id, after, limit + 1)
         page, next_cursor = split_page(rows, limit, "accounts", lambda a: (a.linked_at, str(a.id)))

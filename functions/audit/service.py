@@ -7,8 +7,7 @@ from datetime import datetime
 
 from functions.audit import schemas
 from shared.db import Connection, tenant_tx
-from shared.errors import UnprocessableError
-from shared.kit.pages import decode_cursor, split_page
+from shared.kit.pages import decode_int_cursor, split_page
 from shared.kit.params import check_window
 from shared.store import audit
 
@@ -33,12 +32,7 @@ def page(
             exact = action
     after = None
     if cursor is not None:
-        at, key = decode_cursor("audit", cursor)
-        if not key.isdigit() or len(key) > 19:
-            raise UnprocessableError(
-                "cursor: not a cursor from this endpoint", code="invalid_request"
-            )
-        after = (at, int(key))
+        after = decode_int_cursor("audit", cursor)
     with tenant_tx(conn, agency_id):
         rows = audit.page(
             conn,

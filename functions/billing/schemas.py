@@ -9,7 +9,6 @@ reaches the parser's recursion limit (a 500).
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from functions.billing import plans
 from shared.errors import BadRequestError
+from shared.kit.jsondepth import nests_deeper_than
 from shared.web import Body
 
 # ---- the admin API -----------------------------------------------------------------------------
@@ -203,40 +203,6 @@ class Event:
             return uuid.UUID(customer.external_id)
         except ValueError:
             return None
-
-
-# The tokens that matter for nesting: brackets, and strings (whose brackets do not count).
-_TOKEN = re.compile(rb'[\[\]{}"]')
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_OPENERS = frozenset(b"[{")
-
-
-def nests_deeper_than(body: bytes, limit: int) -> bool:
-    """Whether the JSON text `body` opens more than `limit` arrays/objects inside each other.
-
-    One pass, no recursion, strings skipped whole; text that is not JSON is left for the
-    parser to refuse (an unterminated string ends the scan)."""
-    if body.count(b"[") + body.count(b"{") <= limit:
-        return False  # too few brackets to nest that deep (every real event): no scan
-    depth = 0
-    pos = 0
-    while (token := _TOKEN.search(body, pos)) is not None:
-        start = token.start()
-        char = body[start]
-        if char == 0x22:  # '"'
-            string = _STRING.match(body, start)
-            if string is None:
-                return False
-            pos = string.end()
-            continue
-        if char in _OPENERS:
-            depth += 1
-            if depth > limit:
-                return True
-        else:
-            depth -= 1
-        pos = start + 1
-    return False
 
 
 def parse_event(body: bytes) -> Event:

@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 from functions.costs.schemas import CostReport
 
 CSV_COLUMNS = ("group_by", "key", "label", "month", "currency", "amount", "estimated")
 
 
+# Text a spreadsheet may run as a formula (OWASP "CSV Injection"): a cell starting with = + - @,
+# or with a tab, CR or LF; Excel and LibreOffice also skip leading spaces before = + - @, and
+# some locales use ; as the separator (a ; then starts a new cell) or read the fullwidth forms
+# (U+FF1D etc.) as the ASCII ones. `\s` covers Unicode spaces (U+3000 included).
+_FORMULA_START = re.compile(r"\s*[=+\-@;\uff1d\uff0b\uff0d\uff20\uff1b]|[\t\r\n]")
+
+
 def _cell(text: str | None) -> str:
-    """Spreadsheet formula injection: a text cell starting with = + - @ (or a tab/CR) is
-    prefixed with an apostrophe so that it stays text (OWASP CSV injection)."""
+    """A text cell that stays text: one that could start a formula is prefixed with an
+    apostrophe (the csv writer then quotes it when it holds a separator, quote or newline)."""
     value = text or ""
-    return "'" + value if value[:1] in {"=", "+", "-", "@", "\t", "\r"} else value
+    return "'" + value if _FORMULA_START.match(value) else value
 
 
 def to_csv(report: CostReport) -> str:

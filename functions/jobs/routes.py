@@ -20,7 +20,7 @@ from fastapi import APIRouter, Query, Request, Response
 from functions.jobs import service
 from functions.jobs.schemas import DispatchOut
 from shared.cron import CronDep
-from shared.web import Conn, DepsDep, Now, PublisherDep
+from shared.web import Conn, DepsDep, PublisherDep
 
 # ---- cron -----------------------------------------------------------------------------------
 
@@ -39,14 +39,13 @@ def dispatch_due(
     _: CronDep,
     conn: Conn,
     publisher: PublisherDep,
-    now: Now,
     kind: Annotated[
         str | None,
         Query(max_length=32, description="only this job kind (default: every kind)"),
     ] = None,
 ) -> DispatchOut:
     kinds = service.dispatch_kinds(kind)
-    report = service.dispatch(conn, publisher, now, kinds)
+    report = service.dispatch(conn, publisher, kinds)
     return DispatchOut(published=report.published, failed=report.failed)
 
 

@@ -193,11 +193,4 @@ def encode_cursor(delivered_at: datetime, notice_id: uuid.UUID) -> str:
 
 def decode_cursor(token: str) -> tuple[datetime, uuid.UUID]:
     """The kit's cursor of kind "notices" (1970 <= time < 9000), whose key is a notice id."""
-    at, key = pages.decode_cursor("notices", token)
-    try:
-        return at, uuid.UUID(key)
-    except ValueError:
-        raise UnprocessableError(
-            "cursor: not a cursor from this endpoint; omit it to start from the newest",
-            code="invalid_request",
-        ) from None
+    return pages.decode_uuid_cursor("notices", token)

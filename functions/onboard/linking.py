@@ -6,9 +6,10 @@ is called):
 2. assume it with the agency's ExternalId (15-minute session; session name
    `cao-link-<agency uuid hex>`: our prefix and an opaque id) and confirm, with
    sts:GetCallerIdentity on those credentials, that we are in the account the ARN names;
-3. trust-policy probe: assume again with no ExternalId, then with a random one. If AWS lets us
-   in, the role is open to any of our customers who learns its ARN (confused deputy): the
-   credentials are dropped unused and linking is refused, saying what to add to the trust policy;
+3. trust-policy probe: assume again with no ExternalId, then with fresh random ones generated
+   exactly like real ExternalIds (indistinguishable from them). If AWS lets us in, the role is
+   open to any of our customers who learns its ARN (confused deputy): the credentials are
+   dropped unused and linking is refused, saying what to add to the trust policy;
 4. Organizations: ListAccounts (paginated). The account is the management account only if the
    owner in the accounts' ARNs (`arn:aws:organizations::<owner>:account/...`) is its own id: a
    delegated administrator can list too, but is not the payer. A management account's members
@@ -57,7 +58,7 @@ from shared.store import accounts, agency, audit
 from shared.store.accounts import AccountRow
 from shared.store.agency import ExternalIdRow
 
-from . import templates
+from . import externalid, templates
 
 MAX_ARN_CHARS = 2048
 _ROLE_ARN = re.compile(
@@ -66,6 +67,9 @@ _ROLE_ARN = re.compile(
 )
 _ORG_ACCOUNT_ARN = re.compile(r"arn:aws[a-z-]*:organizations::([0-9]{12}):account/.+")
 MAX_ORG_PAGES = 250  # 20 accounts a page: 5000 accounts, the discovered-members bound
+# Random ExternalIds per probe: more than one, so that a policy accepting a share of all
+# possible values (`StringLike "A*"`) is caught more often than by a single value.
+PROBE_VALUES = 2
 MAX_BULK_LINK = 25  # each link is ~6 AWS calls; a request must finish inside maxDuration
 _GONE_MEMBER_STATES = frozenset({"SUSPENDED", "CLOSED", "PENDING_CLOSURE"})
 
@@ -204,10 +208,18 @@ def assume_first(
     raise AccessDeniedError("AWS denied access", aws_code="AccessDenied", operation="AssumeRole")
 
 
+def probe_external_ids() -> list[str | None]:
+    """What the trust-policy probe tries: no ExternalId, then PROBE_VALUES fresh ones that
+    nobody was given, made exactly as real ones are (`externalid.generate`: same length, same
+    alphabet), so that no condition can tell a probe from a real value (a `StringLike` of 43
+    `?`, or `StringNotLike "probe-*"`, would let a marked or shorter probe through as "safe")."""
+    return [None, *(externalid.generate() for _ in range(PROBE_VALUES))]
+
+
 def trust_policy_is_open(ours: ClientFactory, arn: RoleArn, agency_id: uuid.UUID) -> bool:
     """Whether AWS lets us assume the role with no ExternalId, or with one nobody was given."""
     session = aws.session_name(agency_id, "probe")
-    for external_id in (None, aws.random_external_id()):
+    for external_id in probe_external_ids():
         try:
             aws.assume_role(ours, str(arn), external_id, session)
         except AccessDeniedError:

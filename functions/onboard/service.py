@@ -8,14 +8,16 @@ templates (PyYAML): the functions below import them when called, so the read vie
 beside these routes (api/accounts.py) never load either. A new link's sync jobs are created
 and published right after the link commits (`_first_sync`).
 
-Sign-up is public (no key yet), so it is rate-limited per source address (a hash of it is the
-bucket: the address itself is not stored). The ExternalId comes from `externalid.generate()`,
-never from the request; an API key is returned once and only its hash is stored.
+Sign-up is public (no key yet), so it is rate-limited per source address, an IPv6 address by
+its /64 (a hash of it is the bucket: the address itself is not stored). The ExternalId comes
+from `externalid.generate()`, never from the request; an API key is returned once and only its
+hash is stored.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -49,7 +51,9 @@ if TYPE_CHECKING:
     pass
 
 SIGNUP_WINDOW_S = 3600
-SIGNUP_LIMIT = 5  # sign-ups per source address per window
+SIGNUP_LIMIT = 5  # sign-ups per address block per window
+# (The database applies these, in cao.rate_limit_hit; tests/test_schema_privileges.py holds
+# them equal.)
 _ATTEMPTS = 3  # a unique-constraint collision of 256-bit random values means a broken RNG
 MAX_LIVE_KEYS = 50
 OPERATOR_ACTOR = "operator"
@@ -76,18 +80,35 @@ class SignUpResult:
         return f"SignUpResult(agency_id={self.agency_id})"
 
 
+def address_block(source_address: str) -> str:
+    """What one sign-up budget covers: an IPv4 address, or an IPv6 /64.
+
+    A single IPv6 host is usually given a whole /64 (SLAAC, privacy addresses), so counting
+    each IPv6 address alone would give one client 2^64 budgets. IPv4-mapped IPv6 addresses
+    count as their IPv4 address; text that is no address counts as itself."""
+    try:
+        ip = ipaddress.ip_address(source_address.strip())
+    except ValueError:
+        return source_address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        prefix = ipaddress.IPv6Address(int(ip) >> 64 << 64)  # drops any %zone as well
+        return f"{prefix}/64"
+    return str(ip)
+
+
 def rate_limit_bucket(source_address: str) -> str:
-    """The rate-limit bucket of an address: hashed (the address is personal data)."""
-    digest = hashlib.sha256(source_address.encode("utf-8", "replace")).hexdigest()[:32]
+    """The rate-limit bucket of an address block: hashed (the address is personal data)."""
+    block = address_block(source_address)
+    digest = hashlib.sha256(block.encode("utf-8", "replace")).hexdigest()[:32]
     return f"signup:{digest}"
 
 
 def check_rate_limit(conn: Connection, source_address: str, now: datetime) -> None:
     """Count this sign-up attempt; 429 with Retry-After past the limit."""
     with system_tx(conn):
-        wait = rate_limits.hit(
-            conn, rate_limit_bucket(source_address), now, SIGNUP_WINDOW_S, SIGNUP_LIMIT
-        )
+        wait = rate_limits.hit(conn, rate_limit_bucket(source_address))
     if wait:
         raise RateLimitedError(
             f"too many sign-ups from this address; retry in {wait} seconds", retry_after=wait

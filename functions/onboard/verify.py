@@ -1,7 +1,8 @@
 """Verification: every linking check again for one account, and the weekly trust probe.
 
 `verify_account` (POST /api/accounts/{id}/verify) re-runs the checks of `linking` and records
-the outcome as the account's status:
+the outcome as the account's status. It costs the client a Cost Explorer request, so it is
+rate-limited per account (VERIFY_LIMIT per hour, counted before any AWS call):
 
     access_denied            neither the current nor the account's previous ExternalId works
     unsafe_trust_policy      the role lets us in without the ExternalId (syncs stop: the
@@ -41,17 +42,24 @@ from shared.errors import (
     AccessDeniedError,
     AwsUnreachableError,
     NotFoundError,
+    RateLimitedError,
     ThrottledError,
 )
 from shared.logs import get_logger
-from shared.store import accounts, agency, audit, jobs
+from shared.store import accounts, agency, audit, jobs, rate_limits
 from shared.store.accounts import AccountRow
 from shared.store.agency import ExternalIdRow
 
 from . import linking
 
 PROBE_ACTOR = "system:trust-probe"
-PROBE_INTERVAL = timedelta(days=6)  # weekly cron; a day of slack
+VERIFY_WINDOW_S = 3600
+VERIFY_LIMIT = 4  # per account per window, as for sync-now: each costs a Cost Explorer request
+# (applied by the database, in cao.rate_limit_hit; tests/test_schema_privileges.py holds them
+# equal)
+# Weekly cron, a day of slack. Applied by cao.accounts_due_trust_probe on the database's clock
+# (schema.sql); here for the record and the tests.
+PROBE_INTERVAL = timedelta(days=6)
 PROBE_LIMIT = 1000
 PROBE_WORKERS = 8
 PROBE_BUDGET_S = 20.0  # of the function's 30 s maxDuration
@@ -99,6 +107,17 @@ def verify_account(
     target = _load(conn, agency_id, account_id, our_account_id)
     if target is None:
         raise NotFoundError("no such account in this agency")
+    # Counted once the account is known to be the caller's (another agency cannot spend this
+    # account's budget by guessing its id), and before any AWS call: each verification costs
+    # the client a Cost Explorer request.
+    with system_tx(conn):
+        wait = rate_limits.hit(conn, f"verify:{account_id}")
+    if wait:
+        raise RateLimitedError(
+            f"at most {VERIFY_LIMIT} verifications per account per hour (each costs the client "
+            "a Cost Explorer request); retry later",
+            retry_after=wait,
+        )
     current = target.candidates[0]
     result: linking.CheckResult | None = None
     try:
@@ -273,7 +292,7 @@ def run_weekly_probe(
 ) -> ProbeSummary:
     deadline = clock() + budget_s
     with system_tx(conn):
-        due = accounts.due_for_trust_probe(conn, now, now - PROBE_INTERVAL, limit)
+        due = accounts.due_for_trust_probe(conn, limit)
     targets = [t for t in (_load(conn, a, c, our_account_id) for a, c in due) if t is not None]
     summary = ProbeSummary(due=len(due))
     flagged: Counter[str] = Counter()

@@ -5,6 +5,11 @@ conditional: the client names the version it edited, either as `If-Match: "v<ver
 ETag of GET) or as `version` in the body; a stale one is refused (412 for If-Match, 409 for the
 body field) so that one editor never silently overwrites another. Changes are audited in the
 same transaction.
+
+Bounded per agency: at most MAX_RUNBOOKS runbooks (a further one is a 409), and the newest
+MAX_VERSIONS_KEPT previous versions of each (older ones are dropped as new ones are saved; the
+audit log keeps the record of every change). With 64 KiB bodies, an agency holds at most
+~MAX_RUNBOOKS x (MAX_VERSIONS_KEPT + 1) x 64 KiB of runbook text.
 """
 
 from __future__ import annotations
@@ -20,9 +25,12 @@ from shared.errors import (
     PreconditionRequiredError,
     UnprocessableError,
 )
-from shared.kit.pages import decode_cursor, split_page
+from shared.kit.pages import decode_int_cursor, decode_uuid_cursor, split_page
 from shared.store import accounts, audit
 from shared.store import runbooks as store
+
+MAX_RUNBOOKS = 500  # per agency
+MAX_VERSIONS_KEPT = 25  # previous versions kept per runbook
 
 
 def etag(version: int) -> str:
@@ -45,6 +53,11 @@ def create(
 ) -> schemas.Runbook:
     with tenant_tx(conn, agency_id):
         _check_account(conn, agency_id, body.account_id)
+        if store.lock_and_count(conn, agency_id) >= MAX_RUNBOOKS:
+            raise ConflictError(
+                f"an agency can hold at most {MAX_RUNBOOKS} runbooks: delete unused ones first",
+                code="too_many_runbooks",
+            )
         row = store.insert(
             conn, agency_id, title=body.title, body=body.body, account_id=body.account_id
         )
@@ -77,13 +90,7 @@ def list_page(
 ) -> schemas.RunbookPage:
     after = None
     if cursor is not None:
-        at, key = decode_cursor("runbooks", cursor)
-        try:
-            after = (at, uuid.UUID(key))
-        except ValueError:
-            raise UnprocessableError(
-                "cursor: not a cursor from this endpoint", code="invalid_request"
-            ) from None
+        after = decode_uuid_cursor("runbooks", cursor)
     with tenant_tx(conn, agency_id):
         _check_account(conn, agency_id, account_id)
         rows = store.page(conn, agency_id, account_id=account_id, after=after, limit=limit + 1)
@@ -138,7 +145,7 @@ def update(
         body = patch.body if patch.body is not None else current.body
         if (title, body, account_id) == (current.title, current.body, current.account_id):
             return schemas.Runbook.model_validate(current)  # nothing differs: no new version
-        store.save_version(conn, agency_id, current)
+        store.save_version(conn, agency_id, current, keep=MAX_VERSIONS_KEPT)
         row = store.update(
             conn,
             agency_id,
@@ -192,12 +199,8 @@ def versions_page(
 ) -> schemas.RunbookVersionPage:
     before = None
     if cursor is not None:
-        _, key = decode_cursor("versions", cursor)
-        if not key.isdigit() or len(key) > 9:
-            raise UnprocessableError(
-                "cursor: not a cursor from this endpoint", code="invalid_request"
-            )
-        before = int(key)
+        # Versions are int4 in the database.
+        before = decode_int_cursor("versions", cursor, max_value=2**31 - 1)[1]
     with tenant_tx(conn, agency_id):
         if store.get(conn, agency_id, runbook_id) is None:
             raise NotFoundError("runbook not found")

@@ -1,10 +1,12 @@
 """Retention: the daily purge of access events older than each agency's retention.
 
 Cross-tenant by nature, so the deleting goes through the one SECURITY DEFINER function made for
-it, `cao.purge_expired_events(now, batch)`, which applies every agency's own
-`cloudtrail_retention_days` (default 90, bounded 1..365 by the schema) and returns what it
-deleted per agency. It runs in batches, each its own short transaction, until a batch comes
-back short or the time budget is spent (the rest goes the next day, or on the next call).
+it, `cao.purge_expired_events(batch)`, which applies every agency's own
+`cloudtrail_retention_days` (default 90, bounded 1..365 by the schema) as of the database's
+clock (never a caller's "now": the app role could otherwise purge every agency's events) and
+returns what it deleted per agency, with the cutoff. It runs in batches, each its own short
+transaction, until a batch comes back short or the time budget is spent (the rest goes the
+next day, or on the next call).
 
 Each batch records what it purged in the same transaction: one audit-log row per agency that
 lost rows (`access.purged`, with the count and the cutoff), visible to that agency in its
@@ -17,7 +19,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 
 from shared.db import Connection, system_tx, tenant_tx
 from shared.logs import get_logger
@@ -43,18 +44,19 @@ class PurgeOutcome:
 def purge(
     conn: Connection,
     *,
-    now: datetime,
     batch: int = BATCH,
     time_budget_s: float = TIME_BUDGET_S,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> PurgeOutcome:
-    """Delete every access event past its agency's retention at `now`; see the docstring."""
+    """Delete every access event past its agency's retention, as of the database's clock (the
+    cross-tenant delete takes no "now" from its caller); see the docstring."""
     outcome = PurgeOutcome()
     started = monotonic()
     while True:
         with system_tx(conn):
-            deleted = access.purge_expired_batch(conn, now, batch)
-            for agency_id, count in deleted.items():
+            batch_result = access.purge_expired_batch(conn, batch)
+            deleted = {agency_id: count for agency_id, (count, _) in batch_result.items()}
+            for agency_id, (count, older_than) in batch_result.items():
                 # A savepoint that sets this agency as the tenant: its audit row passes RLS.
                 with tenant_tx(conn, agency_id):
                     days = access.retention_days(conn, agency_id)
@@ -66,9 +68,7 @@ def purge(
                         details={
                             "deleted": count,
                             "retention_days": days,
-                            "older_than": None
-                            if days is None
-                            else (now - timedelta(days=days)).isoformat(),
+                            "older_than": older_than.isoformat(),
                         },
                     )
         outcome.batches += 1

@@ -17,7 +17,7 @@ from fastapi import APIRouter
 from functions.sync_cloudtrail import retention
 from functions.sync_cloudtrail.schemas import PurgeOut
 from shared.cron import CronDep
-from shared.web import Conn, Now
+from shared.web import Conn
 
 CRON_RESPONSES: dict[int | str, dict[str, str]] = {
     401: {"description": "missing or wrong cron bearer"},
@@ -33,8 +33,8 @@ purge_router = APIRouter(tags=["cron"])
     responses=CRON_RESPONSES,
     summary="Delete access events older than each agency's retention (Vercel Cron, daily)",
 )
-def purge_expired(_: CronDep, conn: Conn, now: Now) -> PurgeOut:
-    outcome = retention.purge(conn, now=now)
+def purge_expired(_: CronDep, conn: Conn) -> PurgeOut:
+    outcome = retention.purge(conn)
     return PurgeOut(
         deleted=outcome.total,
         agencies=len(outcome.deleted),

@@ -12,11 +12,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal, TypeVar
 
-from shared.errors import UnprocessableError
+from shared.errors import BadRequestError
+from shared.kit.jsondepth import nests_deeper_than
 from shared.kit.params import as_utc, check_text
 
 DEFAULT_LIMIT = 100
@@ -69,16 +72,24 @@ def split_page(
     return page, encode_cursor(kind, at, key)
 
 
-def decode_cursor(kind: CursorKind, token: str) -> tuple[datetime, str]:
-    """The position in `token`; 422 when it is not a cursor this endpoint produced."""
-    problem = UnprocessableError(
+def _bad_cursor() -> BadRequestError:
+    return BadRequestError(
         "cursor: not a cursor from this endpoint; omit it to start from the newest",
-        code="invalid_request",
+        code="invalid_cursor",
     )
+
+
+def decode_cursor(kind: CursorKind, token: str) -> tuple[datetime, str]:
+    """The position in `token`; 400 when it is not a cursor this endpoint produced."""
+    problem = _bad_cursor()
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        # A cursor is one flat array: anything nested is refused before the recursive parser
+        # sees it (4 KiB of "[" would otherwise end in RecursionError, a 500).
+        if nests_deeper_than(raw, 1):
+            raise problem
         value = json.loads(raw)
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         raise problem from None
     if not (
         isinstance(value, list)
@@ -97,3 +108,33 @@ def decode_cursor(kind: CursorKind, token: str) -> tuple[datetime, str]:
     except (OverflowError, ValueError):
         raise problem from None
     return at, value[2]
+
+
+# A numeric tie-breaker as `encode_cursor` writes it: ASCII digits only. (`str.isdigit()` also
+# accepts superscripts and other Unicode digits that `int()` refuses.)
+_ASCII_DIGITS = re.compile(r"[0-9]{1,19}", re.ASCII)
+
+
+def decode_int_cursor(
+    kind: CursorKind, token: str, *, max_value: int = 2**63 - 1
+) -> tuple[datetime, int]:
+    """A cursor whose tie-breaker is a non-negative integer up to `max_value` (a bigint id, a
+    version number); 400 for anything else."""
+    at, key = decode_cursor(kind, token)
+    if _ASCII_DIGITS.fullmatch(key) is None or int(key) > max_value:
+        raise _bad_cursor()
+    return at, int(key)
+
+
+_CANONICAL_UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.ASCII
+)
+
+
+def decode_uuid_cursor(kind: CursorKind, token: str) -> tuple[datetime, uuid.UUID]:
+    """A cursor whose tie-breaker is a row's uuid, in the canonical form `str(uuid)` writes;
+    400 for anything else."""
+    at, key = decode_cursor(kind, token)
+    if _CANONICAL_UUID.fullmatch(key) is None:
+        raise _bad_cursor()
+    return at, uuid.UUID(key)

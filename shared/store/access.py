@@ -191,14 +191,14 @@ PURGE_BATCH = 10_000
 
 
 def purge_expired_batch(
-    conn: Connection, now: datetime, batch: int = PURGE_BATCH
-) -> dict[uuid.UUID, int]:
-    """Delete at most `batch` events past their agency's retention at `now` (one call of
-    `cao.purge_expired_events`); returns rows deleted per agency."""
+    conn: Connection, batch: int = PURGE_BATCH
+) -> dict[uuid.UUID, tuple[int, datetime]]:
+    """Delete at most `batch` events past their agency's retention as of the database's clock
+    (one call of `cao.purge_expired_events`); returns (rows deleted, the cutoff) per agency."""
     rows = conn.execute(
-        "SELECT agency_id, deleted FROM cao.purge_expired_events(%s, %s)", (now, batch)
+        "SELECT agency_id, deleted, older_than FROM cao.purge_expired_events(%s)", (batch,)
     ).fetchall()
-    return {r[0]: int(r[1]) for r in rows}
+    return {r[0]: (int(r[1]), r[2]) for r in rows}
 
 
 def retention_days(conn: Connection, agency_id: uuid.UUID) -> int | None:

@@ -326,17 +326,15 @@ def _bounded(message: str | None) -> str | None:
     return None if message is None else message[:MAX_STATUS_MESSAGE]
 
 
-def due_for_trust_probe(
-    conn: Connection, now: datetime, verified_before: datetime, limit: int
-) -> list[tuple[uuid.UUID, uuid.UUID]]:
+def due_for_trust_probe(conn: Connection, limit: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
     """(agency_id, account_id) of accounts due a trust probe, across agencies, stalest first.
 
     Cross-tenant: goes through the SECURITY DEFINER function `cao.accounts_due_trust_probe`,
-    inside `system_tx`. It returns ids only; read each account inside its agency's tenant_tx.
+    inside `system_tx`; "due" (not verified in 6 days, entitled) is decided there, on the
+    database's clock. It returns ids only; read each account inside its agency's tenant_tx.
     """
     rows = conn.execute(
-        "SELECT agency_id, account_id FROM cao.accounts_due_trust_probe(%s, %s, %s)",
-        (now, verified_before, limit),
+        "SELECT agency_id, account_id FROM cao.accounts_due_trust_probe(%s)", (limit,)
     ).fetchall()
     return [(r[0], r[1]) for r in rows]
 

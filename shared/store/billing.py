@@ -70,11 +70,11 @@ def lock_state(conn: Connection, agency_id: uuid.UUID) -> BillingState | None:
 
 
 def write_state(conn: Connection, agency_id: uuid.UUID, state: BillingState) -> bool:
-    """Store `state` as the agency's billing columns; False when the agency is gone."""
-    cur = conn.execute(
-        "UPDATE cao.agencies SET billing_status = %s, plan = %s, trial_ends_at = %s,"
-        " polar_customer_id = %s, polar_subscription_id = %s, current_period_end = %s,"
-        " billing_event_at = %s WHERE id = %s",
+    """Store `state` as the agency's billing columns; False when the agency is gone. Call it
+    inside the agency's tenant_tx: the app role may not write these columns itself, the SECURITY
+    DEFINER function `cao.set_billing_state` writes the current tenant's."""
+    row = conn.execute(
+        "SELECT cao.set_billing_state(%s, %s, %s, %s, %s, %s, %s)",
         (
             state.status,
             state.plan,
@@ -83,10 +83,9 @@ def write_state(conn: Connection, agency_id: uuid.UUID, state: BillingState) -> 
             state.polar_subscription_id,
             state.current_period_end,
             state.billing_event_at,
-            agency_id,
         ),
-    )
-    return cur.rowcount == 1
+    ).fetchone()
+    return bool(row and row[0])
 
 
 def lock_for_linking(conn: Connection, agency_id: uuid.UUID, now: datetime) -> BillingRow | None:

@@ -174,12 +174,13 @@ def unqueue(conn: Connection, agency_id: uuid.UUID, job_ids: Sequence[uuid.UUID]
     )
 
 
-def dispatch_due(conn: Connection, kind: str, now: datetime, limit: int) -> list[DueJob]:
-    """Due jobs of `kind` of entitled agencies, marked queued (cao.dispatch_due_jobs)."""
+def dispatch_due(conn: Connection, kind: str, limit: int) -> list[DueJob]:
+    """Due jobs of `kind` of entitled agencies, marked queued (cao.dispatch_due_jobs), as of
+    the database's clock: "due" is not the caller's to decide."""
     _check_kinds([kind])
     rows = conn.execute(
-        "SELECT job_id, agency_id, account_id, kind, due_at FROM cao.dispatch_due_jobs(%s, %s, %s)",
-        (kind, now, limit),
+        "SELECT job_id, agency_id, account_id, kind, due_at FROM cao.dispatch_due_jobs(%s, %s)",
+        (kind, limit),
     ).fetchall()
     return [DueJob(*row) for row in rows]
 

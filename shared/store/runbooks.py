@@ -117,8 +117,27 @@ def page(
     ).fetchall()
 
 
-def save_version(conn: Connection, agency_id: uuid.UUID, current: RunbookRow) -> None:
-    """Keep `current` (the state being replaced or restored over) as a previous version."""
+def lock_and_count(conn: Connection, agency_id: uuid.UUID) -> int:
+    """The agency's runbooks, counted under a transaction-scoped lock on the agency's runbook
+    set, so that two concurrent creations cannot both take the last place."""
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('cao.runbooks:' || %s::text, 0))",
+        (agency_id,),
+    )
+    row = conn.execute(
+        "SELECT count(*) FROM cao.runbooks WHERE agency_id = %s", (agency_id,)
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def save_version(conn: Connection, agency_id: uuid.UUID, current: RunbookRow, *, keep: int) -> None:
+    """Keep `current` (the state being replaced or restored over) as a previous version, and
+    only the newest `keep` previous versions of the runbook (call with the runbook locked)."""
+    conn.execute(
+        "DELETE FROM cao.runbook_versions WHERE agency_id = %s AND runbook_id = %s"
+        " AND version <= %s",
+        (agency_id, current.id, current.version - keep),
+    )
     conn.execute(
         "INSERT INTO cao.runbook_versions (agency_id, runbook_id, version, account_id, title,"
         " body, saved_at) VALUES (%s, %s, %s, %s, %s, %s, %s)",

@@ -194,7 +194,7 @@ def test_deleting_the_agency_removes_every_row_of_it_in_every_table(
     owner_conn.execute(
         "SELECT cao.record_webhook(%s, 'subscription.active', %s)", (f"msg_{agency.id}", agency.id)
     )
-    owner_conn.execute("SELECT cao.rate_limit_hit(%s, now(), 60, 5)", (f"sync:{ours['account']}",))
+    owner_conn.execute("SELECT cao.rate_limit_hit(%s)", (f"sync-now:{ours['account']}",))
     theirs_before = seed.all_rows_of(owner_conn, other_agency.id)
     assert sum(rows_left(owner_conn, agency.id, [ours["account"]]).values()) > 10
 
@@ -218,7 +218,7 @@ def test_no_aws_work_is_dispatched_or_claimed_for_a_deleted_agency(
     assert client.delete("/api/agency", headers=agency.headers).status_code == 204
     now = datetime.now(UTC)
     due = owner_conn.execute(
-        "SELECT agency_id FROM cao.dispatch_due_jobs('costs', %s, 10000)", (now,)
+        "SELECT agency_id FROM cao.dispatch_due_jobs('costs', 10000)"
     ).fetchall()
     assert (agency.id,) not in due
     # A message already in the queue for its job finds nothing to claim: no AWS call follows.

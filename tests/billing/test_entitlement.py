@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from functions.billing import plans
 from functions.billing import service as state
-from shared.db import system_tx, tenant_tx
+from shared.db import tenant_tx
 from shared.errors import PaymentRequiredError
 from tests.billing.conftest import (
     PRODUCT_PRO,
@@ -30,12 +30,14 @@ from tests.billing.conftest import (
 from tests.support.factories import AgencyFixture, make_account, make_agency
 
 _created_jobs: list[uuid.UUID] = []
+_owner: list[psycopg.Connection[Any]] = []  # the owner connection of the running test
 
 
 @pytest.fixture(autouse=True)
 def _remove_created_jobs(owner_conn: psycopg.Connection[Any]) -> Iterator[None]:
     """Jobs made here are deleted afterwards: other suites' dispatchers must not find them."""
     _created_jobs.clear()
+    _owner[:] = [owner_conn]
     yield
     owner_conn.execute("DELETE FROM cao.sync_jobs WHERE id = ANY(%s)", (list(_created_jobs),))
 
@@ -56,16 +58,28 @@ def make_job(conn: psycopg.Connection[Any], agency_id: uuid.UUID) -> uuid.UUID:
 def dispatched(
     conn: psycopg.Connection[Any], agency_id: uuid.UUID, job_id: uuid.UUID, at: datetime
 ) -> bool:
-    """Whether the dispatcher, run at `at`, hands out this job (made idle and due first)."""
-    with tenant_tx(conn, agency_id):
-        conn.execute(
-            "UPDATE cao.sync_jobs SET state = 'idle', next_run_at = %s WHERE id = %s",
-            (at - timedelta(minutes=1), job_id),
+    """Whether the dispatcher, run at `at`, hands out this job (made idle and due first).
+
+    The dispatcher takes the time from the database (now()), never from its caller, so "at
+    `at`" is staged by moving the agency's billing times back by `at - now()`, in a
+    transaction of the owner's that is rolled back: nothing of it stays."""
+    del conn
+    owner = _owner[0]
+    with owner.transaction(force_rollback=True):
+        row = owner.execute("SELECT now()").fetchone()
+        assert row is not None
+        shift = at - row[0]
+        owner.execute(
+            "UPDATE cao.agencies SET trial_ends_at = trial_ends_at - %s,"
+            " current_period_end = current_period_end - %s WHERE id = %s",
+            (shift, shift, agency_id),
         )
-    with system_tx(conn):
-        rows = conn.execute(
-            "SELECT job_id FROM cao.dispatch_due_jobs('costs', %s, 10000)", (at,)
-        ).fetchall()
+        owner.execute(
+            "UPDATE cao.sync_jobs SET state = 'idle', next_run_at = now() - interval '1 minute'"
+            " WHERE id = %s",
+            (job_id,),
+        )
+        rows = owner.execute("SELECT job_id FROM cao.dispatch_due_jobs('costs', 10000)").fetchall()
     return job_id in {r[0] for r in rows}
 
 

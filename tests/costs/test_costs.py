@@ -236,6 +236,54 @@ def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_stay_text(
     assert "'@SUM(A1)" in r.text and "\n@" not in r.text and ",@" not in r.text
 
 
+# Cells a spreadsheet in some locale would run as a formula (OWASP CSV injection): each must
+# come back as the same text behind an apostrophe.
+FORMULA_CELLS = [
+    "=1+1",
+    "+1+1",
+    "-1+1",
+    "@SUM(A1)",
+    "\t=1+1",
+    "\r=1+1",
+    "\n=1+1",
+    " =1+1",
+    "   @SUM(A1)",
+    ";=1+1",
+    " ;=1+1",
+    "\u3000=1+1",  # ideographic space
+    "\uff1d1+1",  # fullwidth equals sign
+    "\uff0b1",
+    "\uff20SUM(A1)",
+]
+
+
+def test_every_cell_that_could_start_a_formula_in_any_locale_stays_text(
+    client: TestClient, agency: AgencyFixture, app_conn: Conn
+) -> None:
+    account = make_account(app_conn, agency.id, "555555555555", alias=" =HYPERLINK(1)")
+    for service in [*FORMULA_CELLS, "Amazon EC2", "AWS Lambda (1 = 1)"]:
+        seed.add_cost(app_conn, agency.id, account, "555555555555", JAN, service, "1")
+    r = client.get(
+        "/api/costs",
+        params={**RANGE, "group_by": "service"},
+        headers={**agency.headers, "Accept": "text/csv"},
+    )
+    assert r.status_code == 200
+    cells = {row["key"] for row in csv.DictReader(io.StringIO(r.text, newline=""))}
+    for formula in FORMULA_CELLS:
+        assert "'" + formula in cells, repr(formula)
+        assert formula not in cells, repr(formula)
+    # Ordinary text is left alone.
+    assert {"Amazon EC2", "AWS Lambda (1 = 1)"} <= cells
+    by_account = client.get(
+        "/api/costs",
+        params={**RANGE, "group_by": "account"},
+        headers={**agency.headers, "Accept": "text/csv"},
+    )
+    labels = {row["label"] for row in csv.DictReader(io.StringIO(by_account.text, newline=""))}
+    assert "' =HYPERLINK(1)" in labels
+
+
 def test_an_accept_header_that_allows_neither_json_nor_csv_is_a_406(
     client: TestClient, agency: AgencyFixture
 ) -> None:

@@ -1011,9 +1011,24 @@ for _ in range(2):
         ({"StringLike": {"sts:ExternalId": "abc-*"}}, "abc-zz", True),
         ({"StringLike": {"sts:ExternalId": "abc-?"}}, "abc-zz", False),
         ({"StringEquals": {"sts:ExternalId": "abc-1"}}, None, False),
+        # Negated operators hold when the key is absent (IAM: "the condition returns true").
+        ({"StringNotLike": {"sts:ExternalId": "probe-*"}}, None, True),
+        ({"StringNotLike": {"sts:ExternalId": "probe-*"}}, "probe-1", False),
+        ({"StringNotLike": {"sts:ExternalId": "probe-*"}}, "abc-1", True),
+        ({"StringNotEquals": {"sts:ExternalId": "abc-1"}}, "abc-1", False),
+        ({"StringNotEquals": {"sts:ExternalId": "abc-1"}}, None, True),
+        ({"Null": {"sts:ExternalId": "false"}}, None, False),
+        ({"Null": {"sts:ExternalId": "false"}}, "abc-1", True),
+        ({"Null": {"sts:ExternalId": "true"}}, None, True),
+        (
+            {"StringNotLike": {"sts:ExternalId": "probe-*"}, "Null": {"sts:ExternalId": "false"}},
+            None,
+            False,
+        ),
         # Conditions the simulator does not evaluate fail closed.
         ({"Bool": {"aws:MultiFactorAuthPresent": "true"}}, "abc-1", False),
         ({"StringEquals": {"aws:PrincipalOrgID": "o-123"}}, "abc-1", False),
+        ({"Null": {"sts:ExternalId": "maybe"}}, "abc-1", False),
     ],
 )
 def test_trust_conditions(

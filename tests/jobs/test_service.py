@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -101,7 +101,10 @@ def test_a_duplicate_delivery_after_the_job_ran_finds_nothing_to_claim(
 
 
 def test_jobs_of_paused_accounts_and_agencies_without_entitlement_are_not_claimed(
-    app_conn: psycopg.Connection[Any], agency: AgencyFixture, other_agency: AgencyFixture
+    app_conn: psycopg.Connection[Any],
+    owner_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    other_agency: AgencyFixture,
 ) -> None:
     paused = _linked(app_conn, agency)
     with tenant_tx(app_conn, agency.id):
@@ -109,10 +112,7 @@ def test_jobs_of_paused_accounts_and_agencies_without_entitlement_are_not_claime
             "UPDATE cao.accounts SET status = 'paused' WHERE id = %s", (paused.account_id,)
         )
     unpaid = _linked(app_conn, other_agency)
-    with tenant_tx(app_conn, other_agency.id):
-        app_conn.execute(
-            "UPDATE cao.agencies SET billing_status = 'revoked' WHERE id = %s", (other_agency.id,)
-        )
+    _set_billing(owner_conn, other_agency.id, billing_status="revoked")
     assert claim(app_conn, job_id(app_conn, paused), START) is None
     assert claim(app_conn, job_id(app_conn, unpaid), START) is None
 
@@ -164,41 +164,41 @@ def test_failures_are_visible_and_a_terminal_one_stays_failed_until_retried(
 # ---- dispatcher -------------------------------------------------------------------------------
 
 
-def _set_billing(conn: psycopg.Connection[Any], agency_id: uuid.UUID, **fields: Any) -> None:
-    with tenant_tx(conn, agency_id):
-        for name, value in fields.items():
-            conn.execute(
-                f"UPDATE cao.agencies SET {name} = %s WHERE id = %s",
-                (value, agency_id),
-            )
+def _set_billing(owner: psycopg.Connection[Any], agency_id: uuid.UUID, **fields: Any) -> None:
+    """Billing columns as webhooks would leave them (the app role may not write them)."""
+    for name, value in fields.items():
+        owner.execute(f"UPDATE cao.agencies SET {name} = %s WHERE id = %s", (value, agency_id))
 
 
 def test_the_dispatcher_publishes_due_jobs_of_entitled_agencies_only(
-    clean_db: TestDatabase, app_conn: psycopg.Connection[Any]
+    clean_db: TestDatabase, app_conn: psycopg.Connection[Any], owner_conn: psycopg.Connection[Any]
 ) -> None:
+    # The dispatcher decides "due" and "entitled" on the database's clock: times are set
+    # around the real now.
+    now = datetime.now(UTC)
     trial = make_agency(app_conn)
     expired = make_agency(app_conn)
-    _set_billing(app_conn, expired.id, trial_ends_at=START - timedelta(days=1))
+    _set_billing(owner_conn, expired.id, trial_ends_at=now - timedelta(days=1))
     revoked = make_agency(app_conn)
-    _set_billing(app_conn, revoked.id, billing_status="revoked")
+    _set_billing(owner_conn, revoked.id, billing_status="revoked")
     canceled = make_agency(app_conn)
     _set_billing(
-        app_conn,
+        owner_conn,
         canceled.id,
         billing_status="canceled",
-        current_period_end=START + timedelta(days=3),
+        current_period_end=now + timedelta(days=3),
     )
     linked = {a.id: _linked(app_conn, a) for a in (trial, expired, revoked, canceled)}
-    _set_billing(app_conn, trial.id, trial_ends_at=START + timedelta(days=5))
+    _set_billing(owner_conn, trial.id, trial_ends_at=now + timedelta(days=5))
     not_due = _linked(app_conn, trial)
     with tenant_tx(app_conn, trial.id):
         app_conn.execute(
             "UPDATE cao.sync_jobs SET next_run_at = %s WHERE account_id = %s",
-            (START + timedelta(days=1), not_due.account_id),
+            (now + timedelta(days=1), not_due.account_id),
         )
 
     publisher = Recorder()
-    report = service.dispatch(app_conn, publisher, START, ["costs"])
+    report = service.dispatch(app_conn, publisher, ["costs"])
 
     sent = {m.agency_id for m in publisher.sent}
     assert sent == {trial.id, canceled.id}
@@ -209,10 +209,12 @@ def test_the_dispatcher_publishes_due_jobs_of_entitled_agencies_only(
     assert job(app_conn, linked[revoked.id])["state"] == "idle"
 
     # A second run moments later publishes nothing again; an hour later a lost message is.
-    assert service.dispatch(
-        app_conn, publisher, START + timedelta(minutes=1), ["costs"]
-    ).published == {"costs": 0}
-    again = service.dispatch(app_conn, publisher, START + timedelta(minutes=61), ["costs"])
+    assert service.dispatch(app_conn, publisher, ["costs"]).published == {"costs": 0}
+    owner_conn.execute(
+        "UPDATE cao.sync_jobs SET requested_at = requested_at - interval '61 minutes'"
+        " WHERE state = 'queued'"
+    )
+    again = service.dispatch(app_conn, publisher, ["costs"])
     assert again.published == {"costs": 2}
     assert publisher.sent[-1].idempotency_key in {m.idempotency_key for m in publisher.sent[:2]}
 
@@ -222,9 +224,9 @@ def test_a_job_whose_message_was_not_published_is_dispatched_again_at_once(
 ) -> None:
     linked = _linked(app_conn, agency)
     refusing = Recorder(refuse={job_id(app_conn, linked)})
-    report = service.dispatch(app_conn, refusing, START, ["costs"])
+    report = service.dispatch(app_conn, refusing, ["costs"])
     assert report.failed == 1 and job(app_conn, linked)["state"] == "idle"
-    assert service.dispatch(app_conn, Recorder(), START, ["costs"]).published == {"costs": 1}
+    assert service.dispatch(app_conn, Recorder(), ["costs"]).published == {"costs": 1}
 
 
 def test_two_dispatchers_at_once_claim_each_job_once(
@@ -245,7 +247,7 @@ def test_two_dispatchers_at_once_claim_each_job_once(
             with database.app() as conn:
                 barrier.wait()
                 for _ in range(5):  # small batches, so the two really interleave
-                    service.dispatch(conn, publisher, START, ["costs"], limit=7)
+                    service.dispatch(conn, publisher, ["costs"], limit=7)
         except BaseException as exc:
             errors.append(exc)
 
@@ -321,7 +323,7 @@ def test_a_job_kind_is_dispatched_and_run_by_the_consumer_through_its_registered
     monkeypatch.setitem(registry.HANDLERS, "cloudtrail", trail)
     linked = _linked(app_conn, agency)
     publisher = Recorder()
-    report = service.dispatch(app_conn, publisher, START)
+    report = service.dispatch(app_conn, publisher)
     assert report.published == {"costs": 1, "cloudtrail": 1}
     (message,) = [m for m in publisher.sent if m.kind == "cloudtrail"]
     deps = bootstrap.current().but(clock=lambda: START)

@@ -64,8 +64,7 @@ def test_dispatched_jobs_reach_the_worker_through_the_queue_and_sync(
     linked = link(sim, app_conn, agency)
     put_year(sim, linked.aws_account_id, {"Amazon EC2": "4.2"}, current=this_month())
 
-    now = datetime.now(UTC)
-    report = service.dispatch(app_conn, local_queue, now, ["costs"])
+    report = service.dispatch(app_conn, local_queue, ["costs"])
     assert report.published == {"costs": 1}
 
     wait_until(lambda: local_queue.pending() == 0 and bool(runs(app_conn, linked)))

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.errors import UnprocessableError
+from shared.errors import BadRequestError
 from shared.kit.pages import MAX_LIMIT, clamp_limit, decode_cursor, encode_cursor
 
 
@@ -30,8 +30,8 @@ def test_a_cursor_round_trips_its_position_to_the_microsecond() -> None:
         "WyJldmVudHMiLCB0cnVlLCAiMSJd",  # [.., true, ..]
     ],
 )
-def test_a_cursor_that_this_endpoint_did_not_produce_is_a_422(token: str) -> None:
-    with pytest.raises(UnprocessableError):
+def test_a_cursor_that_this_endpoint_did_not_produce_is_a_400(token: str) -> None:
+    with pytest.raises(BadRequestError):
         decode_cursor("events", token)
 
 

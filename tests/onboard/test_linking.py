@@ -14,6 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from devstack.simaws import SimulatedAws
+from functions.onboard import externalid
+from functions.onboard.linking import PROBE_VALUES
 from shared.aws import SESSION_PREFIX
 from shared.errors import PaymentRequiredError
 from tests.conftest import CAO_ACCOUNT_ID
@@ -73,11 +75,11 @@ def test_linking_assumes_for_15_minutes_with_our_prefix_and_an_opaque_agency_id(
     assert first["ExternalId"] == agency.external_id
     assert int(first["DurationSeconds"]) == 900
     assert first["RoleSessionName"] == f"{SESSION_PREFIX}link-{agency.id.hex}"
-    # The probe: once without an ExternalId, once with one nobody was given.
+    # The probe: once without an ExternalId, then with values nobody was given.
     probes = [c.params for c in assumes[1:]]
-    assert len(probes) == 2
+    assert len(probes) == 1 + PROBE_VALUES
     assert "ExternalId" not in probes[0]
-    assert probes[1]["ExternalId"] not in (agency.external_id, "")
+    assert all(p["ExternalId"] not in (agency.external_id, "") for p in probes[1:])
     assert all(p["RoleSessionName"].startswith(SESSION_PREFIX) for p in probes)
     # The account ID was confirmed with the assumed credentials, and CE was asked once.
     assert sim.count_calls("sts", "GetCallerIdentity", account_id) == 1
@@ -169,6 +171,74 @@ def test_a_role_that_accepts_any_external_id_is_refused_by_the_probe(
     arn = sim.create_role(account_id, "WildcardRole", wildcard)
     r = _link(client, agency, arn)
     assert r.status_code == 422 and r.json()["error"]["code"] == "unsafe_trust_policy"
+    assert count_rows(owner_conn, "accounts", agency.id) == 0
+
+
+def _probe_values(sim: SimulatedAws, account_id: str, agency: AgencyFixture) -> list[str]:
+    return [
+        c.params["ExternalId"]
+        for c in sim.calls
+        if c.operation == "AssumeRole"
+        and c.params.get("RoleArn", "").startswith(f"arn:aws:iam::{account_id}:")
+        and "probe" in c.params.get("RoleSessionName", "")
+        and "ExternalId" in c.params
+    ]
+
+
+def test_probe_external_ids_look_exactly_like_real_ones_and_are_fresh_every_time(
+    client: TestClient, sim: SimulatedAws, agency: AgencyFixture
+) -> None:
+    seen: list[str] = []
+    for _ in range(2):
+        account_id = new_account_id()
+        assert (
+            _link(client, agency, install_role(sim, account_id, agency.external_id)).status_code
+            == 201
+        )
+        values = _probe_values(sim, account_id, agency)
+        assert len(values) == PROBE_VALUES >= 2
+        for value in values:
+            # The length and alphabet of what sign-up generates: nothing marks a probe.
+            assert externalid.OUR_PATTERN.fullmatch(value), value
+            assert len(value) == externalid.LENGTH
+        seen += values
+    assert len(set(seen)) == len(seen)  # never reused, within a link or across links
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        # Any value of the real length: a probe of another length passed as "refused".
+        {"StringLike": {"sts:ExternalId": "?" * externalid.LENGTH}},
+        # Any value at all in the real alphabet and length, spelled as a list of patterns.
+        {"StringLike": {"sts:ExternalId": ["?" * externalid.LENGTH, "probe-*"]}},
+        # Any ExternalId but a marked probe's.
+        {"StringNotLike": {"sts:ExternalId": "probe-*"}, "Null": {"sts:ExternalId": "false"}},
+    ],
+)
+def test_a_role_that_accepts_any_external_id_of_the_real_shape_is_refused_by_the_probe(
+    client: TestClient,
+    sim: SimulatedAws,
+    agency: AgencyFixture,
+    owner_conn: Conn,
+    condition: dict[str, Any],
+) -> None:
+    account_id = new_account_id()
+    shaped = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{CAO_ACCOUNT_ID}:root"},
+                "Action": "sts:AssumeRole",
+                "Condition": condition,
+            }
+        ],
+    }
+    arn = sim.create_role(account_id, "ShapedRole", shaped)
+    r = _link(client, agency, arn)
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["code"] == "unsafe_trust_policy"
     assert count_rows(owner_conn, "accounts", agency.id) == 0
 
 

@@ -103,6 +103,35 @@ def test_sign_up_is_rate_limited_per_source_address(http: TestClient, owner_conn
     assert all(address["X-Real-IP"] not in b[0] for b in buckets)
 
 
+def test_ipv6_sign_ups_are_counted_per_64_block(http: TestClient, owner_conn: Conn) -> None:
+    block = f"2001:db8:{secrets.randbelow(0xFFFF):x}:{secrets.randbelow(0xFFFF):x}"
+    payload = {"name": "Rotating", "contact_email": "x@v6.example"}
+    for n in range(service.SIGNUP_LIMIT):
+        # A new address each time, as a host with privacy addresses would send.
+        address = {"X-Forwarded-For": f"{block}:{n + 1:x}:{secrets.randbelow(0xFFFF):x}::1"}
+        assert http.post("/api/agencies", json=payload, headers=address).status_code == 201
+    same_block = {"X-Real-IP": f"{block}:ffff:ffff:ffff:ffff"}
+    r = http.post("/api/agencies", json=payload, headers=same_block)
+    assert r.status_code == 429, r.text
+    next_block = {"X-Real-IP": f"2001:db8:{secrets.randbelow(0xFFFF):x}:1::1"}
+    assert http.post("/api/agencies", json=payload, headers=next_block).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("address", "block"),
+    [
+        ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+        ("2001:DB8:1:2::9", "2001:db8:1:2::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
+        ("::ffff:198.51.100.7", "198.51.100.7"),
+        ("198.51.100.7", "198.51.100.7"),
+        ("not an address", "not an address"),
+    ],
+)
+def test_the_sign_up_budget_covers_an_ipv4_address_or_an_ipv6_64(address: str, block: str) -> None:
+    assert service.address_block(address) == block
+
+
 def test_onboarding_material_is_filled_in_for_the_agency(
     http: TestClient, agency: AgencyFixture, env: dict[str, str]
 ) -> None:

@@ -11,10 +11,12 @@ from fastapi.testclient import TestClient
 
 from devstack.simaws import SimulatedAws
 from functions.onboard import templates
+from functions.onboard.verify import VERIFY_LIMIT, VERIFY_WINDOW_S
 from shared.policy import trust_policy
 from tests.conftest import CAO_ACCOUNT_ID
-from tests.support.factories import AgencyFixture, make_agency
+from tests.support.factories import AgencyFixture, make_agency, make_api_key
 from tests.support.onboarding import (
+    count_rows,
     install_role,
     link_role,
     new_account_id,
@@ -98,3 +100,47 @@ def test_verify_while_aws_throttles_is_503_and_changes_nothing(
         "SELECT status, verified_at FROM cao.accounts WHERE id = %s", (account["id"],)
     ).fetchone()
     assert after == before
+
+
+# ---- price and roles (issue 15, item 2) ------------------------------------------------------
+
+
+def test_verify_is_rate_limited_per_account_before_any_aws_call(
+    client: TestClient,
+    sim: SimulatedAws,
+    agency: AgencyFixture,
+    other_agency: AgencyFixture,
+    app_conn: Conn,
+) -> None:
+    aws_id, spare_id = new_account_id(), new_account_id()
+    account = link_role(client, agency, install_role(sim, aws_id, agency.external_id))
+    spare = link_role(client, agency, install_role(sim, spare_id, agency.external_id))
+    member = {"Authorization": f"Bearer {make_api_key(app_conn, agency.id, 'member')}"}
+    # Another agency guessing the id gets a 404 and spends none of this account's budget.
+    assert verify_account(client, other_agency, account["id"]).status_code == 404
+    url = f"/api/accounts/{account['id']}/verify"
+    for _ in range(VERIFY_LIMIT):
+        assert client.post(url, headers=member).status_code == 200  # any key may verify
+    sim.clear_calls()
+    r = client.post(url, headers=member)
+    assert r.status_code == 429, r.text
+    assert r.json()["error"]["code"] == "rate_limited"
+    assert 0 < int(r.headers["retry-after"]) <= VERIFY_WINDOW_S
+    assert sim.calls == []  # refused before AWS: no assume, no Cost Explorer request
+    # Each account has its own budget.
+    assert verify_account(client, agency, spare["id"]).status_code == 200
+
+
+def test_linking_one_account_or_many_needs_an_admin_key(
+    client: TestClient, sim: SimulatedAws, agency: AgencyFixture, app_conn: Conn, owner_conn: Conn
+) -> None:
+    member = {"Authorization": f"Bearer {make_api_key(app_conn, agency.id, 'member')}"}
+    arn = install_role(sim, new_account_id(), agency.external_id)
+    sim.clear_calls()
+    r = client.post("/api/accounts", json={"role_arn": arn}, headers=member)
+    assert r.status_code == 403, r.text
+    r = client.post("/api/accounts/discovered/link", headers=member)
+    assert r.status_code == 403, r.text
+    assert sim.calls == []  # nothing was spent
+    assert count_rows(owner_conn, "accounts", agency.id) == 0
+    assert link_role(client, agency, arn)["role_arn"] == arn  # the admin key links it

@@ -12,6 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from functions.runbooks.schemas import RUNBOOK_BODY_MAX_CHARS
+from functions.runbooks.service import MAX_RUNBOOKS, MAX_VERSIONS_KEPT
+from shared.db import tenant_tx
 from shared.web import MAX_BODY_BYTES
 from tests.support import seed
 from tests.support.factories import AgencyFixture, make_account, make_api_key
@@ -28,8 +30,11 @@ def create(client: TestClient, agency: AgencyFixture, **body: Any) -> dict[str, 
     return made
 
 
-def count_runbooks(owner_conn: Conn, agency_id: uuid.UUID) -> int:
-    row = owner_conn.execute(
+def count_runbooks(conn: Conn, agency_id: uuid.UUID, *, tenant: bool = False) -> int:
+    if tenant:  # as the app role
+        with tenant_tx(conn, agency_id):
+            return count_runbooks(conn, agency_id)
+    row = conn.execute(
         "SELECT count(*) FROM cao.runbooks WHERE agency_id = %s", (agency_id,)
     ).fetchone()
     assert row is not None
@@ -308,3 +313,46 @@ def test_another_agencys_account_or_runbook_is_not_found_and_nothing_changes(
     assert client.delete(url, headers=agency.headers).status_code == 404
     assert client.get(f"{url}/versions", headers=agency.headers).status_code == 404
     assert client.get(url, headers=other_agency.headers).json()["body"] == "theirs"
+
+
+# ---- bounds per agency (issue 15, item 7) ------------------------------------------------------
+
+
+def test_an_agency_holds_at_most_max_runbooks_and_the_next_is_a_409(
+    client: TestClient, agency: AgencyFixture, other_agency: AgencyFixture, app_conn: Conn
+) -> None:
+    with tenant_tx(app_conn, agency.id):
+        app_conn.execute(
+            "INSERT INTO cao.runbooks (agency_id, title, body)"
+            " SELECT %s, 'bulk ' || n, '' FROM generate_series(1, %s) AS n",
+            (agency.id, MAX_RUNBOOKS - 1),
+        )
+    create(client, agency)  # the last place
+    r = client.post("/api/runbooks", json={"title": "One too many"}, headers=agency.headers)
+    assert r.status_code == 409, r.text
+    assert r.json()["error"]["code"] == "too_many_runbooks"
+    assert str(MAX_RUNBOOKS) in r.json()["error"]["message"]
+    assert count_runbooks(app_conn, agency.id, tenant=True) == MAX_RUNBOOKS
+    # Another agency's budget is its own.
+    create(client, other_agency)
+    # Deleting one frees a place.
+    first = client.get("/api/runbooks", params={"limit": 1}, headers=agency.headers).json()
+    gone = first["items"][0]["id"]
+    assert client.delete(f"/api/runbooks/{gone}", headers=agency.headers).status_code == 204
+    create(client, agency)
+
+
+def test_only_the_newest_versions_are_kept(client: TestClient, agency: AgencyFixture) -> None:
+    made = create(client, agency, body="v1")
+    url = f"/api/runbooks/{made['id']}"
+    edits = MAX_VERSIONS_KEPT + 3
+    for n in range(1, edits + 1):
+        r = client.patch(url, json={"body": f"v{n + 1}", "version": n}, headers=agency.headers)
+        assert r.status_code == 200, r.text
+    assert r.json()["version"] == edits + 1
+    items = client.get(f"{url}/versions", params={"limit": 500}, headers=agency.headers).json()
+    kept = [v["version"] for v in items["items"]]
+    assert kept == list(range(edits, edits - MAX_VERSIONS_KEPT, -1))
+    assert client.get(f"{url}/versions/1", headers=agency.headers).status_code == 404
+    newest = client.get(f"{url}/versions/{edits}", headers=agency.headers).json()
+    assert newest["body"] == f"v{edits}"

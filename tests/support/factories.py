@@ -9,6 +9,7 @@ from typing import Any
 
 import psycopg
 
+from functions.onboard import externalid
 from shared import auth
 
 
@@ -27,7 +28,7 @@ class AgencyFixture:
 def make_agency(conn: psycopg.Connection[Any], name: str | None = None) -> AgencyFixture:
     """An agency created the way sign-up creates one (through cao.create_agency)."""
     key = auth.generate_key()
-    external_id = "test-" + secrets.token_urlsafe(24)
+    external_id = externalid.generate()  # as sign-up makes them: the real length and alphabet
     with conn.transaction():
         row = conn.execute(
             "SELECT agency_id, key_id FROM cao.create_agency(%s, %s, %s, %s, %s)",

@@ -11,13 +11,16 @@ short transaction. So there is one connection (serverless: one per invocation), 
 is ever open across an AWS call, and writes are serialised, which costs nothing here: a batch
 commits in milliseconds while a LookupEvents page takes hundreds of them.
 
-Exactly once, per batch transaction: `fence(conn)` first (it raises if our job lease was lost,
-and the transaction rolls back), then the rows (events already stored are skipped, unique on
-(account_id, event_id): overlap and reruns are harmless), then the cursor. A window read
-completely moves the cursor to its end; rows of a window read partly are committed with the
-cursor left where it was and the window's end remembered (`partial_end`), so the next run reads
-only the rest of it. These commits do not wait for the WAL flush (`defer_commit_flush`): a
-database crash could lose one only together with its cursor, and the events are read again.
+Two passes per region (`windows`): the live pass up to now, then, once it is done, the sweep
+that re-reads what is LATE old, for late deliveries. Exactly once, per batch transaction:
+`fence(conn)` first (it raises if our job lease was lost, and the transaction rolls back), then
+the rows (events already stored are skipped, unique on (account_id, event_id): overlap, sweep
+and reruns are harmless), then the pass's cursor. A window read completely moves the cursor to
+its end; rows of a window read partly are committed with the cursor left where it was and the
+window's end, how far down it was read and since when remembered, so the next run reads only
+the rest of it, whatever stopped this one (budget, throttle, error, or the process dying between
+two batches). These commits do not wait for the WAL flush (`defer_commit_flush`): a database
+crash could lose one only together with its cursor, and the events are read again.
 
 Stopping: before each request a region checks the time budget (`time_budget_s`, less a
 reserve for the last request and commit); when it is spent the region commits what it read and
@@ -60,6 +63,7 @@ from shared.store import access as store
 if TYPE_CHECKING:  # types only
     from shared.aws import Client, ClientFactory
 
+LIVE, SWEEP = "live", "sweep"  # the two read passes (functions/sync_cloudtrail/windows.py)
 GLOBAL_REGION = "us-east-1"
 MAX_REGIONS = 32
 PAGE_SIZE = 50  # LookupEvents' maximum
@@ -125,10 +129,11 @@ class Outcome:
 @dataclass
 class _Batch:
     region: str
+    pass_: str
     rows: list[Row]
-    position: datetime
-    partial_end: datetime | None
+    cursor: windows.Position
     window_done: bool
+    sweep_to: datetime | None = None  # live batches: where the sweep may move (never back)
 
 
 class _Stopped(Exception):
@@ -179,15 +184,29 @@ class _Shared:
     batch_rows: int
     rng: random.Random
     throttle_backoff_s: float
+    now: datetime
+    window_size: timedelta
+    late: timedelta
+    sweep_every: timedelta
     retry_after: list[float] = field(default_factory=list)
 
 
 class _RegionReader:
-    def __init__(self, shared: _Shared, region: str, plan: list[windows.Window], base: datetime):
+    """One region's live pass, then its sweep, in one thread; batches go to the writer."""
+
+    def __init__(
+        self,
+        shared: _Shared,
+        region: str,
+        plan: list[windows.Window],
+        base: datetime,
+        sweep: windows.Position,
+    ):
         self.s = shared
         self.region = region
         self.plan = plan
-        self.position = base  # the cursor as committed (or to be created at the first write)
+        self.position = base  # the live cursor as committed (or to be created at the first write)
+        self.sweep = sweep  # the sweep's cursor, moved along in memory while the live pass reads
         self.out = RegionOutcome(region)
 
     def _emit(self, batch: _Batch) -> None:
@@ -210,15 +229,35 @@ class _RegionReader:
     def _read(self) -> None:
         client, generation = self.s.source.client(self.region)
         bucket = self.s.pacer.bucket(self.s.aws_account_id, self.region)
-        for window in self.plan:
+        state = [client, generation]
+        if not self._pass(LIVE, self.plan, state, bucket):
+            return
+        sweep_plan = windows.plan(
+            self.s.now,
+            self.sweep,
+            end=min(self.s.now - self.s.late, self.position),
+            overlap=timedelta(0),
+            size=self.s.window_size,
+            min_span=self.s.sweep_every,
+        )
+        if self._pass(SWEEP, sweep_plan, state, bucket):
+            self.out.complete = True
+
+    def _cursor(self, pass_: str) -> datetime:
+        return self.position if pass_ == LIVE else self.sweep.position
+
+    def _pass(self, pass_: str, plan: list[windows.Window], state: list[Any], bucket: Any) -> bool:
+        """Read the windows of one pass; False when the region stopped before their end."""
+        for window in plan:
             rows: list[Row] = []
             token: str | None = None
+            oldest: list[datetime] = []  # the oldest event time read in this window, if any
             while True:
                 if self.s.stop.is_set():
                     raise _Stopped
                 if not bucket.acquire(self.s.deadline):
-                    self._stop_in(window, rows, "budget")
-                    return
+                    self._stop_in(pass_, window, rows, oldest, "budget")
+                    return False
                 params: dict[str, Any] = {
                     "StartTime": window.start,
                     "EndTime": window.end,
@@ -228,42 +267,61 @@ class _RegionReader:
                     params["NextToken"] = token
                 self.out.api_calls += 1
                 try:
-                    page = client.lookup_events(**params)
+                    page = state[0].lookup_events(**params)
                 except ExpiredCredentialsError as exc:
                     try:
-                        renewed = self.s.source.renew(generation)
+                        renewed = self.s.source.renew(state[1])
                     except AwsError as again:  # e.g. the role was removed meanwhile
-                        self._stop_in(window, rows, "error", again)
-                        return
+                        self._stop_in(pass_, window, rows, oldest, "error", again)
+                        return False
                     if renewed:
-                        client, generation = self.s.source.client(self.region)
+                        state[0], state[1] = self.s.source.client(self.region)
                         continue  # the same page again, same token
-                    self._stop_in(window, rows, "error", exc)
-                    return
+                    self._stop_in(pass_, window, rows, oldest, "error", exc)
+                    return False
                 except ThrottledError as exc:
                     delay = self.s.throttle_backoff_s * (0.5 + self.s.rng.random() / 2)
                     bucket.penalize(delay)
                     self.s.retry_after.append(delay)
-                    self._stop_in(window, rows, "throttled", exc)
-                    return
+                    self._stop_in(pass_, window, rows, oldest, "throttled", exc)
+                    return False
                 except AwsError as exc:
-                    self._stop_in(window, rows, "error", exc)
-                    return
-                token = self._take(page, rows)
+                    self._stop_in(pass_, window, rows, oldest, "error", exc)
+                    return False
+                token = self._take(page, rows, oldest)
                 del page  # the raw events are not kept past their page
                 if token is None:
-                    # Never backwards: with a long overlap a first window can end before it.
-                    self.position = max(self.position, window.cursor_to)
-                    self._emit(_Batch(self.region, rows, self.position, None, True))
-                    self.out.windows_completed += 1
+                    self._done(pass_, window, rows)
                     break
                 if len(rows) >= self.s.batch_rows:
-                    self._emit(self._partial(window, rows))
+                    self._emit(self._partial(pass_, window, rows, oldest))
                     rows = []
-        self.out.complete = True
+        return True
 
-    def _take(self, page: dict[str, Any], rows: list[Row]) -> str | None:
+    def _done(self, pass_: str, window: windows.Window, rows: list[Row]) -> None:
+        """A window read to its end: its rows, and its pass's cursor at its end."""
+        if pass_ == LIVE:
+            # Never backwards: with a long overlap a first window can end before it.
+            self.position = max(self.position, window.cursor_to)
+            sweep_to = None
+            if self.sweep.partial_end is None:
+                moved = windows.sweep_after(self.sweep.position, window, self.s.late)
+                self.sweep = windows.Position(moved)
+                sweep_to = moved
+            cursor = windows.Position(self.position)
+            self._emit(_Batch(self.region, pass_, rows, cursor, True, sweep_to))
+        else:
+            self.sweep = windows.Position(max(self.sweep.position, window.cursor_to))
+            self._emit(_Batch(self.region, pass_, rows, self.sweep, True))
+        self.out.windows_completed += 1
+
+    def _take(self, page: dict[str, Any], rows: list[Row], oldest: list[datetime]) -> str | None:
         for item in page.get("Events") or ():
+            at = item.get("EventTime")
+            if isinstance(at, datetime) and at.tzinfo is not None:
+                at = windows.whole_seconds(at)
+                if not oldest or at < oldest[0]:
+                    oldest[:] = [at]
             row = redact(item, self.s.aws_account_id, self.region)
             if row is None:
                 self.out.events_skipped += 1
@@ -273,20 +331,31 @@ class _RegionReader:
         token = page.get("NextToken")
         return token if isinstance(token, str) and token else None
 
-    def _partial(self, window: windows.Window, rows: list[Row]) -> _Batch:
-        end = window.cursor_to if window.cursor_to > self.position else None
-        return _Batch(self.region, rows, self.position, end, False)
+    def _partial(
+        self, pass_: str, window: windows.Window, rows: list[Row], oldest: list[datetime]
+    ) -> _Batch:
+        """Rows of a window read down to `oldest` so far; its pass's cursor remembers that."""
+        position = self._cursor(pass_)
+        if window.cursor_to > position and oldest:
+            cursor = windows.Position(position, window.cursor_to, oldest[0], window.read_since)
+        else:  # nothing to remember: the window lies below the cursor
+            cursor = windows.Position(position)
+        if pass_ == SWEEP:
+            self.sweep = cursor
+        return _Batch(self.region, pass_, rows, cursor, False)
 
-    def _stop_in(
+    def _stop_in(  # noqa: PLR0917 - private; the window and what it gave travel together
         self,
+        pass_: str,
         window: windows.Window,
         rows: list[Row],
+        oldest: list[datetime],
         why: str,
         error: AwsError | None = None,
     ) -> None:
         """Commit what the unfinished window gave (cursor unchanged) and stop this region."""
-        if rows:
-            self._emit(self._partial(window, rows))
+        if oldest:
+            self._emit(self._partial(pass_, window, rows, oldest))
         self.out.stopped_by = why
         if error is not None:
             self.out.error_class = error_class(error)
@@ -328,9 +397,19 @@ class ReadOptions:
     rng: random.Random | None = None
     window_size: timedelta = windows.WINDOW
     overlap: timedelta = windows.OVERLAP
+    late: timedelta = windows.LATE
+    sweep_every: timedelta = windows.SWEEP_EVERY
     batch_rows: int = BATCH_ROWS
     reserve_s: float = RESERVE_S
     throttle_backoff_s: float = THROTTLE_BACKOFF_S
+
+
+def _position(cursor: store.Cursor | None) -> windows.Position | None:
+    if cursor is None:
+        return None
+    return windows.Position(
+        cursor.position, cursor.partial_end, cursor.partial_from, cursor.partial_since
+    )
 
 
 def run(conn: Connection, options: ReadOptions) -> Outcome:
@@ -352,36 +431,38 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
         batch_rows=max(1, min(o.batch_rows, store.MAX_BATCH_ROWS)),
         rng=o.rng or random.Random(),  # noqa: S311 - jitter, not cryptography
         throttle_backoff_s=o.throttle_backoff_s,
+        now=now,
+        window_size=o.window_size,
+        late=o.late,
+        sweep_every=o.sweep_every,
     )
     with tenant_tx(conn, o.agency_id):
         cursors = store.get_cursors(conn, o.account_id)
-        for region in names:
-            cursor = cursors.get(region)
-            resume_before = None
-            if cursor is not None and cursor.partial_end is not None:
-                resume_before = store.oldest_event_after(
-                    conn, o.account_id, region, cursor.position, cursor.partial_end
-                )
-            plan = windows.plan(
-                now,
-                cursor.position if cursor else None,
-                partial_end=cursor.partial_end if cursor else None,
-                resume_before=resume_before,
-                backfill_days=o.backfill_days,
-                retention_days=o.retention_days,
-                overlap=o.overlap,
-                size=o.window_size,
-            )
-            base = (
-                cursor.position
-                if cursor
-                else windows.first_position(now, o.backfill_days, o.retention_days)
-            )
-            readers.append(_RegionReader(shared, region, plan, base))
+    for region in names:
+        live = _position(cursors.get((region, LIVE)))
+        plan = windows.plan(
+            now,
+            live,
+            backfill_days=o.backfill_days,
+            retention_days=o.retention_days,
+            overlap=o.overlap,
+            size=o.window_size,
+        )
+        base = (
+            live.position
+            if live
+            else windows.first_position(now, o.backfill_days, o.retention_days)
+        )
+        # No sweep yet (a first sync, or a cursor older than the sweep): it starts where this
+        # run's live pass starts, and follows it while that reads hours after the fact.
+        sweep = _position(cursors.get((region, SWEEP))) or windows.Position(
+            plan[0].start if plan else base
+        )
+        readers.append(_RegionReader(shared, region, plan, base, sweep))
 
     written = {r.region: 0 for r in readers}
     positions: dict[str, datetime | None] = {
-        r: (c.position if (c := cursors.get(r)) else None) for r in names
+        r: (c.position if (c := cursors.get((r, LIVE))) else None) for r in names
     }
 
     def write(batch: _Batch) -> None:
@@ -389,17 +470,33 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
             o.fence(conn)
             store.defer_commit_flush(conn)  # safe: rows and cursor are lost together or not
             new = store.insert_events(conn, o.agency_id, o.account_id, batch.rows)
+            at = o.clock()
+            c = batch.cursor
             store.set_cursor(
                 conn,
                 o.agency_id,
                 o.account_id,
                 batch.region,
-                position=batch.position,
-                partial_end=batch.partial_end,
-                now=o.clock(),
+                pass_=batch.pass_,
+                position=c.position,
+                partial_end=c.partial_end,
+                partial_from=c.partial_from,
+                partial_since=c.partial_since,
+                now=at,
             )
+            if batch.sweep_to is not None:
+                store.advance_cursor(
+                    conn,
+                    o.agency_id,
+                    o.account_id,
+                    batch.region,
+                    pass_=SWEEP,
+                    position=batch.sweep_to,
+                    now=at,
+                )
         written[batch.region] += new
-        positions[batch.region] = batch.position
+        if batch.pass_ == LIVE:
+            positions[batch.region] = c.position
 
     with ThreadPoolExecutor(max_workers=len(readers), thread_name_prefix="cloudtrail") as pool:
         futures: list[Future[RegionOutcome]] = [pool.submit(r.run) for r in readers]

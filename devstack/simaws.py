@@ -507,6 +507,11 @@ class SimulatedAws:
             self._interruptions.append(interruption)
         return interruption
 
+    def reset_interruptions(self) -> None:
+        """Drop every interruption not used up."""
+        with self._lock:
+            self._interruptions.clear()
+
     def _interrupt_lookup(self, account_id: str, region: str | None = None) -> None:
         with self._lock:
             for item in self._interruptions:

@@ -44,6 +44,11 @@ class Outgoing(Protocol):
     @property
     def idempotency_key(self) -> str: ...
 
+    @property
+    def delay_s(self) -> int:
+        """Seconds before the queue delivers it (Vercel Queues' delayed send; 0: at once)."""
+        ...
+
 
 M = TypeVar("M", bound=Outgoing)
 
@@ -69,6 +74,7 @@ async def _send_all(
                     message.payload(),
                     idempotency_key=message.idempotency_key,
                     retention=RETENTION_S,
+                    delay=min(max(0, message.delay_s), RETENTION_S) or None,
                 )
             except Exception as exc:  # noqa: BLE001 - reported per message; the sender requeues
                 get_logger().warning(

@@ -179,7 +179,7 @@ class _Shared:
     source: _ClientSource
     pacer: Pacer
     deadline: float
-    batches: queue.Queue[_Batch]
+    batches: queue.Queue[_Batch | None]  # None: a region is done
     stop: threading.Event
     batch_rows: int
     rng: random.Random
@@ -498,17 +498,27 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
         if batch.pass_ == LIVE:
             positions[batch.region] = c.position
 
-    with ThreadPoolExecutor(max_workers=len(readers), thread_name_prefix="cloudtrail") as pool:
-        futures: list[Future[RegionOutcome]] = [pool.submit(r.run) for r in readers]
+    def read(reader: _RegionReader) -> RegionOutcome:
         try:
-            while True:
+            return reader.run()
+        finally:  # tells the writer this region is done: no polling for it
+            while not shared.stop.is_set():
                 try:
-                    batch = shared.batches.get(timeout=0.05)
-                except queue.Empty:
-                    if all(f.done() for f in futures) and shared.batches.empty():
-                        break
+                    shared.batches.put(None, timeout=0.1)
+                    break
+                except queue.Full:
                     continue
-                write(batch)
+
+    with ThreadPoolExecutor(max_workers=len(readers), thread_name_prefix="cloudtrail") as pool:
+        futures: list[Future[RegionOutcome]] = [pool.submit(read, r) for r in readers]
+        try:
+            running = len(readers)
+            while running:
+                batch = shared.batches.get()
+                if batch is None:
+                    running -= 1
+                else:
+                    write(batch)
         except BaseException:
             shared.stop.set()  # region threads stop at their next step; nothing more is written
             raise

@@ -165,6 +165,22 @@ def request_now(
     return [DueJob(*row) for row in rows]
 
 
+def queue_follow_up(
+    conn: Connection, agency_id: uuid.UUID, job_id: uuid.UUID, before: datetime
+) -> DueJob | None:
+    """Mark the job queued for its next run if that falls before `before` (and nobody holds
+    it); returns it to publish, with a delay, now. The dispatcher takes it up again only if it
+    stays unclaimed for an hour after it fell due (requested_at is set to that time)."""
+    row = conn.execute(
+        "UPDATE cao.sync_jobs SET state = 'queued', requested_at = next_run_at"
+        " WHERE agency_id = %s AND id = %s AND state IN ('idle', 'failed')"
+        "   AND lease_token IS NULL AND next_run_at < %s"
+        " RETURNING id, agency_id, account_id, kind, next_run_at",
+        (agency_id, job_id, before),
+    ).fetchone()
+    return None if row is None else DueJob(*row)
+
+
 def unqueue(conn: Connection, agency_id: uuid.UUID, job_ids: Sequence[uuid.UUID]) -> None:
     """Undo `request_now` for jobs whose message could not be published."""
     conn.execute(

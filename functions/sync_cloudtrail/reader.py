@@ -412,6 +412,32 @@ def _position(cursor: store.Cursor | None) -> windows.Position | None:
     )
 
 
+def _reader(
+    o: ReadOptions,
+    shared: _Shared,
+    region: str,
+    cursors: dict[tuple[str, str], store.Cursor],
+    now: datetime,
+) -> _RegionReader:
+    """A region's reader, its live pass planned from its cursors."""
+    live = _position(cursors.get((region, LIVE)))
+    plan = windows.plan(
+        now,
+        live,
+        backfill_days=o.backfill_days,
+        retention_days=o.retention_days,
+        overlap=o.overlap,
+        size=o.window_size,
+    )
+    base = live.position if live else windows.first_position(now, o.backfill_days, o.retention_days)
+    # No sweep yet (a first sync, or a cursor older than the sweep): it starts where this run's
+    # live pass starts, and follows it while that reads hours after the fact.
+    sweep = _position(cursors.get((region, SWEEP))) or windows.Position(
+        plan[0].start if plan else base
+    )
+    return _RegionReader(shared, region, plan, base, sweep)
+
+
 def run(conn: Connection, options: ReadOptions) -> Outcome:
     """Sync one account's CloudTrail events; see the module docstring and `ReadOptions`."""
     o = options
@@ -419,8 +445,7 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
     now = windows.whole_seconds(o.clock())
     deadline = o.pacer.clock() + o.time_budget_s - o.reserve_s
 
-    # Plan each region from its cursor (a short read transaction, before any AWS call).
-    readers: list[_RegionReader] = []
+    # Plan each region from its cursors (a short read transaction, before any AWS call).
     shared = _Shared(
         aws_account_id=o.aws_account_id,
         source=_ClientSource(o.clients, o.reassume),
@@ -438,27 +463,7 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
     )
     with tenant_tx(conn, o.agency_id):
         cursors = store.get_cursors(conn, o.account_id)
-    for region in names:
-        live = _position(cursors.get((region, LIVE)))
-        plan = windows.plan(
-            now,
-            live,
-            backfill_days=o.backfill_days,
-            retention_days=o.retention_days,
-            overlap=o.overlap,
-            size=o.window_size,
-        )
-        base = (
-            live.position
-            if live
-            else windows.first_position(now, o.backfill_days, o.retention_days)
-        )
-        # No sweep yet (a first sync, or a cursor older than the sweep): it starts where this
-        # run's live pass starts, and follows it while that reads hours after the fact.
-        sweep = _position(cursors.get((region, SWEEP))) or windows.Position(
-            plan[0].start if plan else base
-        )
-        readers.append(_RegionReader(shared, region, plan, base, sweep))
+    readers = [_reader(o, shared, region, cursors, now) for region in names]
 
     written = {r.region: 0 for r in readers}
     positions: dict[str, datetime | None] = {

@@ -106,6 +106,7 @@ class RegionOutcome:
     stopped_by: str | None = None  # "budget", "throttled", "error", "stopped"
     error_class: str | None = None
     lag_s: float | None = None
+    lag_before_s: float | None = None  # when the live cursor was last written, if it existed
 
 
 @dataclass
@@ -435,7 +436,11 @@ def _reader(
     sweep = _position(cursors.get((region, SWEEP))) or windows.Position(
         plan[0].start if plan else base
     )
-    return _RegionReader(shared, region, plan, base, sweep)
+    reader = _RegionReader(shared, region, plan, base, sweep)
+    cursor = cursors.get((region, LIVE))
+    if cursor is not None:
+        reader.out.lag_before_s = (cursor.updated_at - cursor.position).total_seconds()
+    return reader
 
 
 def run(conn: Connection, options: ReadOptions) -> Outcome:

@@ -13,6 +13,10 @@ allowlist of stored fields (`redact`) and the daily retention purge (`retention`
    batch of rows committed with its cursor in a transaction fenced by the lease.
 3. One closing transaction, fenced too: the job's next run and the run record.
 
+Falling behind: a region whose lag exceeds BEHIND_AFTER_S (2 h) and grew since its last write
+is logged and reported to Sentry as a warning (`falling_behind`); GET /api/accounts shows the
+lag and the flag.
+
 Scheduling: a run that read everything is due again at the top of the next hour (the hourly
 dispatch then finds it due; `now + 1 h` would slip past the firing). A run that stopped on its
 time budget with a backlog left is due again after FOLLOW_UP_DELAY. Throttling: due again after
@@ -32,7 +36,7 @@ from typing import TYPE_CHECKING
 
 from functions.jobs.schemas import JobContext
 from functions.sync_cloudtrail import reader
-from shared import aws
+from shared import aws, observability
 from shared.db import Connection, tenant_tx
 from shared.errors import AccessDeniedError, AwsError, LeaseLostError
 from shared.logs import get_logger
@@ -98,6 +102,33 @@ def run(
     outcome = reader.run(conn, options)
     del clients, options  # the credentials go with this call
     _record_outcome(conn, lease, run_id, outcome, assumes=assumes, now=clock(), draw=draw)
+    _report_falling_behind(lease, outcome)
+
+
+def falling_behind(outcome: reader.Outcome) -> list[reader.RegionOutcome]:
+    """The regions more than BEHIND_AFTER_S behind now whose lag grew since their last write:
+    more events than a run can read, or runs that keep failing. (A first backfill, or one
+    catching up, has a large lag too, but no earlier one or a shrinking one.)"""
+    return [
+        r
+        for r in outcome.regions
+        if r.lag_s is not None
+        and r.lag_before_s is not None
+        and r.lag_s > access.BEHIND_AFTER_S
+        and r.lag_s > r.lag_before_s
+    ]
+
+
+def _report_falling_behind(lease: jobs.Lease, outcome: reader.Outcome) -> None:
+    for region in falling_behind(outcome):
+        tags = {
+            "agency_id": str(lease.agency_id),
+            "account_id": str(lease.account_id),
+            "region": region.region,
+            "lag_s": str(int(region.lag_s or 0)),
+        }
+        get_logger().warning("cloudtrail sync is falling behind", extra=tags)
+        observability.report_message("CloudTrail sync is falling behind", **tags)
 
 
 def _record_outcome(

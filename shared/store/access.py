@@ -119,6 +119,10 @@ class Cursor:
 
 
 CURSOR_PASSES = ("live", "sweep")
+# An account whose CloudTrail events are more than this behind now is shown as falling behind
+# (GET /api/accounts) and, while its lag grows, reported (Sentry). Hourly runs keep the lag
+# under about an hour; a throttle or an error's retry adds minutes.
+BEHIND_AFTER_S = 2 * 3600
 
 
 def get_cursors(conn: Connection, account_id: uuid.UUID) -> dict[tuple[str, str], Cursor]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,12 +15,14 @@ from devstack.trailgen import make_events
 from functions.jobs import registry
 from functions.jobs.schemas import JobContext
 from functions.sync_cloudtrail import service
-from shared import aws
+from shared import aws, observability
 from shared.bootstrap import Deps
 from shared.db import system_tx, tenant_tx
 from shared.errors import LeaseLostError
 from shared.pacing import Pacer
+from shared.settings import Settings
 from shared.store import jobs
+from tests.support.sentry import CapturingTransport
 from tests.sync_cloudtrail.conftest import Linked
 from tests.sync_cloudtrail.helpers import NOW, FakeClock
 
@@ -124,7 +127,7 @@ def test_a_run_that_stops_on_its_budget_is_partial_and_due_again_soon(
     fresh_sim.put_events(linked.aws_account_id, "us-east-1", events)
     lease = claim(app_conn, linked, clock)
 
-    run_id = work(app_conn, linked, lease, clock, pacer, time_budget_s=3.0)
+    run_id = work(app_conn, linked, lease, clock, pacer, time_budget_s=8.0)
 
     run = row(owner_conn, "SELECT * FROM cao.sync_runs WHERE id = %s", run_id)
     assert run["status"] == "partial" and run["error_class"] is None
@@ -180,3 +183,41 @@ def test_a_refused_assume_marks_the_account_and_retries_no_sooner_than_next_hour
     job = row(owner_conn, "SELECT * FROM cao.sync_jobs WHERE id = %s", lease.job_id)
     assert job["next_run_at"] == service.next_hourly_run(clock.now())
     assert fresh_sim.count_calls("cloudtrail", "LookupEvents") == 0
+
+
+@pytest.fixture
+def sentry() -> Iterator[CapturingTransport]:
+    transport = CapturingTransport()
+    observability.stop()
+    observability.start(Settings({}), transport=transport)
+    yield transport
+    observability.stop()
+
+
+def test_a_region_that_falls_behind_is_reported_once_it_loses_ground_not_while_catching_up(
+    fresh_sim: SimulatedAws,
+    linked: Linked,
+    app_conn: psycopg.Connection[Any],
+    clock: FakeClock,
+    pacer: Pacer,
+    sentry: CapturingTransport,
+) -> None:
+    # More events in the last day (60 pages) than an 8-second run reads (~10 requests).
+    events = make_events(linked.aws_account_id, "us-east-1", NOW - timedelta(1), NOW, 3000, 4)
+    fresh_sim.put_events(linked.aws_account_id, "us-east-1", events)
+
+    work(app_conn, linked, claim(app_conn, linked, clock), clock, pacer, time_budget_s=8.0)
+    assert sentry.events == []  # a first backfill is behind, but has no lag to lose yet
+
+    clock.advance(3600)
+    work(app_conn, linked, claim(app_conn, linked, clock), clock, pacer, time_budget_s=8.0)
+    [warning] = sentry.events
+    assert warning["level"] == "warning"
+    assert warning["message"] == "CloudTrail sync is falling behind"
+    assert warning["tags"]["account_id"] == str(linked.account_id)
+    assert warning["tags"]["region"] == "us-east-1"
+    assert int(warning["tags"]["lag_s"]) > 24 * 3600
+
+    clock.advance(3600)  # a run with time enough catches up: no new warning
+    work(app_conn, linked, claim(app_conn, linked, clock), clock, pacer)
+    assert len(sentry.events) == 1

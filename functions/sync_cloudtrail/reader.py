@@ -106,7 +106,10 @@ class RegionOutcome:
     stopped_by: str | None = None  # "budget", "throttled", "error", "stopped"
     error_class: str | None = None
     lag_s: float | None = None
-    lag_before_s: float | None = None  # when the live cursor was last written, if it existed
+    # Event time left to read (windows.unread), when the live cursor was last written (if it
+    # existed) and after this run: growing means the region is falling behind.
+    unread_before_s: float | None = None
+    unread_s: float | None = None
 
 
 @dataclass
@@ -439,7 +442,8 @@ def _reader(
     reader = _RegionReader(shared, region, plan, base, sweep)
     cursor = cursors.get((region, LIVE))
     if cursor is not None:
-        reader.out.lag_before_s = (cursor.updated_at - cursor.position).total_seconds()
+        before = windows.unread(_position(cursor) or windows.Position(base), cursor.updated_at)
+        reader.out.unread_before_s = before.total_seconds()
     return reader
 
 
@@ -471,6 +475,9 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
     readers = [_reader(o, shared, region, cursors, now) for region in names]
 
     written = {r.region: 0 for r in readers}
+    committed: dict[str, windows.Position] = {
+        region: p for region in names if (p := _position(cursors.get((region, LIVE))))
+    }
     positions: dict[str, datetime | None] = {
         r: (c.position if (c := cursors.get((r, LIVE))) else None) for r in names
     }
@@ -507,6 +514,7 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
         written[batch.region] += new
         if batch.pass_ == LIVE:
             positions[batch.region] = c.position
+            committed[batch.region] = c
 
     def read(reader: _RegionReader) -> RegionOutcome:
         try:
@@ -534,18 +542,21 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
             raise
         results = [f.result() for f in futures]  # a bug in a region thread surfaces here
 
-    return _outcome(results, written, positions, now, shared)
+    return _outcome(results, written, positions, committed, now, shared)
 
 
-def _outcome(
+def _outcome(  # noqa: PLR0917 - private; what the run gathered, by kind
     results: list[RegionOutcome],
     written: dict[str, int],
     positions: dict[str, datetime | None],
+    committed: dict[str, windows.Position],
     now: datetime,
     shared: _Shared,
 ) -> Outcome:
     lags: list[float] = []
     for result in results:
+        if (cursor := committed.get(result.region)) is not None:
+            result.unread_s = windows.unread(cursor, now).total_seconds()
         result.events_written = written[result.region]
         result.position = positions[result.region]
         lag = windows.lag(now, result.position)

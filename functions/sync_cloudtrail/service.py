@@ -13,9 +13,9 @@ allowlist of stored fields (`redact`) and the daily retention purge (`retention`
    batch of rows committed with its cursor in a transaction fenced by the lease.
 3. One closing transaction, fenced too: the job's next run and the run record.
 
-Falling behind: a region whose lag exceeds BEHIND_AFTER_S (2 h) and grew since its last write
-is logged and reported to Sentry as a warning (`falling_behind`); GET /api/accounts shows the
-lag and the flag.
+Falling behind: a region whose lag exceeds BEHIND_AFTER_S (2 h) and whose event time left to
+read grew since its last write is logged and reported to Sentry as a warning
+(`falling_behind`); GET /api/accounts shows the lag and the flag.
 
 Scheduling: a run that read everything is due again at the top of the next hour (the hourly
 dispatch then finds it due; `now + 1 h` would slip past the firing). A run that stopped on its
@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 # The consumer's function must outlive this, plus the final commit (see README / vercel.json).
 TIME_BUDGET_S = 240.0
-FOLLOW_UP_DELAY = timedelta(minutes=2)
+FOLLOW_UP_DELAY = timedelta(seconds=15)  # published with this delay: bench/cloudtrail_ceiling
 RETRY_DELAY = timedelta(minutes=10)  # transient AWS failures; jittered up to twice this
 
 
@@ -106,16 +106,17 @@ def run(
 
 
 def falling_behind(outcome: reader.Outcome) -> list[reader.RegionOutcome]:
-    """The regions more than BEHIND_AFTER_S behind now whose lag grew since their last write:
-    more events than a run can read, or runs that keep failing. (A first backfill, or one
-    catching up, has a large lag too, but no earlier one or a shrinking one.)"""
+    """The regions more than BEHIND_AFTER_S behind now with more event time left to read than
+    at their last write: more events than the runs can read, or runs that keep failing. (A
+    first backfill, or one catching up, is far behind too, but has less and less to read.)"""
     return [
         r
         for r in outcome.regions
         if r.lag_s is not None
-        and r.lag_before_s is not None
         and r.lag_s > access.BEHIND_AFTER_S
-        and r.lag_s > r.lag_before_s
+        and r.unread_before_s is not None
+        and r.unread_s is not None
+        and r.unread_s > r.unread_before_s
     ]
 
 

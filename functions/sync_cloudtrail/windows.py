@@ -154,6 +154,16 @@ def sweep_after(sweep: datetime, window: Window, late: timedelta = LATE) -> date
     return max(sweep, min(window.cursor_to, window.read_since - late))
 
 
+def unread(cursor: Position, at: datetime) -> timedelta:
+    """How much event time is left to read at `at`: below a partly read window's read part,
+    and after its end (or after the cursor). A region that keeps up sees it shrink from run to
+    run, even while a big window holds its cursor still; one that cannot, sees it grow."""
+    if cursor.partial_end is not None and cursor.partial_from is not None:
+        done = max(timedelta(0), min(cursor.partial_end, at) - cursor.partial_from)
+        return max(timedelta(0), at - cursor.position - done)
+    return max(timedelta(0), at - cursor.position)
+
+
 def lag(now: datetime, position: datetime | None) -> timedelta | None:
     """How far behind now the cursor is (None before the first window completes)."""
     if position is None:

@@ -16,6 +16,7 @@ from functions.sync_cloudtrail.windows import (
     lag,
     plan,
     sweep_after,
+    unread,
 )
 
 NOW = datetime(2025, 3, 14, 12, 0, 0, 654321, tzinfo=UTC)
@@ -144,3 +145,12 @@ def test_lag_is_now_minus_the_cursor() -> None:
     assert lag(NOW, None) is None
     assert lag(NOW, NOW_S - timedelta(minutes=30)) == timedelta(minutes=30)
     assert lag(NOW, NOW_S + timedelta(minutes=1)) == timedelta(0)
+
+
+def test_unread_counts_what_a_partly_read_window_has_left_and_what_came_after_it() -> None:
+    hour = timedelta(hours=1)
+    assert unread(Position(NOW_S - 3 * hour), NOW_S) == 3 * hour
+    # [cursor, partial_end] read from its end down to partial_from: 1 h of it is read.
+    half = Position(NOW_S - 5 * hour, NOW_S - 2 * hour, NOW_S - 3 * hour, NOW_S - 2 * hour)
+    assert unread(half, NOW_S) == 4 * hour
+    assert unread(Position(NOW_S + hour), NOW_S) == timedelta(0)

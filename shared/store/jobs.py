@@ -147,7 +147,7 @@ def request_now(
     """Make the account's jobs due now and mark them queued; returns those to publish.
 
     A job already queued (within the hour) or running under a live lease is left alone: the
-    delivery on its way does the work. Paused jobs stay paused (they resume on verification).
+    delivery on its way does the work; one waiting for a delayed follow-up runs now. Paused jobs stay paused (they resume on verification).
     """
     wanted = list(dict.fromkeys(kinds))
     _check_kinds(wanted)
@@ -158,6 +158,8 @@ def request_now(
         "   AND (state IN ('idle', 'failed')"
         "        OR (state = 'queued' AND coalesce(requested_at, next_run_at)"
         "            <= %(now)s - interval '1 hour')"
+        # Waiting for a delayed follow-up (queue_follow_up): it runs now instead.
+        "        OR (state = 'queued' AND requested_at > %(now)s)"
         "        OR (state = 'running' AND lease_expires_at <= %(now)s))"
         " RETURNING id, agency_id, account_id, kind, next_run_at",
         {"now": now, "agency": agency_id, "account": account_id, "kinds": wanted},

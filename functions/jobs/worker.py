@@ -10,12 +10,15 @@ the same messages to the same subscriber.
 The consumer (`consume`, in a worker thread: it does blocking I/O) claims the job's lease,
 opens a run record and runs the job's kind through `registry.handler_for` with a
 `JobContext`. Then:
-- the handler returned (success, or a failure it classified and recorded): acknowledge;
+- the handler returned (success, or a failure it classified and recorded): acknowledge; and
+  when the job's next run falls before the next dispatcher run (a follow-up, a retry, the next
+  hour), publish it now with that delay (`service.publish_follow_up`);
 - LeaseLostError (another delivery took over an expired lease): the run is marked superseded,
   nothing else is written; acknowledge;
 - the lease is held by a live delivery (a duplicate arriving while the job runs): redeliver
-  once that lease has expired, so a crashed worker's job is picked up again; a duplicate that
-  finds the job done (not due any more) is acknowledged;
+  once that lease has expired, so a crashed worker's job is picked up again; a delayed
+  follow-up delivered before its job is due: redeliver when it is; a duplicate that finds the
+  job done (not due any more) is acknowledged;
 - anything else: the run is marked failed, the lease given back, and the exception propagates
   so the queue redelivers; at the last allowed delivery the job is left `failed` (visible to
   the agency, taken again by a later dispatcher run) and the message acknowledged.

@@ -17,11 +17,13 @@ Falling behind: a region whose lag exceeds BEHIND_AFTER_S (2 h) and whose event 
 read grew since its last write is logged and reported to Sentry as a warning
 (`falling_behind`); GET /api/accounts shows the lag and the flag.
 
-Scheduling: a run that read everything is due again at the top of the next hour (the hourly
-dispatch then finds it due; `now + 1 h` would slip past the firing). A run that stopped on its
-time budget with a backlog left is due again after FOLLOW_UP_DELAY. Throttling: due again after
-the jittered delay the sync chose (its cursors did not move). AccessDenied on assume: the
-account is marked (the third refusal in a row pauses it), retried next hour at the earliest.
+Scheduling: a run that read everything is due again at the top of the next hour (`now + 1 h`
+would slip past the hourly dispatch). A run that stopped on its time budget with a backlog left
+is due again after FOLLOW_UP_DELAY. The worker publishes any next run due before the next
+dispatch right away, with its delay (functions/jobs/worker.py), so each runs when due.
+Throttling: due again after the jittered delay the sync chose (its cursors did not move).
+AccessDenied on assume: the account is marked (the third refusal in a row pauses it), retried
+next hour at the earliest.
 Other AWS failures: retried after a jittered delay. LeaseLostError propagates (the consumer
 closes the run as superseded); so does anything unexpected (the queue redelivers).
 """

@@ -147,7 +147,8 @@ def request_now(
     """Make the account's jobs due now and mark them queued; returns those to publish.
 
     A job already queued (within the hour) or running under a live lease is left alone: the
-    delivery on its way does the work; one waiting for a delayed follow-up runs now. Paused jobs stay paused (they resume on verification).
+    delivery on its way does the work; one waiting for a delayed follow-up runs now. Paused
+    jobs stay paused (they resume on verification).
     """
     wanted = list(dict.fromkeys(kinds))
     _check_kinds(wanted)

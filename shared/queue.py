@@ -173,14 +173,27 @@ class LocalQueue:
         self.service.server.shift(seconds)
 
     def pending(self) -> int:
-        """Messages of our topic not yet acknowledged by our consumer group."""
+        """Messages of our topic not yet acknowledged by our consumer group, delayed ones once
+        they are due (a follow-up published for later is not work in flight)."""
         if self.service is None:
             return 0
         group = _group_name()
+        now = self.service.server.now
         return sum(
             1
             for m in self.service.server.state.by_topic.get(TOPIC, [])
-            if m.duplicate_of is None and not m.acknowledged_for(group)
+            if m.duplicate_of is None and not m.acknowledged_for(group) and m.available_at <= now
+        )
+
+    def delayed(self) -> int:
+        """Messages of our topic published with a delay that has not passed yet."""
+        if self.service is None:
+            return 0
+        now = self.service.server.now
+        return sum(
+            1
+            for m in self.service.server.state.by_topic.get(TOPIC, [])
+            if m.duplicate_of is None and m.available_at > now
         )
 
     def deliveries(self) -> int:

@@ -57,7 +57,7 @@ from shared.errors import (
 )
 from shared.kit.clock import Clock, utc_now
 from shared.logs import get_logger
-from shared.pacing import Pacer
+from shared.pacing import Pacer, TokenBucket
 from shared.store import access as store
 
 if TYPE_CHECKING:  # types only
@@ -195,6 +195,14 @@ class _Shared:
     retry_after: list[float] = field(default_factory=list)
 
 
+@dataclass
+class _ClientState:
+    """A region thread's client, and the credentials' generation it was made from."""
+
+    client: Client
+    generation: int
+
+
 class _RegionReader:
     """One region's live pass, then its sweep, in one thread; batches go to the writer."""
 
@@ -231,9 +239,8 @@ class _RegionReader:
         return self.out
 
     def _read(self) -> None:
-        client, generation = self.s.source.client(self.region)
+        state = _ClientState(*self.s.source.client(self.region))
         bucket = self.s.pacer.bucket(self.s.aws_account_id, self.region)
-        state = [client, generation]
         if not self._pass(LIVE, self.plan, state, bucket):
             return
         sweep_plan = windows.plan(
@@ -250,7 +257,9 @@ class _RegionReader:
     def _cursor(self, pass_: str) -> datetime:
         return self.position if pass_ == LIVE else self.sweep.position
 
-    def _pass(self, pass_: str, plan: list[windows.Window], state: list[Any], bucket: Any) -> bool:
+    def _pass(
+        self, pass_: str, plan: list[windows.Window], state: _ClientState, bucket: TokenBucket
+    ) -> bool:
         """Read the windows of one pass; False when the region stopped before their end."""
         for window in plan:
             rows: list[Row] = []
@@ -271,15 +280,15 @@ class _RegionReader:
                     params["NextToken"] = token
                 self.out.api_calls += 1
                 try:
-                    page = state[0].lookup_events(**params)
+                    page = state.client.lookup_events(**params)
                 except ExpiredCredentialsError as exc:
                     try:
-                        renewed = self.s.source.renew(state[1])
+                        renewed = self.s.source.renew(state.generation)
                     except AwsError as again:  # e.g. the role was removed meanwhile
                         self._stop_in(pass_, window, rows, oldest, "error", again)
                         return False
                     if renewed:
-                        state[0], state[1] = self.s.source.client(self.region)
+                        state.client, state.generation = self.s.source.client(self.region)
                         continue  # the same page again, same token
                     self._stop_in(pass_, window, rows, oldest, "error", exc)
                     return False

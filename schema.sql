@@ -306,9 +306,11 @@ CREATE TABLE IF NOT EXISTS cao.sync_jobs (
 CREATE INDEX IF NOT EXISTS sync_jobs_due ON cao.sync_jobs (kind, next_run_at);
 CREATE INDEX IF NOT EXISTS sync_jobs_agency ON cao.sync_jobs (agency_id);
 
--- CloudTrail read position per (account, region): the end of the last window read completely.
--- partial_end: the end of a window a run read only partly (its newest events are stored; the
--- next run reads the rest, then moves position there). See functions/sync_cloudtrail/windows.py.
+-- CloudTrail read position per (account, region, pass): the end of the last window read
+-- completely. Pass 'live' follows now; 'sweep' re-reads each moment once it is hours old, for
+-- late deliveries. partial_end: the end of a window a run read only partly, from partial_end
+-- down to partial_from (inclusive), starting at partial_since; the next run reads the rest, then
+-- moves position there. See functions/sync_cloudtrail/windows.py.
 CREATE TABLE IF NOT EXISTS cao.sync_cursors (
   agency_id     uuid NOT NULL,
   account_id    uuid NOT NULL,
@@ -316,7 +318,10 @@ CREATE TABLE IF NOT EXISTS cao.sync_cursors (
   position      timestamptz NOT NULL,
   updated_at    timestamptz NOT NULL DEFAULT now(),
   partial_end   timestamptz,
-  PRIMARY KEY (account_id, region),
+  pass          text NOT NULL DEFAULT 'live' CHECK (pass IN ('live', 'sweep')),
+  partial_from  timestamptz,
+  partial_since timestamptz,
+  PRIMARY KEY (account_id, region, pass),
   FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
 );
 

@@ -36,7 +36,7 @@ from pydantic import Field
 
 from devstack import pg, trailgen
 from devstack.server import all_routers
-from devstack.simaws import OUR_ACCOUNT_ID, SimulatedAws
+from devstack.simaws import OUR_ACCOUNT_ID, SimulatedAws, delivery_delays
 from functions.jobs import worker
 from functions.onboard import templates
 from shared import bootstrap
@@ -279,6 +279,8 @@ def main() -> int:
         app_url, owner_url = stack.enter_context(database())
         log("starting the simulated AWS")
         sim = stack.enter_context(SimulatedAws())
+        # As AWS does: most events are delivered within minutes, some up to an hour late.
+        sim.delivery_delay = delivery_delays(3600)
         key_id, secret = sim.create_user_with_key(OUR_ACCOUNT_ID, "cao-service")
         env = {
             "DATABASE_URL": app_url,

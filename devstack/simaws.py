@@ -8,14 +8,17 @@ process. Production code reaches it like real AWS: plain botocore clients whose 
   must allow the caller (resolved from the request's access key) with `sts:AssumeRole`, and an
   `sts:ExternalId` condition must match. Every refusal is the same `AccessDenied` (HTTP 403),
   whether or not the role exists. DurationSeconds, RoleSessionName and ExternalId are validated.
-- **cloudtrail:LookupEvents** over events stored with `put_events` (moto has no implementation).
+- **cloudtrail:LookupEvents** over events stored with `put_events` (moto has no implementation),
+  on the simulator's own clock (`clock`): an event is visible only once delivered (its time plus
+  the `delivery_delay` drawn for it), never when older than 90 days, and a NextToken expires
+  (`lookup_token_ttl_s`). `interrupt_lookups` makes a run's later calls fail (throttle, outage).
 - **ce:GetCostAndUsage** over a monthly cost ledger (`put_cost`) instead of moto's FIFO queue of
   canned answers: TimePeriod, MONTHLY granularity, Metrics, up to two GroupBy of SERVICE /
   LINKED_ACCOUNT, a simple Filter, NextPageToken paging, organization visibility.
 - **organizations:ListAccounts** refusals that moto does not make (not in an organization;
   member that is neither the management account nor a delegated administrator).
 - **LookupEvents throttling** as AWS documents it: at most `lookup_events_rate` (2) requests per
-  second per account and region, measured on `clock` over any one-second window; beyond it a
+  second per account and region, measured on `monotonic` over any one-second window; beyond it a
   `ThrottlingException` (HTTP 400). Throttled requests do not count against the quota.
 - **Faults, stalls and latency** answered by the server, so botocore's real retry, timeout and
   error parsing run. A stall holds the answer for a while (a hung connection: the client's read
@@ -59,7 +62,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from fnmatch import fnmatchcase
 from typing import Any
@@ -83,7 +86,15 @@ from moto.organizations.models import organizations_backends
 from moto.sts.models import sts_backends
 from werkzeug.serving import make_server
 
-__all__ = ["DEFAULT_ACCOUNT_ID", "Fault", "FaultInjector", "SimCall", "SimulatedAws"]
+__all__ = [
+    "DEFAULT_ACCOUNT_ID",
+    "Fault",
+    "FaultInjector",
+    "LookupInterruption",
+    "SimCall",
+    "SimulatedAws",
+    "delivery_delays",
+]
 
 # AWS's documented quota of cloudtrail:LookupEvents: 2 requests per second per account per region.
 LOOKUP_EVENTS_RATE = 2.0
@@ -128,6 +139,13 @@ _CE_METRICS = frozenset(
 _CE_QUANTITY_METRICS = frozenset({"NormalizedUsageAmount", "UsageQuantity"})
 _CE_DIMENSIONS = ("SERVICE", "LINKED_ACCOUNT")
 
+# LookupEvents "returns events that occurred in the last 90 days" (CloudTrail API reference).
+LOOKUP_HORIZON = timedelta(days=90)
+# AWS documents that pagination tokens expire; LookupEvents states no lifetime, and 24 hours is
+# the one AWS documents for its other NextTokens (CloudWatch Logs, Resource Explorer, ...). A
+# sync run lives at most 300 s, so it never holds a token anywhere near that long.
+LOOKUP_TOKEN_TTL_S = 24 * 3600.0
+
 
 # --------------------------------------------------------------------------------------------
 # Public records: call log and faults
@@ -143,7 +161,7 @@ class SimCall:
     account_id: str  # the caller's account (an assumed role acts in the role's account)
     region: str  # the region the request was signed for
     params: dict[str, Any]  # request parameters (JSON body, or the flat query string)
-    at: float = 0.0  # when it arrived, on the simulator's `clock`
+    at: float = 0.0  # when it arrived, on the simulator's `monotonic` clock
 
 
 @dataclass
@@ -245,6 +263,42 @@ class FaultInjector:
         return None
 
 
+@dataclass
+class LookupInterruption:
+    """LookupEvents calls of one account (and region, if given) that fail: after `after`
+    more calls pass, the next `times` answer `code` (one call's botocore retries each count)."""
+
+    account_id: str
+    region: str | None
+    after: int
+    code: str
+    status: int
+    times: int
+
+
+def delivery_delays(
+    max_s: float, *, typical_s: float = 300.0, late_share: float = 0.1, seed: int = 0
+) -> Callable[[Mapping[str, Any]], float]:
+    """A `SimulatedAws.delivery_delay`: most events arrive within `typical_s` (AWS: "within an
+    average of about 5 minutes"), a `late_share` of them anywhere up to `max_s`. Deterministic
+    per eventID and seed, so a test's events arrive the same way every run."""
+    if max_s < 0 or typical_s < 0 or not 0 <= late_share <= 1:
+        raise ValueError("delays are not negative and late_share is a fraction")
+
+    def delay(record: Mapping[str, Any]) -> float:
+        digest = hashlib.sha256(f"{seed}:{record['eventID']}".encode()).digest()
+        pick = int.from_bytes(digest[:4], "big") / 2**32
+        spread = int.from_bytes(digest[4:8], "big") / 2**32
+        limit = max_s if pick < late_share else min(typical_s, max_s)
+        return spread * limit
+
+    return delay
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class _SimError(Exception):
     """An AWS error answer produced by one of the simulator's handlers."""
 
@@ -265,6 +319,7 @@ class _StoredEvent:
     """A CloudTrail record plus what LookupEvents needs to filter and answer it."""
 
     key: tuple[float, str]  # (eventTime epoch, eventID): the total order of the store
+    visible_at: float  # epoch seconds when CloudTrail has delivered it (eventTime + delay)
     event_id: str
     event_name: str
     event_source: str
@@ -333,19 +388,26 @@ class SimulatedAws:
         ce_page_size: int = 50,
         *,
         lookup_events_rate: float | None = LOOKUP_EVENTS_RATE,
-        clock: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.region = region
         # Groups per GetCostAndUsage page; tests lower it to exercise paging.
         self.ce_page_size = ce_page_size
         # LookupEvents requests per second per (account, region) before ThrottlingException;
-        # None: never throttled. `clock` times it (tests pass the fake clock their code runs on).
+        # None: never throttled. `monotonic` times it (tests pass the fake clock their code runs
+        # on).
         self.lookup_events_rate = lookup_events_rate
-        self.clock = clock
+        self.monotonic = monotonic
         self._stalls: list[threading.Event] = []
         # (service, operation) -> seconds slept before answering (benchmarks).
         self.latency: dict[tuple[str, str], float] = {}
         self.faults = FaultInjector()
+        # CloudTrail's time behaviour (see "CloudTrail time" below): the simulated now, the
+        # delivery delay drawn per stored event (None: delivered at once), token lifetime.
+        self.clock: Callable[[], datetime] = _utc_now
+        self.delivery_delay: Callable[[Mapping[str, Any]], float] | None = None
+        self.lookup_token_ttl_s: float = LOOKUP_TOKEN_TTL_S
+        self._interruptions: list[LookupInterruption] = []
         self._lock = threading.RLock()
         self._stores = _Stores()
         self._server: _QuietMotoServer | None = None
@@ -418,6 +480,7 @@ class SimulatedAws:
         organizations_backends.master_accounts.clear()
         with self._lock:
             self._stores = _Stores()
+            self._interruptions.clear()
         self.faults.clear()
         self.release_stalls()
 
@@ -444,7 +507,7 @@ class SimulatedAws:
 
     def _over_quota(self, call: SimCall) -> bool:
         """Whether LookupEvents `call` exceeds the per-(account, region) quota; if not, it
-        counts against it. A sliding window of one second on `clock`."""
+        counts against it. A sliding window of one second on `monotonic`."""
         rate = self.lookup_events_rate
         if rate is None:
             return False
@@ -486,10 +549,12 @@ class SimulatedAws:
 
         Each record needs eventID, eventTime (ISO 8601), eventName and eventSource. eventIDs
         are unique per (account, region): a duplicate raises ValueError (CloudTrail never
-        returns one twice, and a silent overwrite would hide a broken generator).
+        returns one twice, and a silent overwrite would hide a broken generator). Each record
+        becomes visible at its eventTime plus `delivery_delay(record)` seconds, if set.
         """
         _check_account_id(account_id)
-        stored = [_stored_event(dict(e)) for e in events]
+        delay = self.delivery_delay
+        stored = [_stored_event(dict(e), delay) for e in events]
         with self._lock:
             ids = self._stores.event_ids.setdefault((account_id, region), set())
             fresh = {e.event_id for e in stored}
@@ -503,6 +568,45 @@ class SimulatedAws:
     def event_count(self, account_id: str, region: str) -> int:
         with self._lock:
             return len(self._stores.events.get((account_id, region), ()))
+
+    def interrupt_lookups(
+        self,
+        account_id: str,
+        *,
+        after: int = 0,
+        throttle: bool = True,
+        times: int = 5,
+        region: str | None = None,
+    ) -> LookupInterruption:
+        """Stop a sync run part-way: after `after` more LookupEvents calls of the account pass,
+        the next `times` fail, with ThrottlingException (`throttle`) or an AWS outage
+        (InternalFailure, HTTP 500). The default `times` outlasts one call's 5 attempts."""
+        _check_account_id(account_id)
+        if after < 0 or times < 1:
+            raise ValueError("after is not negative and times at least 1")
+        code, status = ("ThrottlingException", 400) if throttle else ("InternalFailure", 500)
+        interruption = LookupInterruption(account_id, region, after, code, status, times)
+        with self._lock:
+            self._interruptions.append(interruption)
+        return interruption
+
+    def reset_interruptions(self) -> None:
+        """Drop every interruption not used up."""
+        with self._lock:
+            self._interruptions.clear()
+
+    def _interrupt_lookup(self, account_id: str, region: str | None = None) -> None:
+        with self._lock:
+            for item in self._interruptions:
+                if item.account_id != account_id or item.region not in (None, region):
+                    continue
+                if item.after > 0:
+                    item.after -= 1
+                    return
+                item.times -= 1
+                if item.times <= 0:
+                    self._interruptions.remove(item)
+                raise _SimError(item.code, f"Simulated {item.code}", item.status)
 
     # -- Cost Explorer -----------------------------------------------------------------------
 
@@ -702,7 +806,7 @@ class SimulatedAws:
         internal = resp.headers.get(_INTERNAL_HEADER) == "1"
         if not internal:
             call = SimCall(
-                service, operation, account_id, resp.region, _request_params(resp), self.clock()
+                service, operation, account_id, resp.region, _request_params(resp), self.monotonic()
             )
             with self._lock:
                 self._stores.calls.append(call)
@@ -795,6 +899,8 @@ class SimulatedAws:
         body = _json_body(resp)
         query = _LookupQuery.parse(body)
         account_id, region = str(resp.current_account), resp.region
+        self._interrupt_lookup(account_id, region)
+        now = self.clock().timestamp()
         fingerprint = _fingerprint(
             account_id,
             region,
@@ -805,11 +911,14 @@ class SimulatedAws:
         if token is not None:
             decoded = _decode_token(token)
             position = decoded.get("k") if decoded else None
+            issued = decoded.get("t") if decoded else None
             if (
                 decoded is None
                 or decoded.get("h") != fingerprint
                 or not isinstance(position, list)
                 or len(position) != 2
+                or not isinstance(issued, int | float)
+                or now - issued > self.lookup_token_ttl_s
             ):
                 raise _SimError(
                     "InvalidNextTokenException",
@@ -823,11 +932,13 @@ class SimulatedAws:
         if query.category is None:  # insight events are never simulated
             with self._lock:
                 bucket = list(self._stores.events.get((account_id, region), ()))
-            page, more = query.walk(bucket, before)
+            page, more = query.walk(bucket, before, now)
 
         answer: dict[str, Any] = {"Events": [_lookup_item(e) for e in page]}
         if more:
-            answer["NextToken"] = _encode_token({"h": fingerprint, "k": list(page[-1].key)})
+            answer["NextToken"] = _encode_token(
+                {"h": fingerprint, "k": list(page[-1].key), "t": now}
+            )
         return _json_response(answer)
 
     def _handle_get_cost_and_usage(
@@ -1237,24 +1348,28 @@ class _LookupQuery:
         return cls(attribute, max_results, start, end, category)
 
     def walk(
-        self, bucket: list[_StoredEvent], before: tuple[float, str] | None
+        self, bucket: list[_StoredEvent], before: tuple[float, str] | None, now: float
     ) -> tuple[list[_StoredEvent], bool]:
-        """One page, newest first, and whether more match after it.
+        """One page, newest first, and whether more match after it, as seen at `now`.
 
         The store is ascending by (eventTime, eventID); walk it backwards from the end of the
         window (or from just below the token's position), stopping one match past a full page.
-        Keyed on the last event returned, a token stays exact when newer events arrive.
+        Keyed on the last event returned, a token stays exact when newer events arrive. Events
+        not yet delivered at `now`, or older than the 90 days LookupEvents keeps, are not there.
         """
         upper = len(bucket)
         if self.end is not None:
             upper = bisect.bisect_right(bucket, (self.end, "\U0010ffff"), key=_event_key)
         if before is not None:
             upper = min(upper, bisect.bisect_left(bucket, before, key=_event_key))
+        oldest = now - LOOKUP_HORIZON.total_seconds()
         page: list[_StoredEvent] = []
         for index in range(upper - 1, -1, -1):
             item = bucket[index]
-            if self.start is not None and item.key[0] < self.start:
+            if (self.start is not None and item.key[0] < self.start) or item.key[0] < oldest:
                 break
+            if item.visible_at > now:
+                continue
             if self.attribute is not None and not _event_matches(item, *self.attribute):
                 continue
             if len(page) == self.max_results:
@@ -1298,11 +1413,16 @@ def _username(identity: Mapping[str, Any]) -> str | None:
     return str(name) if name else None
 
 
-def _stored_event(record: dict[str, Any]) -> _StoredEvent:
+def _stored_event(
+    record: dict[str, Any], delay: Callable[[Mapping[str, Any]], float] | None = None
+) -> _StoredEvent:
     for required in ("eventID", "eventTime", "eventName", "eventSource"):
         if not isinstance(record.get(required), str):
             raise ValueError(f"a CloudTrail record needs a string {required}")
     event_time = _parse_iso(record["eventTime"]).timestamp()
+    late = 0.0 if delay is None else float(delay(record))
+    if late < 0:
+        raise ValueError("a delivery delay cannot be negative")
     identity = record.get("userIdentity") or {}
     read_only = record.get("readOnly")
     resources = [
@@ -1312,6 +1432,7 @@ def _stored_event(record: dict[str, Any]) -> _StoredEvent:
     ]
     return _StoredEvent(
         key=(event_time, record["eventID"]),
+        visible_at=event_time + late,
         event_id=record["eventID"],
         event_name=record["eventName"],
         event_source=record["eventSource"],

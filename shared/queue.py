@@ -58,6 +58,11 @@ class Outgoing(Protocol):
     @property
     def idempotency_key(self) -> str: ...
 
+    @property
+    def delay_s(self) -> int:
+        """Seconds before the queue delivers it (Vercel Queues' delayed send; 0: at once)."""
+        ...
+
 
 M = TypeVar("M", bound=Outgoing)
 
@@ -83,6 +88,7 @@ async def _send_all(
                     message.payload(),
                     idempotency_key=message.idempotency_key,
                     retention=RETENTION_S,
+                    delay=min(max(0, message.delay_s), RETENTION_S) or None,
                 )
             except Exception as exc:  # noqa: BLE001 - reported per message; the sender requeues
                 get_logger().warning(
@@ -276,14 +282,27 @@ class LocalQueue:
         self.service.server.shift(seconds)
 
     def pending(self) -> int:
-        """Messages of our topic not yet acknowledged by our consumer group."""
+        """Messages of our topic not yet acknowledged by our consumer group, delayed ones once
+        they are due (a follow-up published for later is not work in flight)."""
         if self.service is None:
             return 0
         group = _group_name()
+        now = self.service.server.now
         return sum(
             1
             for m in self.service.server.state.by_topic.get(TOPIC, [])
-            if m.duplicate_of is None and not m.acknowledged_for(group)
+            if m.duplicate_of is None and not m.acknowledged_for(group) and m.available_at <= now
+        )
+
+    def delayed(self) -> int:
+        """Messages of our topic published with a delay that has not passed yet."""
+        if self.service is None:
+            return 0
+        now = self.service.server.now
+        return sum(
+            1
+            for m in self.service.server.state.by_topic.get(TOPIC, [])
+            if m.duplicate_of is None and m.available_at > now
         )
 
     def deliveries(self) -> int:

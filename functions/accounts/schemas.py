@@ -53,6 +53,14 @@ class AccountSummary(FromRow):
     verified_at: datetime | None
     last_successful_sync_at: datetime | None
     jobs: list[JobHealth]
+    cloudtrail_lag_seconds: int | None = Field(
+        description="how far behind now its CloudTrail events are (its most lagging region); "
+        "null before the first window is read"
+    )
+    cloudtrail_behind: bool = Field(
+        description="the events are more than 2 hours behind: the account has more activity "
+        "than one sync can read (about 2 requests/s per region), or its syncs keep failing"
+    )
     ce_requests_this_month: int = Field(description="Cost Explorer requests since the 1st (UTC)")
     ce_cost_this_month_usd: str = Field(description="their cost to the client ($0.01 each)")
 

@@ -25,6 +25,7 @@ from shared.kit.pages import decode_uuid_cursor, split_page
 from shared.kit.params import dec_str
 from shared.store import accounts, agency, audit
 from shared.store import accounts as store
+from shared.store.access import BEHIND_AFTER_S
 from shared.store.accounts import AccountRow
 
 from .schemas import (
@@ -95,6 +96,8 @@ def summarize(
     """The fields of an AccountSummary, from the account's rows (the row's own fields are
     read from it by the model)."""
     label, action = describe_status(account.status)
+    ct_lag = None if cursor is None else max(0, int((now - cursor).total_seconds()))
+    cloudtrail_behind = ct_lag is not None and ct_lag > BEHIND_AFTER_S
     successes = [j.last_success_at for j in jobs if j.last_success_at is not None]
     failing = [j for j in jobs if j.consecutive_failures > 0 and j.last_error_class]
     if account.status != "active":
@@ -104,6 +107,11 @@ def summarize(
         human = (
             f"Active, but the last {job.kind} sync failed ({job.last_error_class}); "
             "it is retried automatically"
+        )
+    elif ct_lag is not None and cloudtrail_behind:
+        human = (
+            f"Active, but its CloudTrail events are {ct_lag // 3600} hours behind; "
+            "the sync is catching up"
         )
     elif not successes:
         human = "Active: waiting for its first sync"
@@ -118,6 +126,8 @@ def summarize(
         "jobs": [
             JobHealth.model_validate({**vars(j), "lag_seconds": _lag(j, cursor, now)}) for j in jobs
         ],
+        "cloudtrail_lag_seconds": ct_lag,
+        "cloudtrail_behind": cloudtrail_behind,
         "ce_requests_this_month": spend.ce_requests if spend else 0,
         "ce_cost_this_month_usd": dec_str(spend.ce_cost_usd) if spend else "0",
     }

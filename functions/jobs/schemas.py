@@ -31,6 +31,7 @@ class JobMessage:
     agency_id: uuid.UUID
     kind: str
     period: datetime
+    delay_s: int = 0  # delivered no sooner than this after publishing (not in the payload)
 
     def payload(self) -> dict[str, str]:
         return {
@@ -66,8 +67,8 @@ class JobMessage:
         )
 
     @classmethod
-    def for_job(cls, job: jobs.DueJob) -> JobMessage:
-        return cls(job.job_id, job.agency_id, job.kind, job.due_at)
+    def for_job(cls, job: jobs.DueJob, delay_s: int = 0) -> JobMessage:
+        return cls(job.job_id, job.agency_id, job.kind, job.due_at, delay_s)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ outside the transaction, it publishes one message per job (`schemas.JobMessage`:
 its agency, its kind and its period, i.e. when the job fell due).
 
 `enqueue_first_sync` (after a link) and `request_sync` (the agency's "sync now") make an
-account's jobs due now and publish them the same way.
+account's jobs due now and publish them the same way. `publish_follow_up` (the worker, after a
+run) publishes a job whose next run falls before the next dispatcher run with a delay, so a
+follow-up or retry runs when it asked to.
 
 The kinds are the job kind vocabulary (`shared.store.jobs.JOB_KINDS`); the worker runs each
 through its handler in functions/jobs/registry.py. Messages go out through the `Publisher` the
@@ -19,11 +21,12 @@ serves "sync now" loads nothing heavy. The queue consumer is functions/jobs/work
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from functions.jobs.schemas import JobMessage
@@ -44,6 +47,7 @@ if TYPE_CHECKING:
     from shared.queue import Publisher
 
 MAX_PER_KIND = 5000  # per dispatcher run; the rest is still due at the next run
+DISPATCH_PERIOD = timedelta(hours=1)  # the dispatcher's cron (vercel.json): hourly
 SYNC_NOW_WINDOW_S = 3600
 SYNC_NOW_LIMIT = 4  # per account per hour: each sync costs the client Cost Explorer requests
 # (applied by the database, in cao.rate_limit_hit; tests/test_schema_privileges.py holds them
@@ -164,6 +168,37 @@ def request_sync(
         raise UnavailableError("the sync queue is unavailable; retry later")
     queued = sorted(j.kind for j in due)
     return SyncRequest(queued, sorted(set(kinds) - set(queued)))
+
+
+def publish_follow_up(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    job_id: uuid.UUID,
+    *,
+    publisher: Publisher[JobMessage],
+    now: datetime,
+) -> bool:
+    """After a run: when the job's next run falls before the next dispatcher run (a follow-up
+    of a partial run, a throttle's or an error's retry), publish it now with a delay, so it runs
+    when it asked to, not at the next hour. True when published.
+
+    Never fails the run: when the queue cannot be reached, the job stays due and the hourly
+    dispatcher takes it."""
+    with tenant_tx(conn, agency_id):
+        due = jobs.queue_follow_up(conn, agency_id, job_id, now + DISPATCH_PERIOD)
+    if due is None:
+        return False
+    # Whole seconds, rounded up, plus one: a message delivered before the job is due is not
+    # claimed (the consumer has it redelivered then, at the cost of one more delivery).
+    delay = max(0, math.ceil((due.due_at - now).total_seconds()) + 1)
+    message = JobMessage.for_job(due, delay)
+    try:
+        failed = publisher.publish([message])
+    except Exception as exc:  # noqa: BLE001 - the run is recorded; the dispatcher catches up
+        get_logger().warning("follow-up not published", extra={"error_class": type(exc).__name__})
+        failed = [message]
+    _unqueue(conn, failed)
+    return not failed
 
 
 def _unqueue(conn: Connection, failed: Sequence[JobMessage]) -> None:

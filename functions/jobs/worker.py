@@ -12,12 +12,15 @@ the same messages to the same subscriber.
 The consumer (`consume`, in a worker thread: it does blocking I/O) claims the job's lease,
 opens a run record and runs the job's kind through `registry.handler_for` with a
 `JobContext`. Then:
-- the handler returned (success, or a failure it classified and recorded): acknowledge;
+- the handler returned (success, or a failure it classified and recorded): acknowledge; and
+  when the job's next run falls before the next dispatcher run (a follow-up, a retry, the next
+  hour), publish it now with that delay (`service.publish_follow_up`);
 - LeaseLostError (another delivery took over an expired lease): the run is marked superseded,
   nothing else is written; acknowledge;
 - the lease is held by a live delivery (a duplicate arriving while the job runs): redeliver
-  once that lease has expired, so a crashed worker's job is picked up again; a duplicate that
-  finds the job done (not due any more) is acknowledged;
+  once that lease has expired, so a crashed worker's job is picked up again; a delayed
+  follow-up delivered before its job is due: redeliver when it is; a duplicate that finds the
+  job done (not due any more) is acknowledged;
 - anything else: the run is marked failed, the lease given back, and the exception propagates
   so the queue redelivers; at the last allowed delivery the job is left `failed` (visible to
   the agency, taken again by a later dispatcher run) and the message acknowledged.
@@ -36,7 +39,7 @@ import anyio
 import anyio.to_thread
 from vercel.queue import Message, RetryAfter, subscribe
 
-from functions.jobs import registry
+from functions.jobs import registry, service
 from functions.jobs.schemas import JobContext, JobMessage
 from shared import bootstrap, observability
 from shared.bootstrap import Deps
@@ -125,7 +128,21 @@ def process(conn: Connection, message: JobMessage, delivery_count: int, deps: De
             observability.report(exc, job_kind=lease.kind, job_id=str(lease.job_id))
             return None
         raise
+    _follow_up(conn, lease, deps, clock())
     return None
+
+
+def _follow_up(conn: Connection, lease: jobs.Lease, deps: Deps, now: datetime) -> None:
+    """A next run due before the next dispatcher run is published now, delayed (jobs.service);
+    best effort: the dispatcher still finds the job due."""
+    try:
+        service.publish_follow_up(
+            conn, lease.agency_id, lease.job_id, publisher=deps.publisher(), now=now
+        )
+    except Exception as exc:  # noqa: BLE001 - the run itself is settled
+        get_logger().warning(
+            "could not publish a follow-up", extra={"error_class": type(exc).__name__}
+        )
 
 
 def _not_claimed(
@@ -139,6 +156,14 @@ def _not_claimed(
     its run ends, and is redelivered if its worker dies."""
     with tenant_tx(conn, message.agency_id):
         state = jobs.job_state(conn, message.agency_id, message.job_id)
+    if (
+        state is not None
+        and state.state == "queued"
+        and state.next_run_at > now
+        and delivery_count < MAX_DELIVERIES
+    ):
+        # A delayed follow-up delivered a little early (the queue's clock is not ours).
+        return float(min(BUSY_RETRY_MAX_S, math.ceil((state.next_run_at - now).total_seconds())))
     if (
         state is not None
         and state.lease_expires_at is not None

@@ -23,13 +23,16 @@ short transaction. So there is one connection (serverless: one per invocation), 
 is ever open across an AWS call, and writes are serialised, which costs nothing here: a batch
 commits in milliseconds while a LookupEvents page takes hundreds of them.
 
-Exactly once, per batch transaction: `fence(conn)` first (it raises if our job lease was lost,
-and the transaction rolls back), then the rows (events already stored are skipped, unique on
-(account_id, event_id): overlap and reruns are harmless), then the cursor. A window read
-completely moves the cursor to its end; rows of a window read partly are committed with the
-cursor left where it was and the window's end remembered (`partial_end`), so the next run reads
-only the rest of it. These commits do not wait for the WAL flush (`defer_commit_flush`): a
-database crash could lose one only together with its cursor, and the events are read again.
+Two passes per region (`windows`): the live pass up to now, then, once it is done, the sweep
+that re-reads what is LATE old, for late deliveries. Exactly once, per batch transaction:
+`fence(conn)` first (it raises if our job lease was lost, and the transaction rolls back), then
+the rows (events already stored are skipped, unique on (account_id, event_id): overlap, sweep
+and reruns are harmless), then the pass's cursor. A window read completely moves the cursor to
+its end; rows of a window read partly are committed with the cursor left where it was and the
+window's end, how far down it was read and since when remembered, so the next run reads only
+the rest of it, whatever stopped this one (budget, throttle, error, or the process dying between
+two batches). These commits do not wait for the WAL flush (`defer_commit_flush`): a database
+crash could lose one only together with its cursor, and the events are read again.
 
 Requests and time: every HTTP attempt, retries included, takes a slot of the account-region's
 token bucket (`shared.pacing`) and starts only if its worst case (connect + read timeout) ends
@@ -76,6 +79,7 @@ from shared.store import access as store
 if TYPE_CHECKING:  # types only
     from shared.aws import Client, ClientFactory
 
+LIVE, SWEEP = "live", "sweep"  # the two read passes (functions/sync_cloudtrail/windows.py)
 GLOBAL_REGION = "us-east-1"
 SIGNIN_REGIONS = ("us-east-2", "eu-north-1", "ap-southeast-2")
 SIGNIN_SOURCE = "signin.amazonaws.com"
@@ -142,6 +146,10 @@ class RegionOutcome:
     stopped_by: str | None = None  # "budget", "throttled", "error", "stopped"
     error_class: str | None = None
     lag_s: float | None = None
+    # Event time left to read (windows.unread), when the live cursor was last written (if it
+    # existed) and after this run: growing means the region is falling behind.
+    unread_before_s: float | None = None
+    unread_s: float | None = None
 
 
 @dataclass
@@ -165,10 +173,11 @@ class Outcome:
 @dataclass
 class _Batch:
     key: str  # the stream's cursor
+    pass_: str
     rows: list[Row]
-    position: datetime
-    partial_end: datetime | None
+    cursor: windows.Position
     window_done: bool
+    sweep_to: datetime | None = None  # live batches: where the sweep may move (never back)
 
 
 class _Stopped(Exception):
@@ -214,22 +223,44 @@ class _Shared:
     source: _ClientSource
     pacer: Pacer
     limits: CallLimits
-    batches: queue.Queue[_Batch]
+    batches: queue.Queue[_Batch | None]  # None: a region is done
     stop: threading.Event
     batch_rows: int
     rng: random.Random
     throttle_backoff_s: float
+    now: datetime
+    window_size: timedelta
+    late: timedelta
+    sweep_every: timedelta
     retry_after: list[float] = field(default_factory=list)
 
 
+@dataclass
+class _ClientState:
+    """A region thread's client, and the credentials' generation it was made from."""
+
+    client: Client
+    generation: int
+
+
 class _RegionReader:
-    def __init__(self, shared: _Shared, stream: Stream, plan: list[windows.Window], base: datetime):
+    """One stream's live pass, then its sweep, in one thread; batches go to the writer."""
+
+    def __init__(
+        self,
+        shared: _Shared,
+        stream: Stream,
+        plan: list[windows.Window],
+        base: datetime,
+        sweep: windows.Position,
+    ):
         self.s = shared
         self.region = stream.region
         self.key = stream.key
         self.attributes = stream.lookup_attributes()
         self.plan = plan
-        self.position = base  # the cursor as committed (or to be created at the first write)
+        self.position = base  # the live cursor as committed (or to be created at the first write)
+        self.sweep = sweep  # the sweep's cursor, moved along in memory while the live pass reads
         self.out = RegionOutcome(stream.key)
 
     def _emit(self, batch: _Batch) -> None:
@@ -251,52 +282,70 @@ class _RegionReader:
 
     def _read(self) -> None:
         bucket = self.s.pacer.bucket(self.s.aws_account_id, self.region)
-        client, generation = self.s.source.client(self.region, self.s.limits, bucket)
-        for window in self.plan:
+        state = _ClientState(*self.s.source.client(self.region, self.s.limits, bucket))
+        if not self._pass(LIVE, self.plan, state, bucket):
+            return
+        sweep_plan = windows.plan(
+            self.s.now,
+            self.sweep,
+            end=min(self.s.now - self.s.late, self.position),
+            overlap=timedelta(0),
+            size=self.s.window_size,
+            min_span=self.s.sweep_every,
+        )
+        if self._pass(SWEEP, sweep_plan, state, bucket):
+            self.out.complete = True
+
+    def _cursor(self, pass_: str) -> datetime:
+        return self.position if pass_ == LIVE else self.sweep.position
+
+    def _pass(
+        self, pass_: str, plan: list[windows.Window], state: _ClientState, bucket: TokenBucket
+    ) -> bool:
+        """Read the windows of one pass; False when the region stopped before their end."""
+        for window in plan:
             rows: list[Row] = []
             token: str | None = None
+            oldest: list[datetime] = []  # the oldest event time read in this window, if any
             while True:
                 if self.s.stop.is_set():
                     raise _Stopped
                 try:
-                    page = self._lookup(client, self._params(window, token))
+                    page = self._lookup(state.client, self._params(window, token))
                 except OutOfTimeError:
-                    self._stop_in(window, rows, "budget")
-                    return
+                    self._stop_in(pass_, window, rows, oldest, "budget")
+                    return False
                 except ExpiredCredentialsError as exc:
                     try:
-                        renewed = self.s.source.renew(generation)
+                        renewed = self.s.source.renew(state.generation)
                     except AwsError as again:  # e.g. the role was removed meanwhile
-                        self._stop_in(window, rows, "error", again)
-                        return
+                        self._stop_in(pass_, window, rows, oldest, "error", again)
+                        return False
                     if renewed:
-                        client, generation = self.s.source.client(
+                        state.client, state.generation = self.s.source.client(
                             self.region, self.s.limits, bucket
                         )
                         continue  # the same page again, same token
-                    self._stop_in(window, rows, "error", exc)
-                    return
+                    self._stop_in(pass_, window, rows, oldest, "error", exc)
+                    return False
                 except ThrottledError as exc:
                     delay = self.s.throttle_backoff_s * (0.5 + self.s.rng.random() / 2)
                     bucket.penalize(delay)
                     self.s.retry_after.append(delay)
-                    self._stop_in(window, rows, "throttled", exc)
-                    return
+                    self._stop_in(pass_, window, rows, oldest, "throttled", exc)
+                    return False
                 except AwsError as exc:
-                    self._stop_in(window, rows, "error", exc)
-                    return
-                token = self._take(page, rows)
+                    self._stop_in(pass_, window, rows, oldest, "error", exc)
+                    return False
+                token = self._take(page, rows, oldest)
                 del page  # the raw events are not kept past their page
                 if token is None:
-                    # Never backwards: with a long overlap a first window can end before it.
-                    self.position = max(self.position, window.cursor_to)
-                    self._emit(_Batch(self.key, rows, self.position, None, True))
-                    self.out.windows_completed += 1
+                    self._done(pass_, window, rows)
                     break
                 if len(rows) >= self.s.batch_rows:
-                    self._emit(self._partial(window, rows))
+                    self._emit(self._partial(pass_, window, rows, oldest))
                     rows = []
-        self.out.complete = True
+        return True
 
     def _params(self, window: windows.Window, token: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -319,8 +368,30 @@ class _RegionReader:
             self.out.api_calls += client.calls - sent
         return page
 
-    def _take(self, page: dict[str, Any], rows: list[Row]) -> str | None:
+    def _done(self, pass_: str, window: windows.Window, rows: list[Row]) -> None:
+        """A window read to its end: its rows, and its pass's cursor at its end."""
+        if pass_ == LIVE:
+            # Never backwards: with a long overlap a first window can end before it.
+            self.position = max(self.position, window.cursor_to)
+            sweep_to = None
+            if self.sweep.partial_end is None:
+                moved = windows.sweep_after(self.sweep.position, window, self.s.late)
+                self.sweep = windows.Position(moved)
+                sweep_to = moved
+            cursor = windows.Position(self.position)
+            self._emit(_Batch(self.key, pass_, rows, cursor, True, sweep_to))
+        else:
+            self.sweep = windows.Position(max(self.sweep.position, window.cursor_to))
+            self._emit(_Batch(self.key, pass_, rows, self.sweep, True))
+        self.out.windows_completed += 1
+
+    def _take(self, page: dict[str, Any], rows: list[Row], oldest: list[datetime]) -> str | None:
         for item in page.get("Events") or ():
+            at = item.get("EventTime")
+            if isinstance(at, datetime) and at.tzinfo is not None:
+                at = windows.whole_seconds(at)
+                if not oldest or at < oldest[0]:
+                    oldest[:] = [at]
             row = redact(item, self.s.aws_account_id, self.region)
             if row is None:
                 self.out.events_skipped += 1
@@ -330,20 +401,31 @@ class _RegionReader:
         token = page.get("NextToken")
         return token if isinstance(token, str) and token else None
 
-    def _partial(self, window: windows.Window, rows: list[Row]) -> _Batch:
-        end = window.cursor_to if window.cursor_to > self.position else None
-        return _Batch(self.key, rows, self.position, end, False)
+    def _partial(
+        self, pass_: str, window: windows.Window, rows: list[Row], oldest: list[datetime]
+    ) -> _Batch:
+        """Rows of a window read down to `oldest` so far; its pass's cursor remembers that."""
+        position = self._cursor(pass_)
+        if window.cursor_to > position and oldest:
+            cursor = windows.Position(position, window.cursor_to, oldest[0], window.read_since)
+        else:  # nothing to remember: the window lies below the cursor
+            cursor = windows.Position(position)
+        if pass_ == SWEEP:
+            self.sweep = cursor
+        return _Batch(self.key, pass_, rows, cursor, False)
 
-    def _stop_in(
+    def _stop_in(  # noqa: PLR0917 - private; the window and what it gave travel together
         self,
+        pass_: str,
         window: windows.Window,
         rows: list[Row],
+        oldest: list[datetime],
         why: str,
         error: AwsError | None = None,
     ) -> None:
         """Commit what the unfinished window gave (cursor unchanged) and stop this region."""
-        if rows:
-            self._emit(self._partial(window, rows))
+        if oldest:
+            self._emit(self._partial(pass_, window, rows, oldest))
         self.out.stopped_by = why
         if error is not None:
             self.out.error_class = error_class(error)
@@ -388,6 +470,8 @@ class ReadOptions:
     rng: random.Random | None = None
     window_size: timedelta = windows.WINDOW
     overlap: timedelta = windows.OVERLAP
+    late: timedelta = windows.LATE
+    sweep_every: timedelta = windows.SWEEP_EVERY
     batch_rows: int = BATCH_ROWS
     reserve_s: float = RESERVE_S
     throttle_backoff_s: float = THROTTLE_BACKOFF_S
@@ -397,13 +481,48 @@ class ReadOptions:
     signin_regions: Sequence[str] = SIGNIN_REGIONS
 
 
-def run(conn: Connection, options: ReadOptions) -> Outcome:
-    """Sync one account's CloudTrail events; see the module docstring and `ReadOptions`."""
-    o = options
-    reads = streams(o.regions, o.signin_regions)
-    now = windows.whole_seconds(o.clock())
-    rng = o.rng or random.Random()  # noqa: S311 - jitter, not cryptography
-    limits = CallLimits(
+def _position(cursor: store.Cursor | None) -> windows.Position | None:
+    if cursor is None:
+        return None
+    return windows.Position(
+        cursor.position, cursor.partial_end, cursor.partial_from, cursor.partial_since
+    )
+
+
+def _reader(
+    o: ReadOptions,
+    shared: _Shared,
+    stream: Stream,
+    cursors: dict[tuple[str, str], store.Cursor],
+    now: datetime,
+) -> _RegionReader:
+    """A stream's reader, its live pass planned from its cursors."""
+    live = _position(cursors.get((stream.key, LIVE)))
+    plan = windows.plan(
+        now,
+        live,
+        backfill_days=o.backfill_days,
+        retention_days=o.retention_days,
+        overlap=o.overlap,
+        size=o.window_size,
+    )
+    base = live.position if live else windows.first_position(now, o.backfill_days, o.retention_days)
+    # No sweep yet (a first sync, or a cursor older than the sweep): it starts where this run's
+    # live pass starts, and follows it while that reads hours after the fact.
+    sweep = _position(cursors.get((stream.key, SWEEP))) or windows.Position(
+        plan[0].start if plan else base
+    )
+    reader = _RegionReader(shared, stream, plan, base, sweep)
+    cursor = cursors.get((stream.key, LIVE))
+    if cursor is not None:
+        before = windows.unread(_position(cursor) or windows.Position(base), cursor.updated_at)
+        reader.out.unread_before_s = before.total_seconds()
+    return reader
+
+
+def _limits(o: ReadOptions, rng: random.Random) -> CallLimits:
+    """Every attempt of the run's calls: paced, and ending before the budget (less reserve)."""
+    return CallLimits(
         deadline=o.pacer.clock() + o.time_budget_s - o.reserve_s,
         clock=o.pacer.clock,
         sleep=o.pacer.sleep,
@@ -413,8 +532,16 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
         rng=rng,
     )
 
-    # Plan each region from its cursor (a short read transaction, before any AWS call).
-    readers: list[_RegionReader] = []
+
+def run(conn: Connection, options: ReadOptions) -> Outcome:  # noqa: PLR0915 - closures share it
+    """Sync one account's CloudTrail events; see the module docstring and `ReadOptions`."""
+    o = options
+    reads = streams(o.regions, o.signin_regions)
+    now = windows.whole_seconds(o.clock())
+    rng = o.rng or random.Random()  # noqa: S311 - jitter, not cryptography
+    limits = _limits(o, rng)
+
+    # Plan each region from its cursors (a short read transaction, before any AWS call).
     shared = _Shared(
         aws_account_id=o.aws_account_id,
         source=_ClientSource(o.clients, o.reassume),
@@ -425,39 +552,22 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
         batch_rows=max(1, min(o.batch_rows, store.MAX_BATCH_ROWS)),
         rng=rng,
         throttle_backoff_s=o.throttle_backoff_s,
+        now=now,
+        window_size=o.window_size,
+        late=o.late,
+        sweep_every=o.sweep_every,
     )
     with tenant_tx(conn, o.agency_id):
         cursors = store.get_cursors(conn, o.account_id)
-        for stream in reads:
-            cursor = cursors.get(stream.key)
-            resume_before = None
-            # A sign-in read resumes no partial window from the stored rows: rows of that region
-            # may come from a full read of it, which were not all sign-ins. It re-reads the
-            # whole window instead, a request or two.
-            if cursor is not None and cursor.partial_end is not None and not stream.signin_only:
-                resume_before = store.oldest_event_after(
-                    conn, o.account_id, stream.region, cursor.position, cursor.partial_end
-                )
-            plan = windows.plan(
-                now,
-                cursor.position if cursor else None,
-                partial_end=cursor.partial_end if cursor else None,
-                resume_before=resume_before,
-                backfill_days=o.backfill_days,
-                retention_days=o.retention_days,
-                overlap=o.overlap,
-                size=o.window_size,
-            )
-            base = (
-                cursor.position
-                if cursor
-                else windows.first_position(now, o.backfill_days, o.retention_days)
-            )
-            readers.append(_RegionReader(shared, stream, plan, base))
+    readers = [_reader(o, shared, stream, cursors, now) for stream in reads]
 
-    written = {r.key: 0 for r in readers}
+    keys = [stream.key for stream in reads]
+    written = {key: 0 for key in keys}
+    committed: dict[str, windows.Position] = {
+        key: p for key in keys if (p := _position(cursors.get((key, LIVE))))
+    }
     positions: dict[str, datetime | None] = {
-        r.key: (c.position if (c := cursors.get(r.key)) else None) for r in readers
+        key: (c.position if (c := cursors.get((key, LIVE))) else None) for key in keys
     }
 
     def write(batch: _Batch) -> None:
@@ -465,46 +575,76 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:
             o.fence(conn)
             store.defer_commit_flush(conn)  # safe: rows and cursor are lost together or not
             new = store.insert_events(conn, o.agency_id, o.account_id, batch.rows)
+            at = o.clock()
+            c = batch.cursor
             store.set_cursor(
                 conn,
                 o.agency_id,
                 o.account_id,
                 batch.key,
-                position=batch.position,
-                partial_end=batch.partial_end,
-                now=o.clock(),
+                pass_=batch.pass_,
+                position=c.position,
+                partial_end=c.partial_end,
+                partial_from=c.partial_from,
+                partial_since=c.partial_since,
+                now=at,
             )
+            if batch.sweep_to is not None:
+                store.advance_cursor(
+                    conn,
+                    o.agency_id,
+                    o.account_id,
+                    batch.key,
+                    pass_=SWEEP,
+                    position=batch.sweep_to,
+                    now=at,
+                )
         written[batch.key] += new
-        positions[batch.key] = batch.position
+        if batch.pass_ == LIVE:
+            positions[batch.key] = c.position
+            committed[batch.key] = c
+
+    def read(reader: _RegionReader) -> RegionOutcome:
+        try:
+            return reader.run()
+        finally:  # tells the writer this region is done: no polling for it
+            while not shared.stop.is_set():
+                try:
+                    shared.batches.put(None, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
 
     with ThreadPoolExecutor(max_workers=len(readers), thread_name_prefix="cloudtrail") as pool:
-        futures: list[Future[RegionOutcome]] = [pool.submit(r.run) for r in readers]
+        futures: list[Future[RegionOutcome]] = [pool.submit(read, r) for r in readers]
         try:
-            while True:
-                try:
-                    batch = shared.batches.get(timeout=0.05)
-                except queue.Empty:
-                    if all(f.done() for f in futures) and shared.batches.empty():
-                        break
-                    continue
-                write(batch)
+            running = len(readers)
+            while running:
+                batch = shared.batches.get()
+                if batch is None:
+                    running -= 1
+                else:
+                    write(batch)
         except BaseException:
             shared.stop.set()  # region threads stop at their next step; nothing more is written
             raise
         results = [f.result() for f in futures]  # a bug in a region thread surfaces here
 
-    return _outcome(results, written, positions, now, shared)
+    return _outcome(results, written, positions, committed, now, shared)
 
 
-def _outcome(
+def _outcome(  # noqa: PLR0917 - private; what the run gathered, by kind
     results: list[RegionOutcome],
     written: dict[str, int],
     positions: dict[str, datetime | None],
+    committed: dict[str, windows.Position],
     now: datetime,
     shared: _Shared,
 ) -> Outcome:
     lags: list[float] = []
     for result in results:
+        if (cursor := committed.get(result.region)) is not None:
+            result.unread_s = windows.unread(cursor, now).total_seconds()
         result.events_written = written[result.region]
         result.position = positions[result.region]
         lag = windows.lag(now, result.position)

@@ -16,11 +16,17 @@ allowlist of stored fields (`redact`) and the daily retention purge (`retention`
    request has ended by then, well inside the worker's 300 s and its 360 s lease.
 3. One closing transaction, fenced too: the job's next run and the run record.
 
-Scheduling: a run that read everything is due again at the top of the next hour (the hourly
-dispatch then finds it due; `now + 1 h` would slip past the firing). A run that stopped on its
-time budget with a backlog left is due again after FOLLOW_UP_DELAY. Throttling: due again after
-the jittered delay the sync chose (its cursors did not move). AccessDenied on assume: the
-account is marked (the third refusal in a row pauses it), retried next hour at the earliest.
+Falling behind: a region whose lag exceeds BEHIND_AFTER_S (2 h) and whose event time left to
+read grew since its last write is logged and reported to Sentry as a warning
+(`falling_behind`); GET /api/accounts shows the lag and the flag.
+
+Scheduling: a run that read everything is due again at the top of the next hour (`now + 1 h`
+would slip past the hourly dispatch). A run that stopped on its time budget with a backlog left
+is due again after FOLLOW_UP_DELAY. The worker publishes any next run due before the next
+dispatch right away, with its delay (functions/jobs/worker.py), so each runs when due.
+Throttling: due again after the jittered delay the sync chose (its cursors did not move).
+AccessDenied on assume: the account is marked (the third refusal in a row pauses it), retried
+next hour at the earliest.
 Other AWS failures: retried after a jittered delay. LeaseLostError propagates (the consumer
 closes the run as superseded); so does anything unexpected (the queue redelivers).
 """
@@ -35,7 +41,7 @@ from typing import TYPE_CHECKING
 
 from functions.jobs.schemas import JobContext
 from functions.sync_cloudtrail import reader
-from shared import aws
+from shared import aws, observability
 from shared.db import Connection, tenant_tx
 from shared.errors import AccessDeniedError, AwsError, LeaseLostError
 from shared.logs import get_logger
@@ -47,7 +53,7 @@ if TYPE_CHECKING:
 
 # The consumer's function must outlive this, plus the final commit (see README / vercel.json).
 TIME_BUDGET_S = 240.0
-FOLLOW_UP_DELAY = timedelta(minutes=2)
+FOLLOW_UP_DELAY = timedelta(seconds=15)  # published with this delay: bench/cloudtrail_ceiling
 RETRY_DELAY = timedelta(minutes=10)  # transient AWS failures; jittered up to twice this
 
 
@@ -106,6 +112,34 @@ def run(
     outcome = reader.run(conn, options)
     del clients, options  # the credentials go with this call
     _record_outcome(conn, lease, run_id, outcome, assumes=assumes, now=clock(), draw=draw)
+    _report_falling_behind(lease, outcome)
+
+
+def falling_behind(outcome: reader.Outcome) -> list[reader.RegionOutcome]:
+    """The regions more than BEHIND_AFTER_S behind now with more event time left to read than
+    at their last write: more events than the runs can read, or runs that keep failing. (A
+    first backfill, or one catching up, is far behind too, but has less and less to read.)"""
+    return [
+        r
+        for r in outcome.regions
+        if r.lag_s is not None
+        and r.lag_s > access.BEHIND_AFTER_S
+        and r.unread_before_s is not None
+        and r.unread_s is not None
+        and r.unread_s > r.unread_before_s
+    ]
+
+
+def _report_falling_behind(lease: jobs.Lease, outcome: reader.Outcome) -> None:
+    for region in falling_behind(outcome):
+        tags = {
+            "agency_id": str(lease.agency_id),
+            "account_id": str(lease.account_id),
+            "region": region.region,
+            "lag_s": str(int(region.lag_s or 0)),
+        }
+        get_logger().warning("cloudtrail sync is falling behind", extra=tags)
+        observability.report_message("CloudTrail sync is falling behind", **tags)
 
 
 def _record_outcome(

@@ -106,22 +106,33 @@ def defer_commit_flush(conn: Connection) -> None:
 
 @dataclass(frozen=True)
 class Cursor:
-    """The read position of one (account, region): see functions/sync_cloudtrail/windows.py."""
+    """The read position of one pass over one (account, region): see
+    functions/sync_cloudtrail/windows.py."""
 
     region: str
+    pass_: str
     position: datetime
     partial_end: datetime | None
+    partial_from: datetime | None
+    partial_since: datetime | None
     updated_at: datetime
 
 
-def get_cursors(conn: Connection, account_id: uuid.UUID) -> dict[str, Cursor]:
-    """Every region's cursor of an account."""
+CURSOR_PASSES = ("live", "sweep")
+# An account whose CloudTrail events are more than this behind now is shown as falling behind
+# (GET /api/accounts) and, while its lag grows, reported (Sentry). Hourly runs keep the lag
+# under about an hour; a throttle or an error's retry adds minutes.
+BEHIND_AFTER_S = 2 * 3600
+
+
+def get_cursors(conn: Connection, account_id: uuid.UUID) -> dict[tuple[str, str], Cursor]:
+    """Every cursor of an account, by (region, pass)."""
     rows = conn.execute(
-        "SELECT region, position, partial_end, updated_at FROM cao.sync_cursors"
-        " WHERE account_id = %s",
+        "SELECT region, pass, position, partial_end, partial_from, partial_since, updated_at"
+        " FROM cao.sync_cursors WHERE account_id = %s",
         (account_id,),
     ).fetchall()
-    return {r[0]: Cursor(*r) for r in rows}
+    return {(r[0], r[1]): Cursor(*r) for r in rows}
 
 
 def set_cursor(
@@ -133,30 +144,60 @@ def set_cursor(
     position: datetime,
     partial_end: datetime | None,
     now: datetime,
+    pass_: str = "live",  # noqa: S107 - a read pass's name, not a password
+    partial_from: datetime | None = None,
+    partial_since: datetime | None = None,
 ) -> None:
-    """Record the read position of one (account, region)."""
+    """Record the read position of one pass over one (account, region)."""
+    if pass_ not in CURSOR_PASSES:
+        raise ValueError(f"pass must be one of {CURSOR_PASSES}")
     if partial_end is not None and partial_end <= position:
         raise ValueError("a partly read window ends after the cursor")
+    if partial_end is None and (partial_from is not None or partial_since is not None):
+        raise ValueError("partial_from and partial_since describe a partly read window")
     conn.execute(
-        "INSERT INTO cao.sync_cursors (agency_id, account_id, region, position, partial_end,"
-        " updated_at) VALUES (%s, %s, %s, %s, %s, %s)"
-        " ON CONFLICT (account_id, region) DO UPDATE SET position = EXCLUDED.position,"
-        " partial_end = EXCLUDED.partial_end, updated_at = EXCLUDED.updated_at",
-        (agency_id, account_id, region, position, partial_end, now),
+        "INSERT INTO cao.sync_cursors (agency_id, account_id, region, pass, position,"
+        " partial_end, partial_from, partial_since, updated_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (account_id, region, pass) DO UPDATE SET position = EXCLUDED.position,"
+        " partial_end = EXCLUDED.partial_end, partial_from = EXCLUDED.partial_from,"
+        " partial_since = EXCLUDED.partial_since, updated_at = EXCLUDED.updated_at",
+        (
+            agency_id,
+            account_id,
+            region,
+            pass_,
+            position,
+            partial_end,
+            partial_from,
+            partial_since,
+            now,
+        ),
     )
 
 
-def oldest_event_after(
-    conn: Connection, account_id: uuid.UUID, region: str, after: datetime, upto: datetime
-) -> datetime | None:
-    """The oldest stored event time in (after, upto] of one (account, region): where the read
-    of a partly read window stopped."""
-    row = conn.execute(
-        "SELECT min(event_time) FROM cao.access_events WHERE account_id = %s AND region = %s"
-        " AND event_time > %s AND event_time <= %s",
-        (account_id, region, after, upto),
-    ).fetchone()
-    return None if row is None else row[0]
+def advance_cursor(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    account_id: uuid.UUID,
+    region: str,
+    *,
+    pass_: str,
+    position: datetime,
+    now: datetime,
+) -> None:
+    """Move a pass's cursor forward to `position` (created there if absent); never backwards,
+    and never while it has a partly read window of its own to finish."""
+    if pass_ not in CURSOR_PASSES:
+        raise ValueError(f"pass must be one of {CURSOR_PASSES}")
+    conn.execute(
+        "INSERT INTO cao.sync_cursors (agency_id, account_id, region, pass, position, updated_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (account_id, region, pass) DO UPDATE"
+        " SET position = greatest(cao.sync_cursors.position, EXCLUDED.position),"
+        " updated_at = EXCLUDED.updated_at WHERE cao.sync_cursors.partial_end IS NULL",
+        (agency_id, account_id, region, pass_, position, now),
+    )
 
 
 @dataclass(frozen=True)

@@ -477,10 +477,11 @@ def jobs_of(
 def oldest_cursors(
     conn: Connection, agency_id: uuid.UUID, account_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, datetime]:
-    """Per account, the CloudTrail position of its most lagging region."""
+    """Per account, the CloudTrail position of its most lagging region (the live pass: the
+    late-event sweep trails hours behind by design)."""
     rows = conn.execute(
         "SELECT account_id, min(position) FROM cao.sync_cursors"
-        " WHERE agency_id = %s AND account_id = ANY(%s) GROUP BY account_id",
+        " WHERE pass = 'live' AND agency_id = %s AND account_id = ANY(%s) GROUP BY account_id",
         (agency_id, list(account_ids)),
     ).fetchall()
     return {r[0]: r[1] for r in rows}

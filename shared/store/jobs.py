@@ -147,7 +147,8 @@ def request_now(
     """Make the account's jobs due now and mark them queued; returns those to publish.
 
     A job already queued (within the hour) or running under a live lease is left alone: the
-    delivery on its way does the work. Paused jobs stay paused (they resume on verification).
+    delivery on its way does the work; one waiting for a delayed follow-up runs now. Paused
+    jobs stay paused (they resume on verification).
     """
     wanted = list(dict.fromkeys(kinds))
     _check_kinds(wanted)
@@ -158,11 +159,29 @@ def request_now(
         "   AND (state IN ('idle', 'failed')"
         "        OR (state = 'queued' AND coalesce(requested_at, next_run_at)"
         "            <= %(now)s - interval '1 hour')"
+        # Waiting for a delayed follow-up (queue_follow_up): it runs now instead.
+        "        OR (state = 'queued' AND requested_at > %(now)s)"
         "        OR (state = 'running' AND lease_expires_at <= %(now)s))"
         " RETURNING id, agency_id, account_id, kind, next_run_at",
         {"now": now, "agency": agency_id, "account": account_id, "kinds": wanted},
     ).fetchall()
     return [DueJob(*row) for row in rows]
+
+
+def queue_follow_up(
+    conn: Connection, agency_id: uuid.UUID, job_id: uuid.UUID, before: datetime
+) -> DueJob | None:
+    """Mark the job queued for its next run if that falls before `before` (and nobody holds
+    it); returns it to publish, with a delay, now. The dispatcher takes it up again only if it
+    stays unclaimed for an hour after it fell due (requested_at is set to that time)."""
+    row = conn.execute(
+        "UPDATE cao.sync_jobs SET state = 'queued', requested_at = next_run_at"
+        " WHERE agency_id = %s AND id = %s AND state IN ('idle', 'failed')"
+        "   AND lease_token IS NULL AND next_run_at < %s"
+        " RETURNING id, agency_id, account_id, kind, next_run_at",
+        (agency_id, job_id, before),
+    ).fetchone()
+    return None if row is None else DueJob(*row)
 
 
 def unqueue(conn: Connection, agency_id: uuid.UUID, job_ids: Sequence[uuid.UUID]) -> None:

@@ -80,6 +80,45 @@ def test_the_list_shows_alias_status_and_sync_health_per_job(
     assert abs(last - (now - timedelta(minutes=5))) < timedelta(seconds=1)
 
 
+def test_an_account_whose_cloudtrail_falls_behind_shows_its_lag_and_says_so(
+    client: TestClient, agency: AgencyFixture, app_conn: Conn
+) -> None:
+    now = datetime.now(UTC)
+    behind, fine = make_account(app_conn, agency.id), make_account(app_conn, agency.id)
+    for account, lag in ((behind, timedelta(hours=5)), (fine, timedelta(minutes=40))):
+        seed.insert(
+            app_conn,
+            agency.id,
+            "sync_cursors",
+            account_id=account,
+            region="us-east-1",
+            position=now - lag,
+        )
+        # The late-event sweep trails hours behind by design: it is not the account's lag.
+        seed.insert(
+            app_conn,
+            agency.id,
+            "sync_cursors",
+            account_id=account,
+            region="us-east-1",
+            position=now - timedelta(hours=9),
+            **{"pass": "sweep"},
+        )
+
+    items = {
+        i["id"]: i for i in client.get("/api/accounts", headers=agency.headers).json()["items"]
+    }
+
+    late, ok = items[str(behind)], items[str(fine)]
+    assert 5 * 3600 - 60 <= late["cloudtrail_lag_seconds"] <= 5 * 3600 + 60
+    assert late["cloudtrail_behind"] is True
+    assert "CloudTrail events are 5 hours behind" in late["human_status"]
+    assert 40 * 60 - 60 <= ok["cloudtrail_lag_seconds"] <= 40 * 60 + 60
+    assert ok["cloudtrail_behind"] is False
+    detail = client.get(f"/api/accounts/{behind}", headers=agency.headers).json()
+    assert detail["cloudtrail_behind"] is True
+
+
 def test_cost_explorer_requests_spent_this_month_come_from_the_run_records(
     client: TestClient, agency: AgencyFixture, app_conn: Conn
 ) -> None:

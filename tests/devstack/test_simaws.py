@@ -855,7 +855,7 @@ def test_lookup_events_throttles_past_2_requests_per_second_per_account_and_regi
     fresh_sim: SimulatedAws, cao: Creds
 ) -> None:
     ticks = _Ticks()
-    fresh_sim.lookup_events_rate, fresh_sim.clock = 2.0, ticks
+    fresh_sim.lookup_events_rate, fresh_sim.monotonic = 2.0, ticks
     try:
         mgmt = session_in(fresh_sim, cao, MGMT)
         us = client(fresh_sim, "cloudtrail", mgmt)
@@ -879,7 +879,7 @@ def test_lookup_events_throttles_past_2_requests_per_second_per_account_and_regi
         assert [c.at for c in fresh_sim.throttled] == [1000.0, 1000.5, 1001.01]
         assert len(fresh_sim.throttled) == 3
     finally:
-        fresh_sim.lookup_events_rate, fresh_sim.clock = None, time.monotonic
+        fresh_sim.lookup_events_rate, fresh_sim.monotonic = None, time.monotonic
 
 
 def test_a_stall_holds_the_answer_past_the_read_timeout(
@@ -1104,3 +1104,82 @@ def test_trailgen_small_batches_still_have_our_sessions_and_leaks() -> None:
     assert sum("P-1" in json.dumps(e) for e in events) >= 4
     with pytest.raises(ValueError, match="timezone"):
         make_events(MGMT, "eu-west-1", START.replace(tzinfo=None), END, 1, 0)
+
+
+# ---- CloudTrail time: delivery delay, 90-day horizon, token lifetime, interruptions --------
+
+
+def lookup_ids(trail: Any, **params: Any) -> list[str]:
+    return [e["EventId"] for page in lookup_all(trail, **params) for e in page]
+
+
+def test_lookup_events_shows_an_event_only_once_delivered(
+    fresh_sim: SimulatedAws, cao: Creds
+) -> None:
+    now = [START + timedelta(hours=1)]
+    fresh_sim.clock = lambda: now[0]
+    fresh_sim.delivery_delay = lambda record: 600.0 if record["eventID"].endswith("late") else 0
+    record = make_events(MGMT, "us-east-1", START, START + timedelta(minutes=50), 2, seed=9)
+    record[1]["eventID"] = record[1]["eventID"] + "-late"
+    record[1]["eventTime"] = (START + timedelta(minutes=55)).isoformat().replace("+00:00", "Z")
+    fresh_sim.put_events(MGMT, "us-east-1", record)
+    trail = client(fresh_sim, "cloudtrail", session_in(fresh_sim, cao, MGMT))
+
+    assert lookup_ids(trail) == [record[0]["eventID"]]  # 55 min + 10 min delivery > 1 h
+    now[0] += timedelta(minutes=5)
+    assert lookup_ids(trail) == [record[1]["eventID"], record[0]["eventID"]]
+
+
+def test_delivery_delays_are_mostly_short_some_late_and_repeatable() -> None:
+    delay = simaws.delivery_delays(3600, seed=1)
+    records = [{"eventID": f"e{i}"} for i in range(2000)]
+    drawn = [delay(r) for r in records]
+    assert drawn == [delay(r) for r in records]
+    assert all(0 <= d <= 3600 for d in drawn)
+    assert 0.85 <= sum(d <= 300 for d in drawn) / len(drawn) <= 0.97
+    assert max(drawn) > 3000
+
+
+def test_lookup_events_keeps_90_days(fresh_sim: SimulatedAws, cao: Creds) -> None:
+    fresh_sim.put_events(MGMT, "us-east-1", make_events(MGMT, "us-east-1", START, END, 40, 10))
+    trail = client(fresh_sim, "cloudtrail", session_in(fresh_sim, cao, MGMT))
+    fresh_sim.clock = lambda: START + timedelta(days=90, hours=36)  # the first 1.5 days gone
+    seen = lookup_ids(trail, StartTime=START - timedelta(days=1))
+    oldest = START + timedelta(hours=36)
+    expected = {
+        r["eventID"]
+        for r in make_events(MGMT, "us-east-1", START, END, 40, 10)
+        if datetime.fromisoformat(r["eventTime"].replace("Z", "+00:00")) >= oldest
+    }
+    assert set(seen) == expected and 0 < len(expected) < 40
+
+
+def test_lookup_events_tokens_expire(fresh_sim: SimulatedAws, cao: Creds) -> None:
+    now = [END]
+    fresh_sim.clock = lambda: now[0]
+    fresh_sim.put_events(MGMT, "us-east-1", make_events(MGMT, "us-east-1", START, END, 60, 11))
+    trail = client(fresh_sim, "cloudtrail", session_in(fresh_sim, cao, MGMT))
+    token = trail.lookup_events(MaxResults=25)["NextToken"]
+    now[0] += timedelta(seconds=simaws.LOOKUP_TOKEN_TTL_S - 1)
+    trail.lookup_events(MaxResults=25, NextToken=token)
+    now[0] += timedelta(seconds=2)
+    with pytest.raises(ClientError, match="InvalidNextTokenException"):
+        trail.lookup_events(MaxResults=25, NextToken=token)
+
+
+@pytest.mark.parametrize(
+    ("throttle", "code", "status"),
+    [(True, "ThrottlingException", 400), (False, "InternalFailure", 500)],
+)
+def test_interrupt_lookups_fails_the_calls_after_some_pass(
+    fresh_sim: SimulatedAws, cao: Creds, throttle: bool, code: str, status: int
+) -> None:
+    fresh_sim.put_events(MGMT, "us-east-1", make_events(MGMT, "us-east-1", START, END, 60, 12))
+    trail = client(fresh_sim, "cloudtrail", session_in(fresh_sim, cao, MGMT))
+    fresh_sim.interrupt_lookups(MGMT, after=2, throttle=throttle, times=1)
+    trail.lookup_events(MaxResults=5)
+    trail.lookup_events(MaxResults=5)
+    with pytest.raises(ClientError) as exc:
+        trail.lookup_events(MaxResults=5)
+    assert error_of(exc)[:2] == (code, status)
+    trail.lookup_events(MaxResults=5)  # used up

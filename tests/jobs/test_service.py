@@ -330,3 +330,97 @@ def test_a_job_kind_is_dispatched_and_run_by_the_consumer_through_its_registered
     assert worker.process(app_conn, message, 1, deps) is None
     assert [lease.kind for lease in ran] == ["cloudtrail"]
     assert job(app_conn, linked, "cloudtrail")["state"] == "idle"
+
+
+def test_a_next_run_due_before_the_next_dispatch_is_published_now_with_its_delay(
+    clean_db: TestDatabase, app_conn: psycopg.Connection[Any], agency: AgencyFixture
+) -> None:
+    # Issue 13: a follow-up asked for in 30 s used to wait for the next hourly dispatch.
+    linked = _linked(app_conn, agency)
+    soon, later = START + timedelta(seconds=30), START + timedelta(hours=3)
+    with tenant_tx(app_conn, agency.id):
+        app_conn.execute(
+            "UPDATE cao.sync_jobs SET next_run_at = CASE kind WHEN 'costs' THEN %s ELSE %s END"
+            " WHERE account_id = %s",
+            (soon, later, linked.account_id),
+        )
+    publisher = Recorder()
+
+    for kind in ("costs", "cloudtrail"):
+        service.publish_follow_up(
+            app_conn, agency.id, job_id(app_conn, linked, kind), publisher=publisher, now=START
+        )
+
+    [message] = publisher.sent  # the run in 3 hours is the dispatcher's
+    assert (message.kind, message.period, message.delay_s) == ("costs", soon, 31)
+    assert job(app_conn, linked)["state"] == "queued"
+    assert job(app_conn, linked, "cloudtrail")["state"] == "idle"
+    # The dispatcher leaves it to its message, unless that is lost for an hour after it fell
+    # due (the dispatcher runs on the database's clock: the job is moved there).
+    for minutes, published in ((59, 0), (61, 1)):
+        with tenant_tx(app_conn, agency.id):
+            app_conn.execute(
+                "UPDATE cao.sync_jobs SET next_run_at = now() - make_interval(mins => %s),"
+                " requested_at = now() - make_interval(mins => %s) WHERE id = %s",
+                (minutes, minutes, message.job_id),
+            )
+        report = service.dispatch(app_conn, publisher, ["costs"])
+        assert report.published == {"costs": published}
+
+
+def test_a_follow_up_that_cannot_be_published_is_left_to_the_dispatcher_and_sync_now_wins(
+    clean_db: TestDatabase, app_conn: psycopg.Connection[Any], agency: AgencyFixture
+) -> None:
+    linked = _linked(app_conn, agency)
+    costs_job = job_id(app_conn, linked)
+    soon = START + timedelta(seconds=30)
+    with tenant_tx(app_conn, agency.id):
+        app_conn.execute(
+            "UPDATE cao.sync_jobs SET next_run_at = %s WHERE id = %s", (soon, costs_job)
+        )
+    refused = service.publish_follow_up(
+        app_conn, agency.id, costs_job, publisher=Recorder(refuse={costs_job}), now=START
+    )
+    assert refused is False and job(app_conn, linked)["state"] == "idle"
+
+    # Published, then the agency asks for a sync: it runs now, not at the follow-up's time.
+    assert service.publish_follow_up(
+        app_conn, agency.id, costs_job, publisher=Recorder(), now=START
+    )
+    with tenant_tx(app_conn, agency.id):
+        due = jobs.request_now(app_conn, agency.id, linked.account_id, START, ["costs"])
+    assert [d.job_id for d in due] == [costs_job]
+    assert job(app_conn, linked)["next_run_at"] == START
+
+
+def test_the_worker_publishes_a_runs_follow_up_and_a_delivery_ahead_of_it_waits(
+    clean_db: TestDatabase,
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: Any,
+) -> None:
+    from functions.jobs import registry, worker  # noqa: PLC0415
+
+    def partial_run(ctx: JobContext) -> None:  # stopped on its budget: again in 15 s
+        conn, lease, clock = ctx.conn, ctx.lease, ctx.clock
+        with tenant_tx(conn, lease.agency_id):
+            jobs.fence(conn, lease)
+            jobs.complete(conn, lease, clock() + timedelta(seconds=15), now=clock())
+            jobs.finish_run(conn, lease.agency_id, ctx.run_id, "partial", now=clock())
+
+    monkeypatch.setitem(registry.HANDLERS, "cloudtrail", partial_run)
+    linked = _linked(app_conn, agency)
+    publisher = Recorder()
+    service.dispatch(app_conn, publisher, ["cloudtrail"])
+    [first] = publisher.sent
+    deps = bootstrap.current().but(clock=lambda: START, publisher_for=lambda _h: publisher)
+
+    assert worker.process(app_conn, first, 1, deps) is None
+
+    follow_up = publisher.sent[-1]
+    assert follow_up.job_id == first.job_id and follow_up.delay_s == 16
+    assert job(app_conn, linked, "cloudtrail")["state"] == "queued"
+    # Delivered 5 s early (the queue's clock is not ours): redelivered when the job is due.
+    early = bootstrap.current().but(clock=lambda: START + timedelta(seconds=10))
+    assert worker.process(app_conn, follow_up, 1, early) == 5

@@ -262,3 +262,21 @@ def test_no_aws_call_of_a_job_can_end_after_its_work_budget(
 
 def test_an_unreadable_message_is_dropped_rather_than_redelivered_forever() -> None:
     assert worker.consume({"job_id": "x"}, 1) is None
+
+
+def test_a_message_published_with_a_delay_is_delivered_only_once_it_is_due(
+    sim: SimulatedAws,
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    local_queue: LocalQueue,
+) -> None:
+    # The SDK's delayed send (how the worker publishes follow-ups), through the embedded queue.
+    linked = link(sim, app_conn, agency)
+    later = JobMessage(message(app_conn, linked).job_id, agency.id, "costs", START, delay_s=120)
+    assert local_queue.publish([later]) == []
+    time.sleep(0.3)
+    assert local_queue.deliveries() == 0
+    assert local_queue.delayed() == 1 and local_queue.pending() == 0
+    local_queue.shift(121)
+    wait_until(lambda: local_queue.deliveries() == 1 and local_queue.pending() == 0)
+    assert local_queue.delayed() == 0

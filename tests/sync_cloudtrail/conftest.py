@@ -25,9 +25,14 @@ ROLE_NAME = "CloudAgencyOpsReadOnly"
 
 
 @pytest.fixture
-def fresh_sim(sim: SimulatedAws) -> Iterator[SimulatedAws]:
+def fresh_sim(sim: SimulatedAws, clock: FakeClock) -> Iterator[SimulatedAws]:
+    """The session simulator, emptied, answering LookupEvents as of the test's fake clock."""
     sim.reset()
+    real_clock = sim.clock
+    sim.clock = clock.now
     yield sim
+    sim.clock = real_clock
+    sim.delivery_delay = None
     sim.faults.clear()
     sim.latency.clear()
 

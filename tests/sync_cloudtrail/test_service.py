@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -14,12 +15,14 @@ from devstack.trailgen import make_events
 from functions.jobs import registry
 from functions.jobs.schemas import JobContext
 from functions.sync_cloudtrail import service
-from shared import aws
+from shared import aws, observability
 from shared.bootstrap import Deps
 from shared.db import system_tx, tenant_tx
 from shared.errors import LeaseLostError
 from shared.pacing import Pacer
+from shared.settings import Settings
 from shared.store import jobs
+from tests.support.sentry import CapturingTransport
 from tests.sync_cloudtrail.conftest import Linked
 from tests.sync_cloudtrail.helpers import NOW, FakeClock
 
@@ -182,3 +185,46 @@ def test_a_refused_assume_marks_the_account_and_retries_no_sooner_than_next_hour
     job = row(owner_conn, "SELECT * FROM cao.sync_jobs WHERE id = %s", lease.job_id)
     assert job["next_run_at"] == service.next_hourly_run(clock.now())
     assert fresh_sim.count_calls("cloudtrail", "LookupEvents") == 0
+
+
+@pytest.fixture
+def sentry() -> Iterator[CapturingTransport]:
+    transport = CapturingTransport()
+    observability.stop()
+    observability.start(Settings({}), transport=transport)
+    yield transport
+    observability.stop()
+
+
+def test_a_region_that_falls_behind_is_reported_once_it_loses_ground_not_while_catching_up(
+    fresh_sim: SimulatedAws,
+    linked: Linked,
+    app_conn: psycopg.Connection[Any],
+    clock: FakeClock,
+    pacer: Pacer,
+    sentry: CapturingTransport,
+) -> None:
+    # 192 pages of events an hour, more than hourly 40-second runs read (~48 requests each:
+    # the assume must fit its worst case, 35 s, in the budget; reading has 40 s less the
+    # reserve and one attempt's worst case).
+    hour = timedelta(hours=1)
+    events = make_events(
+        linked.aws_account_id, "us-east-1", NOW - 2 * hour, NOW + 3 * hour, 48_000, 4
+    )
+    fresh_sim.put_events(linked.aws_account_id, "us-east-1", events)
+
+    work(app_conn, linked, claim(app_conn, linked, clock), clock, pacer, time_budget_s=40.0)
+    assert sentry.events == []  # a first backfill is behind, but has no lag to lose yet
+
+    clock.advance(3600)
+    work(app_conn, linked, claim(app_conn, linked, clock), clock, pacer, time_budget_s=40.0)
+    [warning] = sentry.events
+    assert warning["level"] == "warning"
+    assert warning["message"] == "CloudTrail sync is falling behind"
+    assert warning["tags"]["account_id"] == str(linked.account_id)
+    assert warning["tags"]["region"] == "us-east-1"
+    assert int(warning["tags"]["lag_s"]) > 2 * 3600
+
+    clock.advance(3600)  # a run with time enough catches up: no new warning
+    work(app_conn, linked, claim(app_conn, linked, clock), clock, pacer)
+    assert len(sentry.events) == 1

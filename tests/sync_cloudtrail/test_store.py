@@ -73,14 +73,13 @@ def test_no_agency_can_write_into_or_read_another_agencys_events(
         assert store.get_cursors(app_conn, theirs) == {}
         seen = app_conn.execute("SELECT count(*) FROM cao.access_events").fetchone()
         assert seen == (0,)
-        day_before = NOW - timedelta(days=1)
-        assert store.oldest_event_after(app_conn, theirs, "us-east-1", day_before, NOW) is None
 
 
-def test_cursors_are_per_region_and_remember_a_partly_read_window(
+def test_cursors_are_per_region_and_pass_and_remember_a_partly_read_window(
     app_conn: psycopg.Connection[Any], agency: AgencyFixture
 ) -> None:
     account = make_account(app_conn, agency.id)
+    hour = timedelta(hours=1)
     with tenant_tx(app_conn, agency.id):
         store.set_cursor(
             app_conn, agency.id, account, "us-east-1", position=NOW, partial_end=None, now=NOW
@@ -90,8 +89,20 @@ def test_cursors_are_per_region_and_remember_a_partly_read_window(
             agency.id,
             account,
             "eu-west-1",
-            position=NOW - timedelta(hours=2),
-            partial_end=NOW - timedelta(hours=1),
+            position=NOW - 2 * hour,
+            partial_end=NOW - hour,
+            partial_from=NOW - 90 * timedelta(minutes=1),
+            partial_since=NOW - hour,
+            now=NOW,
+        )
+        store.set_cursor(
+            app_conn,
+            agency.id,
+            account,
+            "us-east-1",
+            pass_="sweep",
+            position=NOW - 6 * hour,
+            partial_end=None,
             now=NOW,
         )
         cursors = store.get_cursors(app_conn, account)
@@ -99,26 +110,58 @@ def test_cursors_are_per_region_and_remember_a_partly_read_window(
             store.set_cursor(
                 app_conn, agency.id, account, "us-east-1", position=NOW, partial_end=NOW, now=NOW
             )
-    assert cursors["us-east-1"].position == NOW and cursors["us-east-1"].partial_end is None
-    assert cursors["eu-west-1"].partial_end == NOW - timedelta(hours=1)
+        with pytest.raises(ValueError, match="partly read"):
+            store.set_cursor(
+                app_conn,
+                agency.id,
+                account,
+                "us-east-1",
+                position=NOW,
+                partial_end=None,
+                partial_from=NOW,
+                now=NOW,
+            )
+    live = cursors[("us-east-1", "live")]
+    assert live.position == NOW and live.partial_end is None
+    partial = cursors[("eu-west-1", "live")]
+    assert (partial.partial_end, partial.partial_from, partial.partial_since) == (
+        NOW - hour,
+        NOW - 90 * timedelta(minutes=1),
+        NOW - hour,
+    )
+    assert cursors[("us-east-1", "sweep")].position == NOW - 6 * hour
 
 
-def test_the_oldest_stored_event_of_a_window_is_where_its_read_stopped(
+def test_advancing_a_cursor_never_moves_it_back_nor_past_its_own_partial_window(
     app_conn: psycopg.Connection[Any], agency: AgencyFixture
 ) -> None:
     account = make_account(app_conn, agency.id)
-    rows = [
-        event_row("before", NOW - timedelta(hours=3)),
-        event_row("a", NOW - timedelta(minutes=50)),
-        event_row("b", NOW - timedelta(minutes=10)),
-        event_row("other-region", NOW - timedelta(minutes=55), region="eu-west-1"),
-    ]
-    insert(app_conn, agency.id, account, rows)
-    with tenant_tx(app_conn, agency.id):
-        oldest = store.oldest_event_after(
-            app_conn, account, "us-east-1", NOW - timedelta(hours=1), NOW
+    hour = timedelta(hours=1)
+
+    def advance(region: str, to: datetime) -> None:
+        store.advance_cursor(
+            app_conn, agency.id, account, region, pass_="sweep", position=to, now=NOW
         )
-    assert oldest == NOW - timedelta(minutes=50)
+
+    with tenant_tx(app_conn, agency.id):
+        advance("us-east-1", NOW - 5 * hour)  # created
+        advance("us-east-1", NOW - 6 * hour)  # not back
+        store.set_cursor(
+            app_conn,
+            agency.id,
+            account,
+            "eu-west-1",
+            pass_="sweep",
+            position=NOW - 8 * hour,
+            partial_end=NOW - 7 * hour,
+            partial_from=NOW - 7 * hour,
+            partial_since=NOW,
+            now=NOW,
+        )
+        advance("eu-west-1", NOW - hour)  # its own window comes first
+        cursors = store.get_cursors(app_conn, account)
+    assert cursors[("us-east-1", "sweep")].position == NOW - 5 * hour
+    assert cursors[("eu-west-1", "sweep")].position == NOW - 8 * hour
 
 
 def test_a_batch_beyond_the_bound_is_refused(

@@ -85,7 +85,8 @@ def stored(owner: psycopg.Connection[Any], account_id: uuid.UUID) -> dict[str, t
 
 def cursors(owner: psycopg.Connection[Any], account_id: uuid.UUID) -> dict[str, tuple[Any, ...]]:
     rows = owner.execute(
-        "SELECT region, position, partial_end FROM cao.sync_cursors WHERE account_id = %s",
+        "SELECT region, position, partial_end FROM cao.sync_cursors"
+        " WHERE account_id = %s AND pass = 'live'",
         (account_id,),
     ).fetchall()
     return {r[0]: (r[1], r[2]) for r in rows}
@@ -601,11 +602,11 @@ def test_every_attempt_takes_a_pacer_slot_and_a_throttle_slows_the_shared_bucket
     # Someone else (the client's own scripts) uses half of the account-region's quota: what is
     # left for us is 1 request/s, against our pacing at 2/s. The simulator measures the quota on
     # the clock the reader runs on.
-    fresh_sim.lookup_events_rate, fresh_sim.clock = 1.0, clock.monotonic
+    fresh_sim.lookup_events_rate, fresh_sim.monotonic = 1.0, clock.monotonic
     try:
         outcome = do_sync(app_conn, linked, clock, pacer, backfill_days=1, window_size=2 * DAY)
     finally:
-        fresh_sim.lookup_events_rate, fresh_sim.clock = None, time.monotonic
+        fresh_sim.lookup_events_rate, fresh_sim.monotonic = None, time.monotonic
 
     assert outcome.error_class is None and not outcome.backlog_remaining
     assert set(stored(owner_conn, linked.account_id)) == {e["eventID"] for e in events}
@@ -675,4 +676,36 @@ def test_a_stalled_call_is_cut_by_its_read_timeout_and_retried_within_the_budget
     assert elapsed < budget
     assert outcome.error_class is None and not outcome.backlog_remaining
     assert outcome.api_calls == {"us-east-1": 3}  # the stalled attempt, its retry, page 2
+    assert set(stored(owner_conn, linked.account_id)) == {e["eventID"] for e in events}
+
+
+def test_a_run_stopped_inside_the_newest_window_reads_its_end_again_for_late_events(
+    fresh_sim: SimulatedAws,
+    linked: Linked,
+    app_conn: psycopg.Connection[Any],
+    owner_conn: psycopg.Connection[Any],
+    clock: FakeClock,
+    pacer: Pacer,
+    no_retry_sleep: None,
+) -> None:
+    # Issue 13 item 1: the events of the last 10 minutes arrive 12 minutes late (inside the
+    # 15-minute overlap), and the run at NOW is throttled after its first (newest) page.
+    recent = NOW - timedelta(minutes=10)
+    fresh_sim.delivery_delay = lambda record: (
+        720.0 if datetime.fromisoformat(record["eventTime"].replace("Z", "+00:00")) > recent else 0
+    )
+    events = seed(fresh_sim, linked, "us-east-1", NOW - DAY, NOW, 300, 27)
+    late = {e["eventID"] for e in events if e["eventTime"] > recent.isoformat()[:19]}
+    assert len(late) == 3
+    one_window: dict[str, Any] = {"backfill_days": 1, "window_size": 2 * DAY}
+    fresh_sim.interrupt_lookups(linked.aws_account_id, after=1, times=6)
+
+    first = do_sync(app_conn, linked, clock, pacer, **one_window)
+    assert first.error_class == "Throttled" and first.events_written == 50
+    assert not late & set(stored(owner_conn, linked.account_id))  # not delivered yet
+
+    for _ in range(2):  # the follow-up, then the next hourly run
+        clock.advance(3600)
+        assert do_sync(app_conn, linked, clock, pacer, **one_window).error_class is None
+
     assert set(stored(owner_conn, linked.account_id)) == {e["eventID"] for e in events}

@@ -5,7 +5,8 @@ goes and continued instead of failing daily."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import threading
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,10 +16,14 @@ import pytest
 from devstack.simaws import SimulatedAws
 from functions.sync_costs import transform
 from shared.db import tenant_tx
+from shared.store import costs
+from shared.store.costs import CostRow
+from tests.support.database import TestDatabase
 from tests.support.factories import AgencyFixture
 from tests.support.jobs import (
     START,
     Clock,
+    Linked,
     ce_calls,
     cost_rows,
     job,
@@ -250,3 +255,54 @@ def test_a_first_pull_beyond_the_page_budget_is_stored_as_it_goes_and_finished_t
     assert first["ce_requests"] + second["ce_requests"] <= 217 + 1  # + the page a month straddled
     assert len(cost_rows(app_conn, linked)) == 14 * 31 * 3
     assert job(app_conn, linked)["next_run_at"] > clock() + timedelta(hours=12)
+
+
+def test_a_payer_and_its_member_storing_the_same_month_at_once_leave_one_source(
+    database: TestDatabase,
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+) -> None:
+    payer = link(None, app_conn, agency, management=True)
+    member = link(None, app_conn, agency)
+    march = date(2025, 3, 1)
+
+    def row(amount: str) -> CostRow:
+        return CostRow(
+            member.aws_account_id,
+            march,
+            "Amazon EC2",
+            "UnblendedCost",
+            Decimal(amount),
+            "USD",
+            True,
+        )
+
+    def store(conn: psycopg.Connection[Any], linked: Linked, amount: str) -> None:
+        costs.store_months(
+            conn,
+            agency.id,
+            linked.account_id,
+            {march: True},
+            [row(amount)],
+            covers=[member.aws_account_id],
+            synced_at=START,
+        )
+
+    with database.app() as other:
+        member_done = threading.Event()
+
+        def member_writes() -> None:
+            with tenant_tx(other, agency.id):
+                store(other, member, "100")
+            member_done.set()
+
+        with tenant_tx(app_conn, agency.id):
+            store(app_conn, payer, "100")  # the payer's write, not committed yet ...
+            writer = threading.Thread(target=member_writes)
+            writer.start()  # ... while the member's runs: it must wait, not go past it
+            waited = not member_done.wait(1.0)
+        writer.join(10)
+
+    assert waited  # it waited for the payer's transaction
+    assert month_totals(app_conn, agency, member.aws_account_id) == {"2025-03": Decimal(100)}
+    assert cost_rows(app_conn, payer) == {}  # the later write is the one source

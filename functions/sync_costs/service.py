@@ -72,6 +72,7 @@ from shared.errors import (
     LeaseLostError,
     ThrottledError,
 )
+from shared.kit.months import add_months, month_start
 from shared.logs import get_logger
 from shared.store import costs, jobs
 
@@ -147,12 +148,10 @@ def _plan(conn: Connection, lease: jobs.Lease, now: datetime) -> _Plan:
         if target is None:
             raise LeaseLostError("the account was unlinked")
         holders = [lease.account_id]
-        covers = [target.aws_account_id]
         payer = None
-        if target.is_management:
-            covers += costs.discovered_members(conn, lease.agency_id, lease.account_id)
-        else:
-            payer = costs.payer_of(conn, lease.agency_id, target.aws_account_id)
+        if not target.is_management:
+            previous = add_months(month_start(today), -1)
+            payer = costs.payer_of(conn, lease.agency_id, target.aws_account_id, previous)
             if payer is not None:
                 holders.append(payer.account_id)  # what the payer holds for this member
         known = costs.month_records(conn, lease.agency_id, holders)
@@ -162,7 +161,9 @@ def _plan(conn: Connection, lease: jobs.Lease, now: datetime) -> _Plan:
         and payer.last_success_at is not None
         and payer.last_success_at >= now - MEMBER_FRESHNESS
     )
-    return _Plan(target, months, covers, covered_by_payer=fresh)
+    # The AWS accounts whose months this pull is the source of: its own, and (a payer) every
+    # account its rows name, which store_months adds.
+    return _Plan(target, months, [target.aws_account_id], covered_by_payer=fresh)
 
 
 # ---- AWS ----------------------------------------------------------------------------------------

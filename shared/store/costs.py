@@ -200,9 +200,13 @@ class Payer:
     last_success_at: datetime | None
 
 
-def payer_of(conn: Connection, agency_id: uuid.UUID, usage_account_id: str) -> Payer | None:
-    """The agency's linked management account that covers `usage_account_id` (listed among its
-    discovered members, or present in its cost rows), the most recently synced one first."""
+def payer_of(
+    conn: Connection, agency_id: uuid.UUID, usage_account_id: str, since_month: date
+) -> Payer | None:
+    """The agency's linked management account that covers `usage_account_id`, the most
+    recently synced one first: listed among its members (ListAccounts, refreshed at each
+    verification), or in its cost rows of `since_month` or later (a member that left the
+    organization stops being covered once its rows are that old)."""
     row = conn.execute(
         "SELECT p.id, j.last_success_at FROM cao.accounts p"
         " LEFT JOIN cao.sync_jobs j"
@@ -212,23 +216,12 @@ def payer_of(conn: Connection, agency_id: uuid.UUID, usage_account_id: str) -> P
         "   AND (EXISTS (SELECT 1 FROM cao.discovered_accounts d WHERE d.agency_id = p.agency_id"
         "                 AND d.management_id = p.id AND d.aws_account_id = %(member)s)"
         "     OR EXISTS (SELECT 1 FROM cao.cost_rows r WHERE r.agency_id = p.agency_id"
-        "                 AND r.account_id = p.id AND r.usage_account_id = %(member)s))"
+        "                 AND r.account_id = p.id AND r.usage_account_id = %(member)s"
+        "                 AND r.month >= %(since)s))"
         " ORDER BY j.last_success_at DESC NULLS LAST LIMIT 1",
-        {"agency": agency_id, "member": usage_account_id},
+        {"agency": agency_id, "member": usage_account_id, "since": since_month},
     ).fetchone()
     return None if row is None else Payer(row[0], row[1])
-
-
-def discovered_members(
-    conn: Connection, agency_id: uuid.UUID, management_id: uuid.UUID
-) -> list[str]:
-    """AWS account ids of the members listed for a linked management account."""
-    rows = conn.execute(
-        "SELECT aws_account_id FROM cao.discovered_accounts"
-        " WHERE agency_id = %s AND management_id = %s",
-        (agency_id, management_id),
-    ).fetchall()
-    return [row[0] for row in rows]
 
 
 _KEYS: dict[GroupBy, sql.Composable] = {

@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from moto.organizations.models import organizations_backends
 
 from devstack.simaws import SimulatedAws
 from functions.sync_costs import transform
@@ -306,3 +307,27 @@ def test_a_payer_and_its_member_storing_the_same_month_at_once_leave_one_source(
     assert waited  # it waited for the payer's transaction
     assert month_totals(app_conn, agency, member.aws_account_id) == {"2025-03": Decimal(100)}
     assert cost_rows(app_conn, payer) == {}  # the later write is the one source
+
+
+def test_a_member_that_left_the_organization_is_synced_on_its_own(
+    sim: SimulatedAws, app_conn: psycopg.Connection[Any], agency: AgencyFixture, clock: Clock
+) -> None:
+    payer = link(sim, app_conn, agency, management=True)
+    member = link(sim, app_conn, agency)
+    sim.create_organization(payer.aws_account_id, [member.aws_account_id])
+    put_year(sim, payer.aws_account_id, {"AWS Organizations": "1"}, current="2025-03")
+    put_year(sim, member.aws_account_id, {"Amazon EC2": "10"}, current="2025-03")
+    run_costs(app_conn, payer, clock)
+
+    # The member leaves the organization: the payer's Cost Explorer no longer shows it.
+    organizations_backends[payer.aws_account_id]["aws"].remove_account_from_organization(
+        AccountId=member.aws_account_id
+    )
+    organizations_backends.master_accounts.pop(member.aws_account_id, None)
+    clock.advance(days=1)
+    run_costs(app_conn, payer, clock)  # February and March, without the member
+    run_costs(app_conn, member, clock)  # no longer covered: it pulls for itself
+
+    assert len(ce_calls(sim, member.aws_account_id)) == 1
+    totals = month_totals(app_conn, agency, member.aws_account_id)
+    assert totals == dict.fromkeys(WINDOW, Decimal(10))  # every month, once

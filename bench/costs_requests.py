@@ -1,17 +1,22 @@
-"""Benchmark: Cost Explorer requests per sync against the pages one call returns.
+"""Benchmark: Cost Explorer requests per day, re-pulls included, against the pages AWS has.
 
     python -m bench.costs_requests [services per account]
 
-Budget (design.md): each request costs the client $0.01, so no request may be repeated or
-wasted: the sync's requests must equal the pages of one GetCostAndUsage call. Measured for a
-standalone account and for a 20-member organization (management account linked, and its members
-linked on their own too), at the first sync (14 months) and at a daily sync (the current month).
+Budget (design.md, as the README restates it): each request costs the client $0.01 and no
+page is bought twice: a sync's requests equal the pages of its one GetCostAndUsage call. Steady
+state: one request per page per account or organization per day, plus the scheduled re-pulls of
+months not yet settled (the previous month daily until the 15th; the last 3 months weekly).
+
+Measured for a standalone account and a 20-member organization (management account linked, and
+its members linked on their own too), with the simulator answering 50 and then 500 groups per
+page (AWS does not document its page size): the first sync (14 months, on the 1st of a month),
+then a daily sync every day of that month, 30 days, which covers both halves of the month and
+four weekly re-pulls.
 
 Everything runs for real except AWS: the sync (`functions.jobs.worker.process`, i.e. claim,
-assume-role, paging, write, run record) on an embedded Postgres, against the simulated AWS.
-"Pages" is measured independently: the same request walked page by page with a plain client.
-The simulator answers `ce_page_size` groups (service x account x month) per page (50 here);
-AWS sizes its pages itself, so absolute page counts differ there; requests == pages must not.
+assume-role, paging, writes, run record) on an embedded Postgres, against the simulated AWS
+whose clock follows the benchmark's. "Pages" of the first sync is measured independently: the
+same request walked page by page with a plain client.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import os
 import secrets
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -42,7 +47,9 @@ from shared.store import jobs
 
 OUR_ACCOUNT = "123456789012"
 ROLE = "CloudAgencyOpsReadOnly"
-START = datetime(2025, 3, 14, 3, 0, tzinfo=UTC)
+START = datetime(2025, 3, 1, 3, 0, tzinfo=UTC)  # the first sync, on the 1st
+DAYS = 30  # daily syncs after it: every other day of March
+PAGE_SIZES = (50, 500)
 MEMBERS = 20
 METRICS = ("UnblendedCost", "AmortizedCost", "NetUnblendedCost")
 _DUMMY_ENV = {
@@ -168,13 +175,13 @@ def sync(conn: psycopg.Connection[Any], linked: Linked, now: datetime) -> dict[s
 
 
 def pages_of_one_call(sim: SimulatedAws, settings: Settings, linked: Linked) -> int:
-    """Walk the sync's last request page by page with a plain client: the pages AWS has."""
+    """Walk the first sync's request page by page with a plain client: the pages AWS has."""
     calls = [
         c.params
         for c in sim.calls
         if c.operation == "GetCostAndUsage" and c.account_id == linked.aws_account_id
     ]
-    params = {k: v for k, v in calls[-1].items() if k != "NextPageToken"}
+    params = {k: v for k, v in calls[0].items() if k != "NextPageToken"}
     clients = aws.assume_role(
         Deps(settings).our_clients(), linked.role_arn, linked.external_id, "cao-bench-reference"
     )
@@ -188,60 +195,102 @@ def pages_of_one_call(sim: SimulatedAws, settings: Settings, linked: Linked) -> 
             return pages
 
 
+@dataclass(frozen=True)
+class Row:
+    account: str
+    page_size: int
+    first_pages: int
+    first_requests: int
+    daily: list[int]  # requests of each daily sync after the first
+
+    def cells(self) -> tuple[str, ...]:
+        days = self.daily
+        return (
+            self.account,
+            str(self.page_size),
+            str(self.first_pages),
+            str(self.first_requests),
+            f"{min(days)}-{max(days)}",
+            str(sum(days)),
+            f"{sum(days) / len(days):.2f}",
+            f"${sum(days) / 100:.2f}",
+        )
+
+
+def _at(now: datetime) -> Callable[[], datetime]:
+    return lambda: now
+
+
+def month_of_syncs(
+    sim: SimulatedAws,
+    settings: Settings,
+    conn: psycopg.Connection[Any],
+    first: Linked,
+    others: list[Linked],
+) -> tuple[int, int, list[int]]:
+    """The first sync on START, then one a day for DAYS days; `first` syncs before `others`
+    each day. Returns (pages of the first sync's call, its requests, requests of each day)."""
+    daily: list[int] = []
+    first_pages = first_requests = 0
+    for day in range(DAYS + 1):
+        now = START + timedelta(days=day)
+        sim.clock = _at(now)
+        requests = sync(conn, first, now)["requests"]
+        if day == 0:
+            first_pages, first_requests = pages_of_one_call(sim, settings, first), requests
+        requests += sum(sync(conn, m, now)["requests"] for m in others)
+        if day:
+            daily.append(requests)
+    return first_pages, first_requests, daily
+
+
 def main(services: int) -> None:
-    rows: list[tuple[str, str, int, int, int, str]] = []
+    rows: list[Row] = []
     with environment() as (sim, conn, settings):
-        page_size = sim.ce_page_size
+        for n, page_size in enumerate(PAGE_SIZES):
+            sim.ce_page_size = page_size
+            agency = new_agency(conn)
+            alone = link(sim, conn, agency, f"2000000000{n:02d}")
+            put_costs(sim, alone.aws_account_id, services)
+            pages, first, daily = month_of_syncs(sim, settings, conn, alone, [])
+            rows.append(Row("standalone", page_size, pages, first, daily))
 
-        agency = new_agency(conn)
-        alone = link(sim, conn, agency, "200000000001")
-        put_costs(sim, alone.aws_account_id, services)
-        for label, now in (("first", START), ("daily", START + timedelta(days=1))):
-            run = sync(conn, alone, now)
-            pages = pages_of_one_call(sim, settings, alone)
-            rows.append(
-                ("standalone", label, run["months"], pages, run["requests"], f"${run['cost']}")
-            )
-
-        org = new_agency(conn)
-        payer = link(sim, conn, org, "300000000000", management=True)
-        member_ids = [f"3000000001{n:02d}" for n in range(MEMBERS)]
-        sim.create_organization(payer.aws_account_id, member_ids)
-        put_costs(sim, payer.aws_account_id, services)
-        members = [link(sim, conn, org, m) for m in member_ids]
-        for m in member_ids:
-            put_costs(sim, m, services)
-        for label, now in (("first", START), ("daily", START + timedelta(days=1))):
-            sim.clear_calls()
-            run = sync(conn, payer, now)
-            pages = pages_of_one_call(sim, settings, payer)
-            extra = sum(sync(conn, m, now)["requests"] for m in members)
-            rows.append(
-                (
-                    f"organization ({MEMBERS} members)",
-                    label,
-                    run["months"],
-                    pages,
-                    run["requests"] + extra,
-                    f"${run['cost']}",
-                )
-            )
+            org = new_agency(conn)
+            payer = link(sim, conn, org, f"30000000{n:02d}00", management=True)
+            member_ids = [f"30000000{n:02d}{m + 1:02d}" for m in range(MEMBERS)]
+            sim.create_organization(payer.aws_account_id, member_ids)
+            put_costs(sim, payer.aws_account_id, services)
+            members = [link(sim, conn, org, m) for m in member_ids]
+            for m in member_ids:
+                put_costs(sim, m, services)
+            pages, first, daily = month_of_syncs(sim, settings, conn, payer, members)
+            rows.append(Row(f"organization ({MEMBERS} members)", page_size, pages, first, daily))
 
     print(
-        f"Cost Explorer requests per sync ({services} services per account; the simulator "
-        f"answers {page_size} groups per page)\n"
+        f"Cost Explorer requests ({services} services per account; first sync on "
+        f"{START:%Y-%m-%d}, then {DAYS} daily syncs with their re-pulls)\n"
     )
-    header = ("account", "sync", "months", "pages of one call", "CE requests", "client cost")
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    header = (
+        "account",
+        "groups/page",
+        "pages (first)",
+        "requests (first)",
+        "requests/day",
+        f"{DAYS} days",
+        "mean/day",
+        f"cost of {DAYS} days",
+    )
+    table = [header, *(r.cells() for r in rows)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     line = "  ".join(f"{{:<{w}}}" for w in widths)
     print(line.format(*header))
     print(line.format(*("-" * w for w in widths)))
     for row in rows:
-        print(line.format(*row))
-    verdict = all(r[3] == r[4] for r in rows)
+        print(line.format(*row.cells()))
+    verdict = all(r.first_pages == r.first_requests for r in rows)
     print(
-        f"\nrequests == pages in every sync: {'yes' if verdict else 'NO'} "
-        f"(members linked on their own add no request of their own)"
+        f"\nfirst sync: requests == pages of one call: {'yes' if verdict else 'NO'}; "
+        "members linked on their own add no request of their own"
     )
 
 

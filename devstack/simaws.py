@@ -14,9 +14,15 @@ process. Production code reaches it like real AWS: plain botocore clients whose 
   (`lookup_token_ttl_s`). `interrupt_lookups` makes a run's later calls fail (throttle, outage).
 - **ce:GetCostAndUsage** over a monthly cost ledger (`put_cost`) instead of moto's FIFO queue of
   canned answers: TimePeriod, MONTHLY granularity, Metrics, up to two GroupBy of SERVICE /
-  LINKED_ACCOUNT, a simple Filter, NextPageToken paging, organization visibility.
+  LINKED_ACCOUNT, a simple Filter, NextPageToken paging, organization visibility. Dates are
+  checked against the simulator's `clock` as AWS checks them against today: no Start after
+  today, no End past the first day of next month, no Start before the history Cost Explorer
+  keeps (`ce_history_months`: the current month and the 13 before it by default; 38 with
+  multi-year data enabled). The current month is always Estimated, even with no cost yet.
+  Page size (`ce_page_size`, groups per page) is settable: AWS does not document its own.
 - **organizations:ListAccounts** refusals that moto does not make (not in an organization;
-  member that is neither the management account nor a delegated administrator).
+  member that is neither the management account nor a delegated administrator; MaxResults
+  outside 1-20).
 - **LookupEvents throttling** as AWS documents it: at most `lookup_events_rate` (2) requests per
   second per account and region, measured on `monotonic` over any one-second window; beyond it a
   `ThrottlingException` (HTTP 400). Throttled requests do not count against the quota.
@@ -137,6 +143,12 @@ _CE_METRICS = frozenset(
     }
 )
 _CE_QUANTITY_METRICS = frozenset({"NormalizedUsageAmount", "UsageQuantity"})
+# Cost Explorer keeps the current month and the 13 before it; multi-year data (an opt-in
+# preference of the management account) extends that to 38 months, monthly granularity only.
+CE_DEFAULT_HISTORY_MONTHS = 14
+CE_MULTI_YEAR_HISTORY_MONTHS = 38
+# organizations:ListAccounts MaxResults (API reference: 1-20).
+_ORG_MAX_RESULTS = 20
 _CE_DIMENSIONS = ("SERVICE", "LINKED_ACCOUNT")
 
 # LookupEvents "returns events that occurred in the last 90 days" (CloudTrail API reference).
@@ -391,8 +403,12 @@ class SimulatedAws:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.region = region
-        # Groups per GetCostAndUsage page; tests lower it to exercise paging.
+        # Groups per GetCostAndUsage page; tests lower it to exercise paging. AWS does not
+        # document its page size: tests and benchmarks try several (2, 50, 500).
         self.ce_page_size = ce_page_size
+        # Months of Cost Explorer history, the current one included: 14 by default; an
+        # organization that enabled multi-year data at monthly granularity gets 38.
+        self.ce_history_months = CE_DEFAULT_HISTORY_MONTHS
         # LookupEvents requests per second per (account, region) before ThrottlingException;
         # None: never throttled. `monotonic` times it (tests pass the fake clock their code runs
         # on).
@@ -402,8 +418,10 @@ class SimulatedAws:
         # (service, operation) -> seconds slept before answering (benchmarks).
         self.latency: dict[tuple[str, str], float] = {}
         self.faults = FaultInjector()
-        # CloudTrail's time behaviour (see "CloudTrail time" below): the simulated now, the
-        # delivery delay drawn per stored event (None: delivered at once), token lifetime.
+        # The simulated now (CloudTrail's time behaviour, see "CloudTrail time" below, and the
+        # "today" Cost Explorer checks dates against; tests set their frozen clock), the
+        # delivery delay drawn per stored CloudTrail event (None: delivered at once), token
+        # lifetime.
         self.clock: Callable[[], datetime] = _utc_now
         self.delivery_delay: Callable[[Mapping[str, Any]], float] | None = None
         self.lookup_token_ttl_s: float = LOOKUP_TOKEN_TTL_S
@@ -950,10 +968,13 @@ class SimulatedAws:
             disabled = account_id in self._stores.ce_disabled
             ledger = list(self._stores.ledger)
             page_size = max(1, int(self.ce_page_size))
+            history = int(self.ce_history_months)
         if disabled:
             raise _SimError("AccessDeniedException", "User not enabled for cost explorer access")
         body = _json_body(resp)
+        today = self.clock().astimezone(UTC).date()
         query = _CostQuery.parse(body)
+        query.check_dates(today, history)
         fingerprint = _fingerprint(
             account_id,
             "",
@@ -979,7 +1000,8 @@ class SimulatedAws:
         visible, names = _cost_visibility(account_id)
         rows = [r for r in ledger if r.account_id in visible and query.row_matches(r)]
         months = query.months()
-        entries = [query.month_entry(m, rows) for m in months]
+        current = date(today.year, today.month, 1)
+        entries = [query.month_entry(m, rows, current) for m in months]
         total_groups = sum(len(e["Groups"]) for e in entries)
         if offset > total_groups:
             raise _SimError(
@@ -1008,7 +1030,19 @@ class SimulatedAws:
     def _handle_list_accounts(
         self, resp: BaseResponse, original: Callable[[], TYPE_RESPONSE]
     ) -> TYPE_RESPONSE:
-        """organizations:ListAccounts only for the management account or a delegated admin."""
+        """organizations:ListAccounts only for the management account or a delegated admin,
+        with MaxResults 1-20 (moto accepts any)."""
+        max_results = _request_params(resp).get("MaxResults")
+        if max_results is not None:
+            try:
+                valid = 1 <= int(max_results) <= _ORG_MAX_RESULTS
+            except (TypeError, ValueError):
+                valid = False
+            if not valid:
+                raise _SimError(
+                    "InvalidInputException",
+                    f"MaxResults must be between 1 and {_ORG_MAX_RESULTS} (MAX_VALUE_EXCEEDED)",
+                )
         account_id = str(resp.current_account)
         partition = resp.partition
         if organizations_backends[account_id][partition].org is not None:
@@ -1569,7 +1603,26 @@ class _CostQuery:
     def row_matches(self, row: _CostRow) -> bool:
         return self.filter is None or _expression_matches(self.filter, row)
 
-    def month_entry(self, month: date, rows: list[_CostRow]) -> dict[str, Any]:
+    def check_dates(self, today: date, history_months: int) -> None:
+        """What AWS checks against today: Start not after today, End not past the first day
+        of next month, Start within the history Cost Explorer keeps (first month of it:
+        `history_months` - 1 before the current one)."""
+        current = date(today.year, today.month, 1)
+        if self.start > today:
+            raise _validation("Start date must be on or before today's date")
+        if self.end > _next_month(current):
+            raise _validation("end date past the beginning of next month")
+        index = current.year * 12 + current.month - 1 - (history_months - 1)
+        oldest = date(index // 12, index % 12 + 1, 1)
+        if self.start < oldest:
+            raise _validation(
+                f"Start date {self.start.isoformat()} is before the earliest date with cost "
+                f"data ({oldest.isoformat()}): Cost Explorer keeps {history_months} months"
+            )
+
+    def month_entry(self, month: date, rows: list[_CostRow], current: date) -> dict[str, Any]:
+        """One ResultsByTime entry. The current month (and any later) is Estimated whether or
+        not it has costs yet: AWS finalises a month only after it ends."""
         in_month = [r for r in rows if r.month == month]
         period = {
             "Start": max(self.start, month).isoformat(),
@@ -1579,7 +1632,7 @@ class _CostQuery:
             "TimePeriod": period,
             "Total": {},
             "Groups": [],
-            "Estimated": any(r.estimated for r in in_month),
+            "Estimated": month >= current or any(r.estimated for r in in_month),
         }
         if not self.group_by:
             entry["Total"] = self._metrics(in_month)

@@ -5,16 +5,37 @@ job's lease, a run record already open, our AWS clients and the clock. Pure part
 `transform`. It runs in three steps:
 
 1. A short read transaction: the account, the ExternalId it was verified with (kept in memory
-   only, for the one assume-role call), the months pulled before, and for a member account
-   whether its organization's management account already reported it.
+   only, for the one assume-role call), the months pulled before and, for an account that is
+   a member of a linked organization, its management account ("payer") and the months that one
+   pulled for it. The months to pull follow (`transform.plan_months`): a first sync's 14, then
+   the current month, months still Estimated, and the scheduled re-pulls of finalised months.
 2. AWS, outside any transaction: assume the role (session `cao-sync-<agency>`), then ONE
    GetCostAndUsage request shape for the planned months (MONTHLY; SERVICE, or LINKED_ACCOUNT +
    SERVICE for a management account; three metrics), following NextPageToken with otherwise
    identical parameters. Every page is a billed request: requests == pages.
-3. One write transaction, starting with `jobs.fence`: the pulled months replace their rows, the
-   account's sync status, the job's next run, the run record. A worker whose lease was taken
-   over raises LeaseLostError there and writes nothing; a crash before it commits leaves the
-   previous data as it was.
+3. Writes as the pages come: each month is stored in its own short transaction (starting with
+   `jobs.fence`) as soon as a page shows it complete, so a pull that fails at page N keeps the
+   months it paid for and its retry starts after them; the last transaction also settles the
+   job and the run. A worker whose lease was taken over raises LeaseLostError at its next write
+   and writes nothing more; a crash leaves every month either as it was or fully replaced.
+
+Why complete months rather than resuming from the failed page's NextPageToken: AWS does not
+document how long a token stays valid, a retry comes minutes to hours later (backoff) with a
+fresh session, and the request itself changes at midnight (End is tomorrow). A stored month is
+kept whatever AWS does with its tokens; what a retry buys again is at most the pages of the one
+month that was in progress (the page a month completes on also holds the start of the next).
+
+One source per account per month: a member of a linked organization is synced through its
+payer while the payer's sync is healthy (it succeeded within MEMBER_FRESHNESS); when it is not,
+the member pulls what is due for itself, planned from the months the payer holds for it, and
+takes those months over (`costs.store_months`); the payer takes them back when it next pulls
+them. Reports therefore never count a member's month twice, in any order of failures.
+
+Large pulls: a run buys at most PAGE_BUDGET pages, then stops at the next month boundary,
+keeping every complete month, and the job is due again at once (status `partial`); the next
+run continues after the stored months. A first pull of any size therefore completes over a few
+runs, each storing what it paid for; nothing is repeated. MAX_PAGES is the hard stop for a
+month that never completes (a paging bug).
 
 Failures are classified, recorded (run, job, account status) and end the delivery normally (the
 consumer acknowledges them); anything else propagates for the queue to redeliver:
@@ -51,22 +72,38 @@ from shared.errors import (
     LeaseLostError,
     ThrottledError,
 )
+from shared.kit.months import add_months, month_start
 from shared.logs import get_logger
 from shared.store import costs, jobs
 
 if TYPE_CHECKING:
-    from shared.aws import Client, ClientFactory
+    from shared.aws import Client
 
 CE_REGION = "us-east-1"  # Cost Explorer's only endpoint
-MAX_PAGES = 200  # $2 of requests: far beyond any real organization; a paging bug stops here
+PAGE_BUDGET = 200  # pages a run buys before it stops at the next month boundary ($2)
+MAX_PAGES = 1000  # a month still incomplete after this many pages is a paging bug: stop
 MEMBER_FRESHNESS = timedelta(hours=26)  # a payer's pull this recent covers its members
 
 
 @dataclass
-class _Counts:
+class _Pull:
+    """What one run did: requests made, months and rows stored, the last months to store."""
+
     api_calls: int = 0
     ce_requests: int = 0
-    pages: list[dict[str, Any]] = field(default_factory=list)
+    stored: dict[date, bool] = field(default_factory=dict)
+    rows_written: int = 0
+    usage_accounts: set[str] = field(default_factory=set)
+    stopped_early: bool = False
+    last: transform.CostData | None = None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    target: jobs.SyncTarget
+    months: list[date]
+    covers: list[str]  # AWS accounts this account's pull is the source for
+    covered_by_payer: bool
 
 
 class _Failure(Exception):
@@ -80,120 +117,145 @@ class _Failure(Exception):
 
 def run(ctx: JobContext, *, draw: Callable[[], float] = random.random) -> None:
     """Sync the costs of the leased account; see the module docstring."""
-    conn, lease, ours, clock, run_id = ctx.conn, ctx.lease, ctx.ours, ctx.clock, ctx.run_id
+    conn, lease, clock, run_id = ctx.conn, ctx.lease, ctx.clock, ctx.run_id
     now = clock()
+    plan = _plan(conn, lease, now)
+    with tenant_tx(conn, lease.agency_id):
+        state = jobs.job_state(conn, lease.agency_id, lease.job_id)
+    failures = state.consecutive_failures if state else 0
+
+    if plan.covered_by_payer:
+        _record_covered(conn, lease, run_id, plan.months, clock())
+        return
+
+    pull = _Pull()
+    try:
+        _pull(ctx, plan, pull, now=now, failures=failures, draw=draw)
+    except _Failure as failure:
+        _record_failure(conn, lease, run_id, pull, plan.months, failure, clock())
+        return
+    except transform.MalformedAnswerError:
+        malformed = _Failure("MalformedCostAnswer", transform.next_daily_run(now))
+        _record_failure(conn, lease, run_id, pull, plan.months, malformed, clock())
+        return
+    _record_success(conn, lease, run_id, plan, pull, clock())
+
+
+def _plan(conn: Connection, lease: jobs.Lease, now: datetime) -> _Plan:
     today = now.astimezone(UTC).date()
     with tenant_tx(conn, lease.agency_id):
         target = jobs.sync_target(conn, lease.agency_id, lease.account_id)
         if target is None:
             raise LeaseLostError("the account was unlinked")
-        state = jobs.job_state(conn, lease.agency_id, lease.job_id)
-        months = transform.plan_months(
-            today, costs.month_states(conn, lease.agency_id, lease.account_id)
-        )
-        covered: set[date] = set()
+        holders = [lease.account_id]
+        payer = None
         if not target.is_management:
-            covered = costs.payer_coverage(
-                conn, lease.agency_id, target.aws_account_id, months, now - MEMBER_FRESHNESS
-            )
-    failures = state.consecutive_failures if state else 0
-
-    if covered >= set(months):
-        _record_covered(conn, lease, run_id, months, clock())
-        return
-
-    counts = _Counts()
-    try:
-        _pull(
-            target,
-            lease,
-            ours,
-            months=months,
-            today=today,
-            counts=counts,
-            now=now,
-            failures=failures,
-            draw=draw,
-        )
-        data = transform.rows_from_pages(
-            counts.pages, months, target.aws_account_id, target.is_management, today
-        )
-    except _Failure as failure:
-        _record_failure(conn, lease, run_id, counts, months, failure, clock())
-        return
-    except transform.MalformedAnswerError:
-        malformed = _Failure("MalformedCostAnswer", transform.next_daily_run(now))
-        _record_failure(conn, lease, run_id, counts, months, malformed, clock())
-        return
-    finally:
-        counts.pages = []  # nothing of the answer outlives this call but the rows
-
-    _record_success(conn, lease, run_id, target, data, counts, clock())
+            previous = add_months(month_start(today), -1)
+            payer = costs.payer_of(conn, lease.agency_id, target.aws_account_id, previous)
+            if payer is not None:
+                holders.append(payer.account_id)  # what the payer holds for this member
+        known = costs.month_records(conn, lease.agency_id, holders)
+    months = transform.plan_months(today, known, now)
+    fresh = (
+        payer is not None
+        and payer.last_success_at is not None
+        and payer.last_success_at >= now - MEMBER_FRESHNESS
+    )
+    # The AWS accounts whose months this pull is the source of: its own, and (a payer) every
+    # account its rows name, which store_months adds.
+    return _Plan(target, months, [target.aws_account_id], covered_by_payer=fresh)
 
 
 # ---- AWS ----------------------------------------------------------------------------------------
 
 
 def _pull(
-    target: jobs.SyncTarget,
-    lease: jobs.Lease,
-    ours: ClientFactory,
+    ctx: JobContext,
+    plan: _Plan,
+    pull: _Pull,
     *,
-    months: list[date],
-    today: date,
-    counts: _Counts,
     now: datetime,
     failures: int,
     draw: Callable[[], float],
 ) -> None:
-    """Assume the role and read every page into `counts.pages`; _Failure when classified."""
+    """Read the pages, storing each month as it completes; _Failure when classified."""
+    target = plan.target
+    today = now.astimezone(UTC).date()
+    read = _page_reader(ctx, plan, pull, now=now, failures=failures, draw=draw)
+    assembler = transform.MonthAssembler(
+        plan.months, target.aws_account_id, target.is_management, today
+    )
+    token: str | None = None
+    pages = 0
+    while True:
+        if pages >= MAX_PAGES:
+            raise _Failure("TooManyPages", transform.next_daily_run(now))
+        page = read(transform.cost_request(plan.months, today, target.is_management, token))
+        pages += 1
+        token = page.get("NextPageToken") or None
+        complete = assembler.add(page)
+        del page  # nothing of the answer outlives this step but the rows
+        if token is None:
+            rest = assembler.finish()
+            pull.last = transform.CostData(
+                {**complete.months, **rest.months}, [*complete.rows, *rest.rows]
+            )
+            return  # stored with the job's settlement, in one transaction
+        if complete.months:
+            _store(ctx, plan, pull, complete)
+            if pages >= PAGE_BUDGET:
+                pull.stopped_early = True  # the next run continues after the stored months
+                return
+
+
+def _page_reader(
+    ctx: JobContext,
+    plan: _Plan,
+    pull: _Pull,
+    *,
+    now: datetime,
+    failures: int,
+    draw: Callable[[], float],
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Assume the role; returns the function that buys one page (each call is a request)."""
     from shared import aws  # noqa: PLC0415 - botocore only when a sync calls AWS
 
-    session = aws.session_name(lease.agency_id, "sync")
+    target = plan.target
+    session = aws.session_name(ctx.lease.agency_id, "sync")
 
     def assume() -> Client:
-        counts.api_calls += 1
-        clients = aws.assume_role(ours, target.role_arn, target.external_id, session)
+        pull.api_calls += 1
+        try:
+            clients = aws.assume_role(ctx.ours, target.role_arn, target.external_id, session)
+        except AccessDeniedError as exc:
+            raise _Failure("AccessDenied", transform.next_daily_run(now)) from exc
+        except AwsError as exc:
+            raise _transient(exc, now, failures, draw) from exc
         return clients.client("ce", CE_REGION)
 
-    try:
-        ce = assume()
-    except AccessDeniedError as exc:
-        raise _Failure("AccessDenied", transform.next_daily_run(now)) from exc
-    except AwsError as exc:
-        raise _transient(exc, now, failures, draw) from exc
-
-    token: str | None = None
+    ce = assume()
     reassumed = False
-    while True:
-        if len(counts.pages) >= MAX_PAGES:
-            raise _Failure("TooManyPages", transform.next_daily_run(now))
-        params = transform.cost_request(months, today, target.is_management, token)
-        counts.api_calls += 1
-        counts.ce_requests += 1
-        try:
-            page = ce.get_cost_and_usage(**params)
-        except ExpiredCredentialsError as exc:
-            if reassumed:
-                raise _transient(exc, now, failures, draw) from exc
-            reassumed = True
+
+    def read(params: dict[str, Any]) -> dict[str, Any]:
+        nonlocal ce, reassumed
+        while True:
+            pull.api_calls += 1
+            pull.ce_requests += 1
             try:
+                return dict(ce.get_cost_and_usage(**params))
+            except ExpiredCredentialsError as exc:
+                if reassumed:
+                    raise _transient(exc, now, failures, draw) from exc
+                reassumed = True
                 ce = assume()  # then the same page again, with the same token
-            except AccessDeniedError as denied:
-                raise _Failure("AccessDenied", transform.next_daily_run(now)) from denied
-            except AwsError as again:
-                raise _transient(again, now, failures, draw) from again
-            continue
-        except CostExplorerNotEnabledError as exc:
-            raise _Failure("CostExplorerNotEnabled", transform.next_daily_run(now)) from exc
-        except AwsError as exc:
-            if exc.aws_code == "DataUnavailableException":
-                raise _Failure("DataUnavailable", transform.next_daily_run(now)) from exc
-            raise _transient(exc, now, failures, draw) from exc
-        counts.pages.append(page)
-        token = page.get("NextPageToken") or None
-        if token is None:
-            return
+            except CostExplorerNotEnabledError as exc:
+                raise _Failure("CostExplorerNotEnabled", transform.next_daily_run(now)) from exc
+            except AwsError as exc:
+                if exc.aws_code == "DataUnavailableException":
+                    raise _Failure("DataUnavailable", transform.next_daily_run(now)) from exc
+                raise _transient(exc, now, failures, draw) from exc
+
+    return read
 
 
 def _transient(exc: AwsError, now: datetime, failures: int, draw: Callable[[], float]) -> _Failure:
@@ -206,46 +268,77 @@ def _transient(exc: AwsError, now: datetime, failures: int, draw: Callable[[], f
 # ---- writes -------------------------------------------------------------------------------------
 
 
+def _write(
+    conn: Connection,
+    lease: jobs.Lease,
+    *,
+    plan: _Plan,
+    pull: _Pull,
+    data: transform.CostData,
+    now: datetime,
+) -> None:
+    """Store complete months (inside the caller's fenced transaction)."""
+    pull.rows_written += costs.store_months(
+        conn,
+        lease.agency_id,
+        lease.account_id,
+        data.months,
+        data.rows,
+        covers=plan.covers,
+        synced_at=now,
+    )
+    pull.stored.update(data.months)
+    pull.usage_accounts |= data.usage_accounts
+
+
+def _store(ctx: JobContext, plan: _Plan, pull: _Pull, data: transform.CostData) -> None:
+    """Store months completed mid-pull, in their own transaction: kept whatever happens next."""
+    with tenant_tx(ctx.conn, ctx.lease.agency_id):
+        jobs.fence(ctx.conn, ctx.lease)
+        _write(ctx.conn, ctx.lease, plan=plan, pull=pull, data=data, now=ctx.clock())
+
+
 def _record_success(  # noqa: PLR0917 - private; called once, in this order
     conn: Connection,
     lease: jobs.Lease,
     run_id: uuid.UUID,
-    target: jobs.SyncTarget,
-    data: transform.CostData,
-    counts: _Counts,
+    plan: _Plan,
+    pull: _Pull,
     now: datetime,
 ) -> None:
-    next_run = transform.next_daily_run(now)
+    target = plan.target
+    # Stopped at the page budget: due again at once, to continue after the stored months.
+    next_run = now if pull.stopped_early else transform.next_daily_run(now)
     with tenant_tx(conn, lease.agency_id):
         jobs.fence(conn, lease)
-        written = costs.replace_months(
-            conn, lease.account_id, lease.agency_id, data.months, data.rows, synced_at=now
-        )
+        if pull.last is not None:
+            _write(conn, lease, plan=plan, pull=pull, data=pull.last, now=now)
         jobs.note_access_ok(conn, lease.agency_id, lease.account_id)
         jobs.note_cost_explorer(conn, lease.agency_id, lease.account_id, enabled=True)
         members = 0
         if target.is_management:
-            members = _cover_members(conn, lease, target, data, next_run, now)
+            members = _cover_members(conn, lease, target, pull, next_run, now)
         jobs.complete(conn, lease, next_run, now=now)
         jobs.finish_run(
             conn,
             lease.agency_id,
             run_id,
-            "succeeded",
+            "partial" if pull.stopped_early else "succeeded",
             now=now,
-            api_calls=counts.api_calls,
-            ce_requests=counts.ce_requests,
-            months=list(data.months),
-            rows_written=written,
+            api_calls=pull.api_calls,
+            ce_requests=pull.ce_requests,
+            months=list(pull.stored),
+            rows_written=pull.rows_written,
         )
+    pull.last = None
     get_logger().info(
-        "cost sync succeeded",
+        "cost sync stopped at its page budget" if pull.stopped_early else "cost sync succeeded",
         extra={
             "job_id": str(lease.job_id),
             "account_id": str(lease.account_id),
-            "months": len(data.months),
-            "ce_requests": counts.ce_requests,
-            "rows_written": written,
+            "months": len(pull.stored),
+            "ce_requests": pull.ce_requests,
+            "rows_written": pull.rows_written,
             "members_covered": members,
         },
     )
@@ -255,18 +348,16 @@ def _cover_members(  # noqa: PLR0917 - private; called once, in this order
     conn: Connection,
     lease: jobs.Lease,
     target: jobs.SyncTarget,
-    data: transform.CostData,
+    pull: _Pull,
     next_run: datetime,
     now: datetime,
 ) -> int:
     """Members of this organization linked on their own: their costs just came through the
-    payer, so their own rows for these months go (no double counting) and their idle jobs are
-    done until the next run (no request of their own)."""
+    payer (which took over their months as it stored them), so their idle jobs are done until
+    the next run: no request of their own."""
     members = jobs.linked_accounts_by_aws_id(
-        conn, lease.agency_id, data.usage_accounts - {target.aws_account_id}
+        conn, lease.agency_id, pull.usage_accounts - {target.aws_account_id}
     )
-    for account_id in members.values():
-        costs.delete_months(conn, lease.agency_id, account_id, data.months)
     jobs.advance_idle(
         conn, lease.agency_id, list(members.values()), kind="costs", next_run_at=next_run, now=now
     )
@@ -276,9 +367,9 @@ def _cover_members(  # noqa: PLR0917 - private; called once, in this order
 def _record_covered(
     conn: Connection, lease: jobs.Lease, run_id: uuid.UUID, months: list[date], now: datetime
 ) -> None:
+    """The payer's sync is healthy: it pulls this member's months; nothing to buy here."""
     with tenant_tx(conn, lease.agency_id):
         jobs.fence(conn, lease)
-        costs.delete_months(conn, lease.agency_id, lease.account_id, months)
         jobs.complete(conn, lease, transform.next_daily_run(now), now=now)
         jobs.finish_run(conn, lease.agency_id, run_id, "succeeded", now=now, months=months)
     get_logger().info(
@@ -291,7 +382,7 @@ def _record_failure(  # noqa: PLR0917 - private; the same order as _record_succe
     conn: Connection,
     lease: jobs.Lease,
     run_id: uuid.UUID,
-    counts: _Counts,
+    pull: _Pull,
     months: list[date],
     failure: _Failure,
     now: datetime,
@@ -314,9 +405,10 @@ def _record_failure(  # noqa: PLR0917 - private; the same order as _record_succe
             run_id,
             "failed",
             now=now,
-            api_calls=counts.api_calls,
-            ce_requests=counts.ce_requests,
+            api_calls=pull.api_calls,
+            ce_requests=pull.ce_requests,
             months=months,
+            rows_written=pull.rows_written,
             error_class=failure.error_class,
         )
     get_logger().warning(
@@ -325,7 +417,8 @@ def _record_failure(  # noqa: PLR0917 - private; the same order as _record_succe
             "job_id": str(lease.job_id),
             "account_id": str(lease.account_id),
             "error_class": failure.error_class,
-            "ce_requests": counts.ce_requests,
+            "ce_requests": pull.ce_requests,
+            "months_kept": len(pull.stored),
             "paused": paused,
             "retry_at": failure.retry_at.isoformat(),
         },

@@ -3,10 +3,18 @@
 No I/O here. Cost Explorer facts these encode (see the AWS notes):
 - History reaches the current month and the 13 before it; a month stays Estimated until AWS
   finalises it, some days into the next month. So the first sync pulls all 14 months and later
-  syncs only the current month and earlier months still Estimated.
+  syncs the current month and earlier months still Estimated.
+- A finalised month can still change: refunds, credits and support fees applied after the bill
+  closed show up in Cost Explorer. So the previous month is pulled again every day until the
+  15th of the month after it (REPULL_PREVIOUS_UNTIL_DAY), and the last REPULL_MONTHS months once
+  a week (REPULL_EVERY, counted from when they were last pulled, so a missed week is caught up
+  the next day).
 - GetCostAndUsage has no paginator and bills every page ($0.01 each). NextPageToken must be sent
   back with otherwise identical parameters (else RequestChangedException), so every page's
   request comes from `cost_request`, which differs between pages only in the token.
+- Results come in month order, so a month is complete once a page shows a later month (or the
+  last page arrived): `MonthAssembler` hands complete months over as soon as they are, for the
+  sync to store them before the next page is bought.
 - Amounts are decimal strings; they stay Decimal (money is never float).
 """
 
@@ -20,9 +28,12 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shared.kit.months import add_months, month_start
-from shared.store.costs import METRICS, CostRow
+from shared.store.costs import METRICS, CostRow, MonthRecord
 
 HISTORY_MONTHS = 13  # months before the current one that Cost Explorer keeps by default
+REPULL_PREVIOUS_UNTIL_DAY = 15  # the previous month is pulled daily up to this day included
+REPULL_MONTHS = 3  # months before the current one pulled again weekly
+REPULL_EVERY = timedelta(days=7)
 MAX_SERVICE_CHARS = 256
 _AMOUNT_QUANTUM = Decimal("1E-10")  # numeric(20, 10)
 _AMOUNT_LIMIT = Decimal("1E10")
@@ -42,22 +53,30 @@ def history_window(today: date) -> list[date]:
     return [add_months(current, -n) for n in range(HISTORY_MONTHS, -1, -1)]
 
 
-def plan_months(today: date, known: Mapping[date, bool]) -> list[date]:
+def plan_months(today: date, known: Mapping[date, MonthRecord], now: datetime) -> list[date]:
     """The months to pull, oldest first, as one contiguous range ending with the current month.
 
-    `known` maps months pulled before to whether AWS still called them Estimated. With nothing
-    known inside the window, this is a first sync: the whole window. Otherwise: the current
-    month, months still Estimated, and any month after the newest known one (a gap left while
-    the sync was not running). The range is contiguous because one request covers it; a final
-    month inside it is simply pulled again unchanged.
+    `known` maps months pulled before to whether AWS still called them Estimated and when they
+    were pulled. With nothing known inside the window, this is a first sync: the whole window.
+    Otherwise: the current month; months still Estimated; any month after the newest known one
+    (a gap left while the sync was not running, or a first pull stopped part way); the previous
+    month until the 15th; and the last 3 months when one of them was pulled a week ago or more.
+    The range is contiguous because one request covers it; a final month inside it is simply
+    pulled again.
     """
     window = history_window(today)
     current = window[-1]
-    seen = {m: est for m, est in known.items() if m in window}
+    seen = {m: rec for m, rec in known.items() if m in window}
     if not seen:
         return window
     newest = max(seen)
-    wanted = [m for m in window if m == current or seen.get(m) is True or m > newest]
+    wanted = {m for m in window if m == current or m > newest}
+    wanted |= {m for m, rec in seen.items() if rec.estimated}
+    if today.day <= REPULL_PREVIOUS_UNTIL_DAY:
+        wanted.add(add_months(current, -1))
+    recent = [add_months(current, -n) for n in range(1, REPULL_MONTHS + 1)]
+    if any(m in seen and seen[m].synced_at <= now - REPULL_EVERY for m in recent):
+        wanted.update(recent)
     start = min(wanted)
     return [m for m in window if m >= start]
 
@@ -114,34 +133,78 @@ def rows_from_pages(
     management: bool,
     today: date,
 ) -> CostData:
-    """Turn GetCostAndUsage pages into rows for `months`.
+    """Turn every page of one request into rows for `months` (see `MonthAssembler`)."""
+    assembler = MonthAssembler(months, own_account, management, today)
+    done = [assembler.add(page) for page in pages]
+    done.append(assembler.finish())
+    return CostData(
+        {m: f for d in done for m, f in d.months.items()}, [r for d in done for r in d.rows]
+    )
+
+
+class MonthAssembler:
+    """Pages of one request in, complete months out, as soon as each is complete.
 
     Without LINKED_ACCOUNT grouping every row belongs to `own_account`. A month split across
-    pages is merged; a group seen twice is an error (a paging bug must not double costs). A
-    requested month AWS did not mention at all is recorded empty, Estimated only if current.
+    pages is merged; a group seen twice is an error (a paging bug must not double costs), and
+    so is a result for a month already handed over (results come in month order). A month is
+    complete when a page shows a later month; `finish` hands over the rest after the last page.
+    A requested month AWS did not mention at all is recorded empty, Estimated only if current.
     """
-    wanted = set(months)
-    estimated: dict[date, bool] = {}
-    seen: set[tuple[str, date, str]] = set()
-    rows: list[CostRow] = []
-    for page in pages:
+
+    def __init__(
+        self, months: Sequence[date], own_account: str, management: bool, today: date
+    ) -> None:
+        self._pending = sorted(set(months))
+        self._own = own_account
+        self._management = management
+        self._current = month_start(today)
+        self._estimated: dict[date, bool] = {}
+        self._rows: dict[date, list[CostRow]] = {}
+        self._seen: set[tuple[str, date, str]] = set()
+        self._handed: set[date] = set()
+
+    def add(self, page: Mapping[str, Any]) -> CostData:
+        """Take one page; returns the months it completed (often none)."""
+        latest: date | None = None
         for entry in page.get("ResultsByTime") or []:
             month = _entry_month(entry)
-            if month not in wanted:
+            if month not in self._pending:
+                if month in self._handed:
+                    raise MalformedAnswerError("a result for a month already complete")
                 raise MalformedAnswerError("a result for a month that was not requested")
-            estimated[month] = estimated.get(month, False) or bool(entry.get("Estimated"))
+            latest = month if latest is None else max(latest, month)
+            flag = self._estimated.get(month, False) or bool(entry.get("Estimated"))
+            self._estimated[month] = flag
+            rows = self._rows.setdefault(month, [])
             for group in entry.get("Groups") or []:
-                account, service = _group_keys(group, own_account, management)
+                account, service = _group_keys(group, self._own, self._management)
                 key = (account, month, service)
-                if key in seen:
+                if key in self._seen:
                     raise MalformedAnswerError("the same group appeared twice")
-                seen.add(key)
-                rows.extend(_group_rows(group, account, month, service, estimated[month]))
-    current = month_start(today)
-    flags = {m: estimated.get(m, m == current) for m in months}
-    # A month's Estimated flag can arrive on a later page than some of its groups.
-    rows = [r if r.estimated == flags[r.month] else _with_flag(r, flags[r.month]) for r in rows]
-    return CostData(flags, rows)
+                self._seen.add(key)
+                rows.extend(_group_rows(group, account, month, service, flag))
+        if latest is None:
+            return CostData({}, [])
+        return self._hand_over([m for m in self._pending if m < latest])
+
+    def finish(self) -> CostData:
+        """The last page arrived: every month not handed over yet is complete."""
+        return self._hand_over(list(self._pending))
+
+    def _hand_over(self, months: list[date]) -> CostData:
+        flags: dict[date, bool] = {}
+        rows: list[CostRow] = []
+        for month in months:
+            flag = self._estimated.get(month, month == self._current)
+            flags[month] = flag
+            # A month's Estimated flag can arrive on a later page than some of its groups.
+            rows.extend(
+                r if r.estimated == flag else _with_flag(r, flag) for r in self._rows.pop(month, [])
+            )
+            self._pending.remove(month)
+            self._handed.add(month)
+        return CostData(flags, rows)
 
 
 def _with_flag(row: CostRow, estimated: bool) -> CostRow:

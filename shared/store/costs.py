@@ -2,12 +2,18 @@
 
 Writes (the cost sync). `cao.cost_rows` holds one amount per (linked account the row was synced
 through, account the cost is attributed to, month, service, metric), as `numeric` (Decimal here,
-never float). `cao.cost_months` records each month pulled for a linked account and whether AWS
-still called it Estimated: the sync plans from it which months to pull again. A re-pulled month
-replaces all its rows (`replace_months`): a service that vanished from AWS's answer vanishes
-from ours, and pulling the same data twice leaves identical rows. Callers run these inside
-`tenant_tx`, in the same transaction as the job's `fence`. Rows are written with `executemany`
-(pipelined): COPY FROM is not allowed on tables with row-level security.
+never float). `cao.cost_months` records each month pulled for a linked account, when, and whether
+AWS still called it Estimated: the sync plans from it which months to pull again. A re-pulled
+month replaces all its rows (`replace_months`): a service that vanished from AWS's answer
+vanishes from ours, and pulling the same data twice leaves identical rows. Callers run these
+inside `tenant_tx`, in the same transaction as the job's `fence`. Rows are written with
+`executemany` (pipelined): COPY FROM is not allowed on tables with row-level security.
+
+One source per AWS account per month: a member of an organization can be synced through its
+management account and, when that one is failing, on its own. `store_months` makes the writer
+the only source of the months it writes for every AWS account it covers (the other links' rows
+of those accounts and months go), under a per-agency transaction lock, so whatever the order of
+failures and concurrent syncs, reports never count an account's month twice.
 
 Reads (GET /api/costs), summed in SQL as `numeric`: one query per report, the cells (group key x
 month x currency) with their sum and whether any row in them is still Estimated. The group key
@@ -56,6 +62,33 @@ class CostRow:
     amount: Decimal
     currency: str
     estimated: bool
+
+
+@dataclass(frozen=True)
+class MonthRecord:
+    """A month pulled before: whether AWS still called it Estimated, and when."""
+
+    estimated: bool
+    synced_at: datetime
+
+
+def month_records(
+    conn: Connection, agency_id: uuid.UUID, account_ids: Sequence[uuid.UUID]
+) -> dict[date, MonthRecord]:
+    """Months pulled through any of `account_ids` -> their record; for a month pulled through
+    several, the one listed first wins (callers list the account holding it first)."""
+    rows = conn.execute(
+        "SELECT account_id, month, estimated, synced_at FROM cao.cost_months"
+        " WHERE agency_id = %s AND account_id = ANY(%s)",
+        (agency_id, list(account_ids)),
+    ).fetchall()
+    rank = {account: n for n, account in enumerate(account_ids)}
+    best: dict[date, tuple[int, MonthRecord]] = {}
+    for account, month, estimated, synced_at in rows:
+        order = rank[account]
+        if month not in best or order < best[month][0]:
+            best[month] = (order, MonthRecord(estimated, synced_at))
+    return {month: record for month, (_, record) in best.items()}
 
 
 def month_states(conn: Connection, agency_id: uuid.UUID, account_id: uuid.UUID) -> dict[date, bool]:
@@ -119,50 +152,76 @@ def replace_months(
     return len(rows)
 
 
-def delete_months(
-    conn: Connection, agency_id: uuid.UUID, account_id: uuid.UUID, months: Iterable[date]
-) -> int:
-    """Forget the account's own rows and records of `months` (now synced through its payer)."""
-    month_list = sorted(set(months))
-    cur = conn.execute(
-        "DELETE FROM cao.cost_rows WHERE agency_id = %s AND account_id = %s AND month = ANY(%s)",
-        (agency_id, account_id, month_list),
-    )
-    conn.execute(
-        "DELETE FROM cao.cost_months WHERE agency_id = %s AND account_id = %s AND month = ANY(%s)",
-        (agency_id, account_id, month_list),
-    )
-    return cur.rowcount
-
-
-def payer_coverage(
+def store_months(
     conn: Connection,
     agency_id: uuid.UUID,
-    usage_account_id: str,
-    months: Iterable[date],
-    since: datetime,
-) -> set[date]:
-    """Months among `months` already pulled by a management account of this agency whose
-    results include `usage_account_id` (so it is one of its members) and which is still syncing
-    (pulled something since `since`): the member needs no request of its own for them."""
-    rows = conn.execute(
-        "WITH payer AS ("
-        "  SELECT p.id FROM cao.accounts p"
-        "   WHERE p.agency_id = %(agency)s AND p.is_management"
-        "     AND EXISTS (SELECT 1 FROM cao.cost_rows r WHERE r.agency_id = p.agency_id"
-        "                  AND r.account_id = p.id AND r.usage_account_id = %(member)s)"
-        "     AND EXISTS (SELECT 1 FROM cao.cost_months m WHERE m.agency_id = p.agency_id"
-        "                  AND m.account_id = p.id AND m.synced_at >= %(since)s))"
-        " SELECT DISTINCT m.month FROM cao.cost_months m JOIN payer ON payer.id = m.account_id"
-        " WHERE m.agency_id = %(agency)s AND m.month = ANY(%(months)s)",
-        {
-            "agency": agency_id,
-            "member": usage_account_id,
-            "since": since,
-            "months": sorted(set(months)),
-        },
-    ).fetchall()
-    return {row[0] for row in rows}
+    account_id: uuid.UUID,
+    months: Mapping[date, bool],
+    rows: Sequence[CostRow],
+    *,
+    covers: Iterable[str],
+    synced_at: datetime,
+) -> int:
+    """Replace `months` of the account (`replace_months`) and make it the only source of those
+    months for every AWS account in `covers` (plus those its rows name): their rows synced
+    through other linked accounts of the agency go, and so do the month records of those
+    accounts linked on their own. Returns rows written.
+
+    A per-agency transaction lock serialises these writes, so two syncs writing the same
+    account's month at once (a payer and its member) cannot both keep their rows.
+    """
+    conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"cao.cost_rows:{agency_id}",)
+    )
+    written = replace_months(conn, account_id, agency_id, months, rows, synced_at=synced_at)
+    usage = sorted(set(covers) | {r.usage_account_id for r in rows})
+    month_list = sorted(months)
+    if not usage or not month_list:
+        return written
+    conn.execute(
+        "DELETE FROM cao.cost_rows WHERE agency_id = %s AND account_id <> %s"
+        " AND usage_account_id = ANY(%s) AND month = ANY(%s)",
+        (agency_id, account_id, usage, month_list),
+    )
+    conn.execute(
+        "DELETE FROM cao.cost_months m USING cao.accounts a"
+        " WHERE m.agency_id = %s AND a.agency_id = m.agency_id AND a.id = m.account_id"
+        "   AND m.account_id <> %s AND a.aws_account_id = ANY(%s) AND m.month = ANY(%s)",
+        (agency_id, account_id, usage, month_list),
+    )
+    return written
+
+
+@dataclass(frozen=True)
+class Payer:
+    """A linked management account whose organization includes a given AWS account."""
+
+    account_id: uuid.UUID
+    last_success_at: datetime | None
+
+
+def payer_of(
+    conn: Connection, agency_id: uuid.UUID, usage_account_id: str, since_month: date
+) -> Payer | None:
+    """The agency's linked management account that covers `usage_account_id`, the most
+    recently synced one first: listed among its members (ListAccounts, refreshed at each
+    verification), or in its cost rows of `since_month` or later (a member that left the
+    organization stops being covered once its rows are that old)."""
+    row = conn.execute(
+        "SELECT p.id, j.last_success_at FROM cao.accounts p"
+        " LEFT JOIN cao.sync_jobs j"
+        "   ON j.agency_id = p.agency_id AND j.account_id = p.id AND j.kind = 'costs'"
+        " WHERE p.agency_id = %(agency)s AND p.is_management"
+        "   AND p.aws_account_id <> %(member)s"
+        "   AND (EXISTS (SELECT 1 FROM cao.discovered_accounts d WHERE d.agency_id = p.agency_id"
+        "                 AND d.management_id = p.id AND d.aws_account_id = %(member)s)"
+        "     OR EXISTS (SELECT 1 FROM cao.cost_rows r WHERE r.agency_id = p.agency_id"
+        "                 AND r.account_id = p.id AND r.usage_account_id = %(member)s"
+        "                 AND r.month >= %(since)s))"
+        " ORDER BY j.last_success_at DESC NULLS LAST LIMIT 1",
+        {"agency": agency_id, "member": usage_account_id, "since": since_month},
+    ).fetchone()
+    return None if row is None else Payer(row[0], row[1])
 
 
 _KEYS: dict[GroupBy, sql.Composable] = {

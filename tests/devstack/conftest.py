@@ -10,21 +10,22 @@ import pytest
 from devstack import simaws
 from devstack.simaws import SimulatedAws
 
+# The simulator's "now" in these tests: just after the week of CloudTrail events they store
+# (test_simaws.START/END, well within the 90 days LookupEvents keeps), and with the cost
+# ledger's Q1 2024 in Cost Explorer's history.
 SIM_NOW = datetime(2024, 5, 9, tzinfo=UTC)
 
 
 @pytest.fixture
 def fresh_sim(sim: SimulatedAws) -> Iterator[SimulatedAws]:
-    """The session simulator, emptied (moto state and the simulator's stores)."""
+    """The session simulator, emptied (moto state and the simulator's stores), its clock at
+    SIM_NOW."""
     sim.reset()
-    page_size, real_clock = sim.ce_page_size, sim.clock
-    # LookupEvents answers as of the simulator's clock: a fixed moment just after the week of
-    # events these tests store (see test_simaws.START/END), well within the 90 days it keeps.
+    page_size, history, real_clock = sim.ce_page_size, sim.ce_history_months, sim.clock
     sim.clock = lambda: SIM_NOW
     yield sim
-    sim.clock = real_clock
+    sim.ce_page_size, sim.ce_history_months, sim.clock = page_size, history, real_clock
     sim.delivery_delay = None
     sim.lookup_token_ttl_s = simaws.LOOKUP_TOKEN_TTL_S
-    sim.ce_page_size = page_size
     sim.faults.clear()
     sim.latency.clear()

@@ -742,6 +742,75 @@ def test_cost_explorer_errors(fresh_sim: SimulatedAws, cao: Creds) -> None:
     client(fresh_sim, "ce", cao).get_cost_and_usage(**base)
 
 
+@pytest.mark.parametrize(
+    ("period", "history"),
+    [
+        ({"Start": "2024-04-11", "End": "2024-04-12"}, 14),  # starts after today (2024-04-10)
+        ({"Start": "2024-04-01", "End": "2024-05-02"}, 14),  # ends past next month's first day
+        ({"Start": "2023-02-01", "End": "2024-04-11"}, 14),  # 15 months: beyond the default 14
+        ({"Start": "2021-02-01", "End": "2024-04-11"}, 38),  # 39 months: beyond multi-year
+    ],
+)
+def test_cost_explorer_refuses_dates_outside_what_aws_keeps(
+    fresh_sim: SimulatedAws, cao: Creds, period: dict[str, str], history: int
+) -> None:
+    fresh_sim.ce_history_months = history
+    ce = client(fresh_sim, "ce", session_in(fresh_sim, cao, STANDALONE))
+    with pytest.raises(ClientError) as exc:
+        ce.get_cost_and_usage(TimePeriod=period, Granularity="MONTHLY", Metrics=["UnblendedCost"])
+    assert error_of(exc)[:2] == ("ValidationException", 400)
+
+
+def test_cost_explorer_answers_its_whole_history_up_to_next_months_first_day(
+    fresh_sim: SimulatedAws, cao: Creds
+) -> None:
+    ce = client(fresh_sim, "ce", session_in(fresh_sim, cao, STANDALONE))
+    for start, history in (("2023-03-01", 14), ("2021-03-01", 38)):
+        fresh_sim.ce_history_months = history
+        answer = ce.get_cost_and_usage(
+            TimePeriod={"Start": start, "End": "2024-05-01"},
+            Granularity="MONTHLY",
+            Metrics=["UnblendedCost"],
+        )
+        assert len(answer["ResultsByTime"]) == history
+
+
+def test_an_empty_current_month_is_estimated(fresh_sim: SimulatedAws, cao: Creds) -> None:
+    seed_ledger(fresh_sim)  # STANDALONE has costs in January only
+    ce = client(fresh_sim, "ce", session_in(fresh_sim, cao, STANDALONE))
+    answer = ce.get_cost_and_usage(
+        TimePeriod={"Start": "2024-02-01", "End": "2024-04-11"},
+        Granularity="MONTHLY",
+        Metrics=["UnblendedCost"],
+        GroupBy=[{"Type": "DIMENSION", "Key": "SERVICE"}],
+    )
+    flags = {
+        r["TimePeriod"]["Start"]: (r["Estimated"], r["Groups"]) for r in answer["ResultsByTime"]
+    }
+    assert flags == {
+        "2024-02-01": (False, []),
+        "2024-03-01": (False, []),
+        "2024-04-01": (True, []),  # the current month: not final, whatever its costs so far
+    }
+
+
+@pytest.mark.parametrize("page_size", [50, 500])
+def test_the_page_size_is_set_per_test(fresh_sim: SimulatedAws, cao: Creds, page_size: int) -> None:
+    fresh_sim.ce_page_size = page_size
+    for n in range(120):
+        fresh_sim.put_cost(STANDALONE, "2024-03", f"Service {n:03d}", {"UnblendedCost": "1"})
+    ce = client(fresh_sim, "ce", session_in(fresh_sim, cao, STANDALONE))
+    pages = walk_costs(
+        ce,
+        TimePeriod=Q1,
+        Granularity="MONTHLY",
+        Metrics=["UnblendedCost"],
+        GroupBy=[{"Type": "DIMENSION", "Key": "SERVICE"}],
+    )
+    sizes = [sum(len(r["Groups"]) for r in p["ResultsByTime"]) for p in pages]
+    assert sizes == ([50, 50, 20] if page_size == 50 else [120])
+
+
 def test_put_cost_refuses_floats_and_bad_months(fresh_sim: SimulatedAws) -> None:
     with pytest.raises(TypeError):
         fresh_sim.put_cost(MGMT, "2024-01", "EC2", {"UnblendedCost": 1.5})  # type: ignore[dict-item]
@@ -780,6 +849,11 @@ def test_list_accounts_only_for_management_or_delegated_admin(
     # moto's own pagination still applies.
     first = mgmt.list_accounts(MaxResults=2)
     assert len(first["Accounts"]) == 2 and first["NextToken"]
+    assert len(mgmt.list_accounts(MaxResults=20)["Accounts"]) == 3
+    for refused in (21, 100):  # botocore itself refuses < 1; AWS refuses > 20
+        with pytest.raises(ClientError) as exc:
+            mgmt.list_accounts(MaxResults=refused)
+        assert error_of(exc)[:2] == ("InvalidInputException", 400), refused
 
 
 # ------------------------------------------------------------------------------------------

@@ -176,7 +176,7 @@ def test_a_worker_whose_lease_was_taken_over_writes_nothing(
 
 
 def test_the_lease_of_a_crashed_worker_expires_and_a_redelivery_reclaims_the_job(
-    sim: SimulatedAws, app_conn: psycopg.Connection[Any], agency: AgencyFixture
+    sim: SimulatedAws, app_conn: psycopg.Connection[Any], agency: AgencyFixture, clock: Clock
 ) -> None:
     linked = link(sim, app_conn, agency)
     put_year(sim, linked.aws_account_id, {"Amazon EC2": "1"}, current="2025-03")

@@ -51,15 +51,24 @@ class Clock:
 
 
 @pytest.fixture
-def aws_settings(aws_env: dict[str, str]) -> Iterator[Settings]:
-    """Process-wide settings with our cao-service key in an emptied simulator."""
-    with with_settings(aws_env) as deps:
-        yield deps.settings
+def aws_settings(aws_env: dict[str, str], sim: SimulatedAws) -> Iterator[Settings]:
+    """Process-wide settings with our cao-service key in an emptied simulator (its "today",
+    which Cost Explorer checks dates against, is the real one unless `clock` is used)."""
+    before = sim.clock
+    try:
+        with with_settings(aws_env) as deps:
+            yield deps.settings
+    finally:
+        sim.clock = before
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock(START)
+def clock(aws_settings: Settings, sim: SimulatedAws) -> Clock:
+    """The frozen clock at START, also the simulated AWS's "today" (until `aws_settings`
+    ends)."""
+    frozen = Clock(START)
+    sim.clock = frozen
+    return frozen
 
 
 def aws_id() -> str:

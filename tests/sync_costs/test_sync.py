@@ -92,11 +92,11 @@ def test_a_re_pulled_month_replaces_its_rows_and_a_vanished_service_vanishes(
     own = linked.aws_account_id
     assert not [k for k in second if k[1] == "2025-03" and k[2] == "AWS Lambda"]
     assert second[(own, "2025-03", "Amazon EC2", "UnblendedCost")][0] == Decimal("13.5")
-    # earlier, final months were not asked again and kept their rows
+    # earlier, final months kept their rows; only February (until the 15th) was asked again
     assert {k: v for k, v in second.items() if k[1] < "2025-03"} == {
         k: v for k, v in first.items() if k[1] < "2025-03"
     }
-    assert ce_calls(sim, own)[-1]["TimePeriod"]["Start"] == "2025-03-01"
+    assert ce_calls(sim, own)[-1]["TimePeriod"]["Start"] == "2025-02-01"
 
     clock.advance(days=1)
     run_costs(app_conn, linked, clock)

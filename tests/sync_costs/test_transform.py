@@ -12,6 +12,7 @@ import pytest
 from functions.sync_costs import transform
 from functions.sync_costs.transform import MalformedAnswerError
 from shared.kit.months import add_months
+from shared.store.costs import MonthRecord
 
 TODAY = date(2025, 3, 14)
 M = add_months
@@ -31,31 +32,75 @@ WINDOW = months(date(2024, 2, 1), MAR)
 FINAL_UP_TO_JAN = {m: False for m in months(date(2024, 2, 1), JAN)}
 
 
+NOW = datetime(2025, 3, 14, 3, 0, tzinfo=UTC)
+DEC = date(2024, 12, 1)
+
+
+def pulled(flags: dict[date, bool], days_ago: float = 1) -> dict[date, MonthRecord]:
+    """Months pulled `days_ago` days before NOW, with their Estimated flags."""
+    return {m: MonthRecord(est, NOW - timedelta(days=days_ago)) for m, est in flags.items()}
+
+
 @pytest.mark.parametrize(
-    ("known", "expected"),
+    ("today", "known", "expected"),
     [
         # first sync: the current month and the 13 before it
-        ({}, WINDOW),
+        (TODAY, {}, WINDOW),
         # months known only outside the window count as nothing known
-        ({date(2020, 1, 1): False}, WINDOW),
-        # steady state: February final, only March
-        ({**FINAL_UP_TO_JAN, FEB: False, MAR: True}, [MAR]),
-        # February still Estimated early in March: February and March
-        ({**FINAL_UP_TO_JAN, FEB: True, MAR: True}, [FEB, MAR]),
+        (TODAY, pulled({date(2020, 1, 1): False}), WINDOW),
+        # steady state after the 15th: February final, only March
+        (date(2025, 3, 16), pulled({**FINAL_UP_TO_JAN, FEB: False, MAR: True}), [MAR]),
+        # up to the 15th the previous month is pulled again, final or not
+        (TODAY, pulled({**FINAL_UP_TO_JAN, FEB: False, MAR: True}), [FEB, MAR]),
+        (date(2025, 3, 15), pulled({**FINAL_UP_TO_JAN, FEB: False, MAR: True}), [FEB, MAR]),
+        # February still Estimated after the 15th: February and March
+        (date(2025, 3, 20), pulled({**FINAL_UP_TO_JAN, FEB: True, MAR: True}), [FEB, MAR]),
         # a gap after the newest known month (the sync did not run): pulled too
-        ({**{m: False for m in months(date(2024, 2, 1), date(2024, 12, 1))}}, [JAN, FEB, MAR]),
+        (
+            date(2025, 3, 20),
+            pulled({m: False for m in months(date(2024, 2, 1), DEC)}),
+            [JAN, FEB, MAR],
+        ),
         # an old month still Estimated: one contiguous range from it
         (
-            {**FINAL_UP_TO_JAN, date(2024, 12, 1): True, FEB: False, MAR: True},
-            [date(2024, 12, 1), JAN, FEB, MAR],
+            date(2025, 3, 20),
+            pulled({**FINAL_UP_TO_JAN, DEC: True, FEB: False, MAR: True}),
+            [DEC, JAN, FEB, MAR],
+        ),
+        # the last three months were pulled a week ago: all three again (credits, refunds)
+        (
+            date(2025, 3, 20),
+            pulled({**FINAL_UP_TO_JAN, FEB: False, MAR: True}, days_ago=7),
+            [DEC, JAN, FEB, MAR],
+        ),
+        # ... but not six days after
+        (
+            date(2025, 3, 20),
+            pulled({**FINAL_UP_TO_JAN, FEB: False, MAR: True}, days_ago=6),
+            [MAR],
         ),
     ],
-    ids=["first", "stale", "steady", "feb-estimated", "gap", "old-estimated"],
+    ids=[
+        "first",
+        "stale",
+        "steady",
+        "previous-until-15th",
+        "previous-on-15th",
+        "feb-estimated",
+        "gap",
+        "old-estimated",
+        "weekly",
+        "not-weekly-yet",
+    ],
 )
 def test_plan_months_pulls_what_can_still_change(
-    known: dict[date, bool], expected: list[date]
+    today: date, known: dict[date, MonthRecord], expected: list[date]
 ) -> None:
-    assert transform.plan_months(TODAY, known) == expected
+    now = datetime(today.year, today.month, today.day, 3, 0, tzinfo=UTC)
+    if known:  # the records' age is relative to `today`
+        shift = now - NOW
+        known = {m: MonthRecord(r.estimated, r.synced_at + shift) for m, r in known.items()}
+    assert transform.plan_months(today, known, now) == expected
 
 
 def test_the_history_window_is_fourteen_months_ending_with_the_current_one() -> None:
@@ -189,6 +234,27 @@ def test_a_requested_month_without_any_answer_is_recorded_empty() -> None:
 def test_answers_that_cannot_be_stored_faithfully_are_refused(page: dict[str, Any]) -> None:
     with pytest.raises(MalformedAnswerError):
         transform.rows_from_pages([page], [FEB, MAR], "111111111111", False, TODAY)
+
+
+def test_months_are_handed_over_as_soon_as_a_page_shows_them_complete() -> None:
+    def group(service: str) -> dict[str, Any]:
+        return {"Keys": [service], "Metrics": _metrics("1")}
+
+    assembler = transform.MonthAssembler([JAN, FEB, MAR], "111111111111", False, TODAY)
+    first = assembler.add({"ResultsByTime": [_entry(JAN, [group("A"), group("B")], False)]})
+    assert first.months == {}  # January may go on on the next page
+    second = assembler.add(
+        {"ResultsByTime": [_entry(JAN, [group("C")], False), _entry(FEB, [group("A")], False)]}
+    )
+    assert second.months == {JAN: False} and len(second.rows) == 3 * 3
+    third = assembler.add({"ResultsByTime": [_entry(MAR, [group("A")], True)]})
+    assert third.months == {FEB: False} and {r.service for r in third.rows} == {"A"}
+    rest = assembler.finish()
+    assert rest.months == {MAR: True} and all(r.estimated for r in rest.rows)
+    out_of_order = transform.MonthAssembler([JAN, FEB], "111111111111", False, TODAY)
+    assert out_of_order.add({"ResultsByTime": [_entry(FEB, [], False)]}).months == {JAN: False}
+    with pytest.raises(MalformedAnswerError):  # January was handed over (empty) already
+        out_of_order.add({"ResultsByTime": [_entry(JAN, [group("A")], False)]})
 
 
 @pytest.mark.parametrize(

@@ -742,6 +742,9 @@ def test_cost_explorer_errors(fresh_sim: SimulatedAws, cao: Creds) -> None:
     client(fresh_sim, "ce", cao).get_cost_and_usage(**base)
 
 
+CE_TODAY = datetime(2024, 4, 10, 12, 0, tzinfo=UTC)  # "today" of the Cost Explorer date tests
+
+
 @pytest.mark.parametrize(
     ("period", "history"),
     [
@@ -754,6 +757,7 @@ def test_cost_explorer_errors(fresh_sim: SimulatedAws, cao: Creds) -> None:
 def test_cost_explorer_refuses_dates_outside_what_aws_keeps(
     fresh_sim: SimulatedAws, cao: Creds, period: dict[str, str], history: int
 ) -> None:
+    fresh_sim.clock = lambda: CE_TODAY
     fresh_sim.ce_history_months = history
     ce = client(fresh_sim, "ce", session_in(fresh_sim, cao, STANDALONE))
     with pytest.raises(ClientError) as exc:
@@ -764,6 +768,7 @@ def test_cost_explorer_refuses_dates_outside_what_aws_keeps(
 def test_cost_explorer_answers_its_whole_history_up_to_next_months_first_day(
     fresh_sim: SimulatedAws, cao: Creds
 ) -> None:
+    fresh_sim.clock = lambda: CE_TODAY
     ce = client(fresh_sim, "ce", session_in(fresh_sim, cao, STANDALONE))
     for start, history in (("2023-03-01", 14), ("2021-03-01", 38)):
         fresh_sim.ce_history_months = history
@@ -776,6 +781,7 @@ def test_cost_explorer_answers_its_whole_history_up_to_next_months_first_day(
 
 
 def test_an_empty_current_month_is_estimated(fresh_sim: SimulatedAws, cao: Creds) -> None:
+    fresh_sim.clock = lambda: CE_TODAY
     seed_ledger(fresh_sim)  # STANDALONE has costs in January only
     ce = client(fresh_sim, "ce", session_in(fresh_sim, cao, STANDALONE))
     answer = ce.get_cost_and_usage(

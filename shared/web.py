@@ -28,7 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import auth, bootstrap, db, observability
 from shared.bootstrap import Deps
-from shared.errors import CaoError, RateLimitedError
+from shared.errors import CaoError, RateLimitedError, UnavailableError
 from shared.logs import get_logger
 from shared.queue import Publisher
 from shared.settings import Settings
@@ -89,7 +89,7 @@ async def _cao_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status >= 500:
         get_logger().warning("request failed", extra={"error_code": exc.code})
     extra: dict[str, Any] = {}
-    if isinstance(exc, RateLimitedError):
+    if isinstance(exc, RateLimitedError | UnavailableError) and exc.retry_after is not None:
         extra["retry_after"] = exc.retry_after
     return error_response(exc.status, exc.code, exc.message, **extra)
 
@@ -114,7 +114,12 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     # Driver messages echo key values and hosts: only the class is logged, nothing is returned.
     if isinstance(exc, psycopg.OperationalError):
         get_logger().warning("database unavailable", extra={"error_class": type(exc).__name__})
-        return error_response(503, "database_unavailable", "the database is unavailable; retry")
+        return error_response(
+            503,
+            "database_unavailable",
+            "the database is unavailable; retry",
+            retry_after=db.RETRY_AFTER_S,
+        )
     return await _unexpected_error(request, exc)
 
 
@@ -336,15 +341,15 @@ PublisherDep = Annotated[Publisher[Any], Depends(get_publisher)]
 
 
 def get_conn(deps: DepsDep) -> Iterator[db.Connection]:
-    """One database connection per request (serverless: one per invocation), closed after."""
-    conn = deps.connect()
-    try:
+    """The request's connection, from the instance's bounded pool (503 with Retry-After when
+    none comes within the wait). It goes back to the pool as soon as the route returns, before
+    the response is sent: a slow client never holds one (a streamed response reads through
+    `deps.connection()` in short checkouts of its own)."""
+    with deps.connection() as conn:
         yield conn
-    finally:
-        conn.close()
 
 
-Conn = Annotated[db.Connection, Depends(get_conn)]
+Conn = Annotated[db.Connection, Depends(get_conn, scope="function")]
 
 
 def get_caller(

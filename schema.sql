@@ -324,8 +324,9 @@ CREATE TABLE IF NOT EXISTS cao.sync_runs (
   kind            text NOT NULL CHECK (kind IN ('costs', 'cloudtrail', 'verify')),
   started_at      timestamptz NOT NULL DEFAULT now(),
   finished_at     timestamptz,
+  -- abandoned: its delivery died (lease expired unrenewed); closed when the job is next claimed
   status          text NOT NULL DEFAULT 'running' CHECK (status IN (
-                    'running', 'succeeded', 'partial', 'failed', 'superseded')),
+                    'running', 'succeeded', 'partial', 'failed', 'superseded', 'abandoned')),
   api_calls       integer NOT NULL DEFAULT 0,
   ce_requests     integer NOT NULL DEFAULT 0,
   ce_cost_usd     numeric(12, 2) NOT NULL DEFAULT 0,
@@ -336,6 +337,8 @@ CREATE TABLE IF NOT EXISTS cao.sync_runs (
 );
 CREATE INDEX IF NOT EXISTS sync_runs_account ON cao.sync_runs (account_id, kind, started_at DESC);
 CREATE INDEX IF NOT EXISTS sync_runs_agency ON cao.sync_runs (agency_id, started_at);
+-- The runs a claim closes as abandoned (cao.sync_runs of a job still 'running'): few, found at once.
+CREATE INDEX IF NOT EXISTS sync_runs_running ON cao.sync_runs (account_id, kind) WHERE status = 'running';
 
 -- ---------------------------------------------------------------------------------------------
 -- Runbooks, audit

@@ -22,13 +22,16 @@ functions' cold start stays free of them.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from shared import db
+from shared.errors import DatabaseUnavailableError
 from shared.kit.clock import Clock, utc_now
 from shared.pacing import Pacer
 from shared.queue import Publisher, VercelPublisher
@@ -68,15 +71,46 @@ def vercel_publisher(headers: Mapping[str, str] | None) -> Publisher[Any]:
 
 
 class Database:
-    """The instance's connection pools, one per database URL, each opened on first use.
+    """The instance's connection pools, one per database URL, each opened on first use, and
+    the admission of requests to them.
 
-    `size` and `wait_s` bound every pool made here (shared.db: POOL_SIZE, POOL_WAIT_S)."""
+    `size` and `wait_s` bound every pool made here (shared.db: POOL_SIZE, POOL_WAIT_S).
+
+    Requests are admitted on the event loop (`admitted`) before any thread asks the pool for a
+    connection: at most `size` requests per loop hold or await a connection at once, and the
+    others wait as coroutines, without a thread. Waiting in the pool itself would park a
+    threadpool worker per waiting request, and a request that holds a connection needs a
+    worker again for its next step (the key check, the route): under a burst every worker ends
+    up waiting for a connection that no one can give back, until the waits time out."""
 
     def __init__(self, *, size: int = db.POOL_SIZE, wait_s: float = db.POOL_WAIT_S) -> None:
         self.size = size
         self.wait_s = wait_s
         self._lock = threading.Lock()
         self._pools: dict[str, ConnectionPool[db.Connection]] = {}
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._gates = weakref.WeakKeyDictionary()
+
+    @asynccontextmanager
+    async def admitted(self) -> AsyncIterator[None]:
+        """A turn at the pool for the block; DatabaseUnavailableError (503, Retry-After) when
+        none comes within `wait_s`."""
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            gate = self._gates.get(loop)
+            if gate is None:
+                gate = self._gates[loop] = asyncio.Semaphore(self.size)
+        try:
+            await asyncio.wait_for(gate.acquire(), self.wait_s)
+        except TimeoutError:
+            raise DatabaseUnavailableError(
+                "no database connection is available; retry shortly",
+                retry_after=db.RETRY_AFTER_S,
+            ) from None
+        try:
+            yield
+        finally:
+            gate.release()
 
     def pool(self, url: Secret) -> ConnectionPool[db.Connection]:
         with self._lock:

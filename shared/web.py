@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Annotated, Any
 
 import psycopg
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.concurrency import contextmanager_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
@@ -340,12 +341,13 @@ Now = Annotated[datetime, Depends(get_now)]
 PublisherDep = Annotated[Publisher[Any], Depends(get_publisher)]
 
 
-def get_conn(deps: DepsDep) -> Iterator[db.Connection]:
-    """The request's connection, from the instance's bounded pool (503 with Retry-After when
-    none comes within the wait). It goes back to the pool as soon as the route returns, before
-    the response is sent: a slow client never holds one (a streamed response reads through
-    `deps.connection()` in short checkouts of its own)."""
-    with deps.connection() as conn:
+async def get_conn(deps: DepsDep) -> AsyncIterator[db.Connection]:
+    """The request's connection, from the instance's bounded pool: admitted on the event loop
+    first (shared.bootstrap.Database.admitted), then checked out in a worker thread; 503 with
+    Retry-After when none comes within the wait. It goes back to the pool as soon as the route
+    returns, before the response is sent: a slow client never holds one (a streamed response
+    reads through `deps.connection()` in short checkouts of its own)."""
+    async with deps.database.admitted(), contextmanager_in_threadpool(deps.connection()) as conn:
         yield conn
 
 

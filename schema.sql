@@ -262,8 +262,10 @@ CREATE INDEX IF NOT EXISTS access_events_agency_time
   ON cao.access_events (agency_id, event_time DESC, id DESC);
 CREATE INDEX IF NOT EXISTS access_events_account_time
   ON cao.access_events (account_id, event_time DESC, id DESC);
-CREATE INDEX IF NOT EXISTS access_events_principal
-  ON cao.access_events (agency_id, principal_arn, event_time);
+-- Covering: a principal's summary (GET /api/access/principals) is an index-only range.
+CREATE INDEX IF NOT EXISTS access_events_principal_summary
+  ON cao.access_events (agency_id, principal_arn, event_time)
+  INCLUDE (source_ip, principal_name, account_id);
 -- Read API: principals CloudTrail names without an ARN (AWS services), and our own sessions
 -- (the vendor-access ledger); both partial, so they cost nothing for ordinary events.
 CREATE INDEX IF NOT EXISTS access_events_unnamed_principal

@@ -265,8 +265,10 @@ CREATE INDEX IF NOT EXISTS access_events_agency_time
   ON cao.access_events (agency_id, event_time DESC, id DESC);
 CREATE INDEX IF NOT EXISTS access_events_account_time
   ON cao.access_events (account_id, event_time DESC, id DESC);
-CREATE INDEX IF NOT EXISTS access_events_principal
-  ON cao.access_events (agency_id, principal_arn, event_time);
+-- Covering: a principal's summary (GET /api/access/principals) is an index-only range.
+CREATE INDEX IF NOT EXISTS access_events_principal_summary
+  ON cao.access_events (agency_id, principal_arn, event_time)
+  INCLUDE (source_ip, principal_name, account_id);
 -- Read API: principals CloudTrail names without an ARN (AWS services), and our own sessions
 -- (the vendor-access ledger); both partial, so they cost nothing for ordinary events.
 CREATE INDEX IF NOT EXISTS access_events_unnamed_principal
@@ -332,8 +334,9 @@ CREATE TABLE IF NOT EXISTS cao.sync_runs (
   kind            text NOT NULL CHECK (kind IN ('costs', 'cloudtrail', 'verify')),
   started_at      timestamptz NOT NULL DEFAULT now(),
   finished_at     timestamptz,
+  -- abandoned: its delivery died (lease expired unrenewed); closed when the job is next claimed
   status          text NOT NULL DEFAULT 'running' CHECK (status IN (
-                    'running', 'succeeded', 'partial', 'failed', 'superseded')),
+                    'running', 'succeeded', 'partial', 'failed', 'superseded', 'abandoned')),
   api_calls       integer NOT NULL DEFAULT 0,
   ce_requests     integer NOT NULL DEFAULT 0,
   ce_cost_usd     numeric(12, 2) NOT NULL DEFAULT 0,
@@ -344,6 +347,8 @@ CREATE TABLE IF NOT EXISTS cao.sync_runs (
 );
 CREATE INDEX IF NOT EXISTS sync_runs_account ON cao.sync_runs (account_id, kind, started_at DESC);
 CREATE INDEX IF NOT EXISTS sync_runs_agency ON cao.sync_runs (agency_id, started_at);
+-- The runs a claim closes as abandoned (cao.sync_runs of a job still 'running'): few, found at once.
+CREATE INDEX IF NOT EXISTS sync_runs_running ON cao.sync_runs (account_id, kind) WHERE status = 'running';
 
 -- ---------------------------------------------------------------------------------------------
 -- Runbooks, audit

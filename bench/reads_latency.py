@@ -334,6 +334,11 @@ def main(argv: list[str]) -> int:
                 ),
             ),
             (
+                "GET /api/access/principals (first page of 100)",
+                {},
+                lambda c: access.page_principals(c, agency_id, EventFilter(), None, 101),
+            ),
+            (
                 "GET /api/access/events?event_name=&since=7d",
                 {
                     "event_name": "Action7",
@@ -345,12 +350,22 @@ def main(argv: list[str]) -> int:
             ),
         ]
 
-        path_of = {"costs": "/api/costs", "access": "/api/access/events"}
+        path_of = {
+            "costs": "/api/costs",
+            "access": "/api/access/events",
+            "principals": "/api/access/principals",
+        }
         print(f"\n{'query':48} {'endpoint p50':>13} {'p95':>8} {'SQL p50':>9} {'p95':>8}  (ms)")
         worst = 0.0
         with db.connect(settings.database_url) as conn:
             for label, params, query in cases:
-                path = path_of["costs" if "/api/costs" in label else "access"]
+                path = path_of[
+                    "costs"
+                    if "/api/costs" in label
+                    else "principals"
+                    if "/principals" in label
+                    else "access"
+                ]
 
                 def request(path: str = path, params: dict[str, Any] = params) -> None:
                     r = client.get(path, params=params, headers=headers)

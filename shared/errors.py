@@ -14,8 +14,8 @@
     │   ├── UnprocessableError    422: well-formed but refused (unsafe trust policy, ...)
     │   ├── PreconditionRequiredError 428: a conditional edit sent no version (If-Match)
     │   └── RateLimitedError      429: with a Retry-After
-    ├── UnavailableError          503: a dependency failed transiently; retry later
-    │   └── DatabaseUnavailableError
+    ├── UnavailableError          503: a dependency failed transiently; retry later (Retry-After)
+    │   └── DatabaseUnavailableError  unreachable, or no pooled connection within the wait
     ├── LeaseLostError            a sync job's lease was taken over: the worker writes nothing
     └── AwsError                  an AWS call failed; keeps the AWS error code, never its message
         ├── AccessDeniedError     the role refused us (removed, changed, wrong ExternalId)
@@ -137,10 +137,16 @@ class RateLimitedError(AppError):
 
 
 class UnavailableError(CaoError):
-    """A dependency failed transiently; the caller may retry later."""
+    """A dependency failed transiently; the caller may retry later (after `retry_after` s)."""
 
     status = 503
     code = "unavailable"
+
+    def __init__(
+        self, message: str, *, retry_after: int | None = None, code: str | None = None
+    ) -> None:
+        super().__init__(message, code=code)
+        self.retry_after = retry_after
 
 
 class DatabaseUnavailableError(UnavailableError):

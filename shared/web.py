@@ -15,13 +15,14 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextvars import ContextVar
 from datetime import datetime
 from typing import Annotated, Any
 
 import psycopg
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.concurrency import contextmanager_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
@@ -30,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import auth, bootstrap, db, observability
 from shared.bootstrap import Deps
-from shared.errors import CaoError, RateLimitedError
+from shared.errors import CaoError, RateLimitedError, UnavailableError
 from shared.logs import get_logger
 from shared.queue import Publisher
 from shared.settings import Settings
@@ -125,7 +126,7 @@ async def _cao_error(request: Request, exc: Exception) -> JSONResponse:
     if exc.status >= 500:
         get_logger().warning("request failed", extra={"error_code": exc.code})
     extra: dict[str, Any] = {}
-    if isinstance(exc, RateLimitedError):
+    if isinstance(exc, RateLimitedError | UnavailableError) and exc.retry_after is not None:
         extra["retry_after"] = exc.retry_after
     return error_response(exc.status, exc.code, exc.message, **extra)
 
@@ -150,7 +151,12 @@ async def _database_error(request: Request, exc: Exception) -> JSONResponse:
     # Driver messages echo key values and hosts: only the class is logged, nothing is returned.
     if isinstance(exc, psycopg.OperationalError):
         get_logger().warning("database unavailable", extra={"error_class": type(exc).__name__})
-        return error_response(503, "database_unavailable", "the database is unavailable; retry")
+        return error_response(
+            503,
+            "database_unavailable",
+            "the database is unavailable; retry",
+            retry_after=db.RETRY_AFTER_S,
+        )
     return await _unexpected_error(request, exc)
 
 
@@ -382,16 +388,17 @@ Now = Annotated[datetime, Depends(get_now)]
 PublisherDep = Annotated[Publisher[Any], Depends(get_publisher)]
 
 
-def get_conn(deps: DepsDep) -> Iterator[db.Connection]:
-    """One database connection per request (serverless: one per invocation), closed after."""
-    conn = deps.connect()
-    try:
+async def get_conn(deps: DepsDep) -> AsyncIterator[db.Connection]:
+    """The request's connection, from the instance's bounded pool: admitted on the event loop
+    first (shared.bootstrap.Database.admitted), then checked out in a worker thread; 503 with
+    Retry-After when none comes within the wait. It goes back to the pool as soon as the route
+    returns, before the response is sent: a slow client never holds one (a streamed response
+    reads through `deps.connection()` in short checkouts of its own)."""
+    async with deps.database.admitted(), contextmanager_in_threadpool(deps.connection()) as conn:
         yield conn
-    finally:
-        conn.close()
 
 
-Conn = Annotated[db.Connection, Depends(get_conn)]
+Conn = Annotated[db.Connection, Depends(get_conn, scope="function")]
 
 
 def get_bearer_key(

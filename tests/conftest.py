@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from devstack.server import create_local_app
 from devstack.simaws import SimulatedAws
 from shared import bootstrap
-from shared.bootstrap import BotocoreSession, Deps
+from shared.bootstrap import BotocoreSession, Database, Deps
 from shared.settings import Settings
 from tests.support import netguard
 from tests.support.database import TestDatabase, admin_url, create_test_database, truncate_all
@@ -118,12 +118,21 @@ def botocore_session() -> BotocoreSession:
     return BotocoreSession()
 
 
+@pytest.fixture(scope="session")
+def pools() -> Iterator[Database]:
+    """The connection pools of the whole run, as a deployed instance keeps one (a pool per test
+    would open connections and threads each time); closed at the end."""
+    database = Database()
+    yield database
+    database.close()
+
+
 @pytest.fixture
-def deps(env: dict[str, str], botocore_session: BotocoreSession) -> Iterator[Deps]:
+def deps(env: dict[str, str], botocore_session: BotocoreSession, pools: Database) -> Iterator[Deps]:
     """The product's dependencies for this test, installed in the composition root: settings
     from `env`, the real clock, a fresh pacer, Vercel Queues as the publisher (tests that
     publish install their own)."""
-    with bootstrap.use(Deps(Settings(env), botocore=botocore_session)) as installed:
+    with bootstrap.use(Deps(Settings(env), botocore=botocore_session, database=pools)) as installed:
         yield installed
 
 

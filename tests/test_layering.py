@@ -357,9 +357,10 @@ def test_connecting_at_import_time_is_reported(tmp_path: Path) -> None:
         tmp_path,
         {
             "shared/store/costs.py": """\
-            from shared.db import connect
+            from shared.db import connect, open_pool
 
             CONN = connect()
+            POOL = open_pool(URL)
 
 
             class Store:
@@ -382,7 +383,8 @@ def test_connecting_at_import_time_is_reported(tmp_path: Path) -> None:
     assert violations(root) == [
         "wiring: shared/aws.py:5: calls Session at import time",
         "wiring: shared/store/costs.py:3: calls connect at import time",
-        "wiring: shared/store/costs.py:7: calls client at import time",
+        "wiring: shared/store/costs.py:4: calls open_pool at import time",
+        "wiring: shared/store/costs.py:8: calls client at import time",
     ]
 
 

@@ -12,7 +12,6 @@ Cold start: api/agency.py is a read function; nothing here loads botocore.
 
 from __future__ import annotations
 
-import itertools
 import uuid
 from typing import Any
 
@@ -20,7 +19,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
 from shared.kit.http import errors
-from shared.web import ERRORS, AdminDep, CallerDep, Conn, Now
+from shared.web import ERRORS, AdminDep, CallerDep, Conn, DepsDep, Now
 
 from . import service
 from .schemas import AgencyOut, KeyCreatedOut, KeyCreateIn, KeyOut, RotationOut, SettingsPatch
@@ -82,16 +81,15 @@ _EXPORT_RESPONSE: dict[int | str, dict[str, Any]] = {
 @agency_router.get(
     "/api/agency/export", response_model=None, responses={**_EXPORT_RESPONSE, **errors(403)}
 )
-def export_agency(caller: AdminDep, conn: Conn, now: Now) -> StreamingResponse:
+def export_agency(caller: AdminDep, conn: Conn, deps: DepsDep, now: Now) -> StreamingResponse:
     """Export all of the agency's data as JSON (admins; audited)."""
-    service.start_export(conn, caller.agency_id, caller.actor)
-    chunks = service.export_chunks(conn, caller.agency_id, now=now)
-    # The first chunk is produced here, so a failure before any byte is sent is still an
-    # ordinary error response (afterwards the status line is gone and the JSON is cut short).
-    first = next(chunks)
+    tables = service.start_export(conn, caller.agency_id, caller.actor)
+    # `conn` goes back to the pool when this returns; the pages are read on connections lent
+    # one page at a time, so none is held while the client downloads.
+    chunks = service.export_chunks(deps.connection, caller.agency_id, tables, now=now)
     stamp = now.strftime("%Y%m%dT%H%M%SZ")
     return StreamingResponse(
-        itertools.chain([first], chunks),
+        chunks,
         media_type="application/json",
         headers={
             "Content-Disposition": f'attachment; filename="cloudagencyops-export-{stamp}.json"'

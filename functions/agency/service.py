@@ -19,8 +19,13 @@ which moves its reference to the current value. Retired values that no account r
 more are deleted, so old secrets do not linger.
 
 Export: the export is audited first (its own committed transaction), then every tenant table is
-streamed from one read-only snapshot, row by row as Postgres renders it, in chunks of about
-64 KiB, so memory stays flat whatever the agency's size.
+read in keyset pages (EXPORT_PAGE_ROWS rows in primary-key order, each page one short
+transaction on a connection checked out for that page only), rendered by Postgres and sent in
+chunks of about 64 KiB. No connection or transaction is held while the client reads, so a slow
+download never pins the instance's pool or another agency's requests, and memory stays flat
+whatever the agency's size. Each page is one statement's snapshot: a row changed while the
+export runs appears as it was when its page was read (one written behind the cursor appears in
+the next export).
 
 Deletion: refused (409) while a paid subscription runs (Polar keeps charging a deleted agency
 otherwise); else the agency row goes and every row of it with it (cascades), including its sync
@@ -32,8 +37,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
+from typing import Any
 
 from functions.onboard import externalid
 from functions.onboard.schemas import AccountOut
@@ -50,6 +57,7 @@ from .schemas import AgencyOut, KeyCreatedOut, KeyOut, RotationOut, SettingsPatc
 _ATTEMPTS = 3  # a unique-constraint collision of 256-bit random values means a broken RNG
 EXPORT_FORMAT = "cloudagencyops-export/1"
 CHUNK_CHARS = 64 * 1024
+EXPORT_PAGE_ROWS = 1000
 # Billing states in which a subscription is still being charged. A subscription canceled at
 # period end arrives from Polar as `canceled` (see functions/billing/subscription.py).
 PAID_STATES = frozenset({"active", "past_due"})
@@ -167,37 +175,50 @@ def rotate(conn: Connection, caller: Caller, now: datetime) -> RotationOut:
 # ---- export ---------------------------------------------------------------------------------
 
 
-def start_export(conn: Connection, agency_id: uuid.UUID, actor: str) -> None:
-    """Record the export in the audit log (committed before any data leaves)."""
+def start_export(conn: Connection, agency_id: uuid.UUID, actor: str) -> list[store.TenantTable]:
+    """Record the export in the audit log (committed before any data leaves); the tables to
+    export."""
     with tenant_tx(conn, agency_id):
         if store.lock_agency(conn, agency_id) is None:
             raise NotFoundError("agency not found")
         audit.record(conn, agency_id, actor, "agency.exported", str(agency_id))
+    with tenant_tx(conn, agency_id):
+        return store.tenant_tables(conn)
 
 
-def export_chunks(conn: Connection, agency_id: uuid.UUID, *, now: datetime) -> Iterator[bytes]:
+def export_chunks(
+    connection: Callable[[], AbstractContextManager[Connection]],
+    agency_id: uuid.UUID,
+    tables: Sequence[store.TenantTable],
+    *,
+    now: datetime,
+) -> Iterator[bytes]:
     """The export document, `{"format", "agency_id", "exported_at", "tables": {name: [row]}}`,
-    as UTF-8 chunks."""
-    with store.consistent_reads(conn), tenant_tx(conn, agency_id):
-        store.allow_long_reads(conn)
-        head = {
-            "format": EXPORT_FORMAT,
-            "agency_id": str(agency_id),
-            "exported_at": now.isoformat(),
-        }
-        buf = [json.dumps(head, default=str)[:-1], ', "tables": {']
-        size = 0
-        for t, (table, column) in enumerate(store.tenant_tables(conn)):
-            buf.append(("," if t else "") + json.dumps(table) + ": [")
-            for r, row in enumerate(store.stream_rows(conn, table, column, agency_id)):
-                buf.append(("," if r else "") + row)
+    as UTF-8 chunks; `connection()` lends a connection for one page at a time."""
+    head = {"format": EXPORT_FORMAT, "agency_id": str(agency_id), "exported_at": now.isoformat()}
+    buf = [json.dumps(head, default=str)[:-1], ', "tables": {']
+    size = 0
+    for t, table in enumerate(tables):
+        buf.append(("," if t else "") + json.dumps(table.name) + ": [")
+        after: tuple[Any, ...] | None = None
+        first = True
+        while True:
+            with connection() as conn, tenant_tx(conn, agency_id):
+                page = store.export_page(conn, table, agency_id, after, EXPORT_PAGE_ROWS)
+            # The connection is back in the pool before anything is handed to the client.
+            for key, row in page:
+                buf.append(("" if first else ",") + row)
+                first = False
                 size += len(row)
+                after = key
                 if size >= CHUNK_CHARS:
                     yield "".join(buf).encode()
                     buf, size = [], 0
-            buf.append("]")
-        buf.append("}}\n")
-        yield "".join(buf).encode()
+            if len(page) < EXPORT_PAGE_ROWS:
+                break
+        buf.append("]")
+    buf.append("}}\n")
+    yield "".join(buf).encode()
 
 
 # ---- deletion -------------------------------------------------------------------------------

@@ -10,8 +10,12 @@ tests, `local_queue()` runs the SDK's embedded queue service (shared/queue.py), 
 the same messages to the same subscriber.
 
 The consumer (`consume`, in a worker thread: it does blocking I/O) claims the job's lease,
-opens a run record and runs the job's kind through `registry.handler_for` with a
-`JobContext`. Then:
+closes as `abandoned` the runs of deliveries that died holding it (their lease expired
+unrenewed), opens a run record and runs the job's kind through `registry.handler_for` with a
+`JobContext`. The lease is short (LEASE_SECONDS) and renewed every HEARTBEAT_S while the handler
+runs (functions/jobs/heartbeat.py), so a crashed worker's job is taken over within about a
+minute, and a live one keeps it however long it runs. Every AWS call of a job ends within
+WORK_BUDGET_S of the claim, inside the function's 300 s maxDuration. Then:
 - the handler returned (success, or a failure it classified and recorded): acknowledge; and
   when the job's next run falls before the next dispatcher run (a follow-up, a retry, the next
   hour), publish it now with that delay (`service.publish_follow_up`);
@@ -24,6 +28,9 @@ opens a run record and runs the job's kind through `registry.handler_for` with a
 - anything else: the run is marked failed, the lease given back, and the exception propagates
   so the queue redelivers; at the last allowed delivery the job is left `failed` (visible to
   the agency, taken again by a later dispatcher run) and the message acknowledged.
+Settling (the run's status, the lease) happens on a fresh connection from the pool, never on
+the handler's: the failure may be that connection (the database restarted, the pooler dropped
+it), and a settle that fails would leave the job `running` until its lease expires.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ import anyio.to_thread
 from vercel.queue import Message, RetryAfter, subscribe
 
 from functions.jobs import registry, service
+from functions.jobs.heartbeat import Heartbeat
 from functions.jobs.schemas import JobContext, JobMessage
 from shared import bootstrap, observability
 from shared.bootstrap import Deps
@@ -55,11 +63,13 @@ if TYPE_CHECKING:
 
 RETRY_AFTER_S = 60
 MAX_DELIVERIES = 5
-# Longer than the worker's maxDuration (300 s): a live worker never outlives its lease. That
-# holds because every AWS call of a job ends within WORK_BUDGET_S of the claim (each HTTP attempt
-# starts only if its timeouts end by then: shared.aws, CallLimits), leaving the rest of the
-# 300 s for the job's last commits.
-LEASE_SECONDS = 360
+# A crashed worker's job is taken over once this passes without a renewal; a live worker
+# renews it every HEARTBEAT_S (three chances before it would lapse).
+LEASE_SECONDS = 60
+HEARTBEAT_S = 20.0
+# Every AWS call of a job ends within this of the claim (each HTTP attempt starts only if its
+# timeouts end by then: shared.aws, CallLimits), leaving the rest of the function's 300 s
+# maxDuration for the job's last commits.
 WORK_BUDGET_S = 270.0
 BUSY_RETRY_MAX_S = 900
 TERMINAL_RETRY = timedelta(hours=1)
@@ -81,7 +91,7 @@ def consume(payload: Any, delivery_count: int) -> float | None:
         get_logger().warning("unreadable sync message dropped")
         return None
     deps = bootstrap.current()
-    with deps.connect() as conn:
+    with deps.connection() as conn:
         return process(conn, message, delivery_count, deps)
 
 
@@ -95,6 +105,7 @@ def process(conn: Connection, message: JobMessage, delivery_count: int, deps: De
         return _not_claimed(conn, message, delivery_count, now)
     log_extra = {"job_id": str(lease.job_id), "kind": lease.kind, "delivery": delivery_count}
     with tenant_tx(conn, lease.agency_id):
+        jobs.abandon_runs(conn, lease, now)
         run_id = jobs.start_run(conn, lease, now)
     handler = registry.handler_for(lease.kind)
     limits = CallLimits(
@@ -103,23 +114,24 @@ def process(conn: Connection, message: JobMessage, delivery_count: int, deps: De
     try:
         if handler is None:
             raise LookupError(f"no handler registered for job kind {lease.kind}")
-        handler(
-            JobContext(
-                conn=conn,
-                lease=lease,
-                clients=lambda: deps.our_clients().bounded(limits),
-                clock=clock,
-                run_id=run_id,
-                pacer=deps.pacer,
+        with Heartbeat(functools.partial(_renew, deps, lease), HEARTBEAT_S):
+            handler(
+                JobContext(
+                    conn=conn,
+                    lease=lease,
+                    clients=lambda: deps.our_clients().bounded(limits),
+                    clock=clock,
+                    run_id=run_id,
+                    pacer=deps.pacer,
+                )
             )
-        )
     except LeaseLostError:
-        _settle(conn, lease, run_id, "superseded", None, clock(), last=False)
+        _settle(deps, lease, run_id, "superseded", None, clock(), last=False)
         get_logger().info("sync superseded by another delivery", extra=log_extra)
         return None
     except Exception as exc:
         last = max(delivery_count, lease.deliveries) >= MAX_DELIVERIES
-        _settle(conn, lease, run_id, "failed", type(exc).__name__, clock(), last=last)
+        _settle(deps, lease, run_id, "failed", type(exc).__name__, clock(), last=last)
         if last:
             get_logger().error(
                 "sync job failed at its last delivery",
@@ -176,8 +188,14 @@ def _not_claimed(
     return None
 
 
+def _renew(deps: Deps, lease: jobs.Lease) -> bool:
+    """One heartbeat: extend the lease from now (False once it is no longer ours)."""
+    with deps.connection() as conn, tenant_tx(conn, lease.agency_id):
+        return jobs.renew(conn, lease, deps.clock(), LEASE_SECONDS)
+
+
 def _settle(  # noqa: PLR0917 - private; status and error travel together
-    conn: Connection,
+    deps: Deps,
     lease: jobs.Lease,
     run_id: Any,
     status: str,
@@ -187,17 +205,23 @@ def _settle(  # noqa: PLR0917 - private; status and error travel together
     last: bool,
 ) -> None:
     """Close the run; after a failure give the lease back, or at the last delivery end the job
-    `failed`. Best effort: the database itself may be what failed."""
+    `failed`. On a fresh connection (see the module docstring); best effort: the database itself
+    may be what failed, and then the lease lapses and the next claim closes the run."""
     try:
-        with tenant_tx(conn, lease.agency_id):
-            jobs.finish_run(conn, lease.agency_id, run_id, status, now=now, error_class=error_class)
-        if status != "failed":
-            return
-        with tenant_tx(conn, lease.agency_id):
-            if last:
-                jobs.fail(conn, lease, error_class or "Error", now + TERMINAL_RETRY, True, now=now)
-            else:
-                jobs.release(conn, lease)
+        with deps.connection() as conn:
+            with tenant_tx(conn, lease.agency_id):
+                jobs.finish_run(
+                    conn, lease.agency_id, run_id, status, now=now, error_class=error_class
+                )
+            if status != "failed":
+                return
+            with tenant_tx(conn, lease.agency_id):
+                if last:
+                    jobs.fail(
+                        conn, lease, error_class or "Error", now + TERMINAL_RETRY, True, now=now
+                    )
+                else:
+                    jobs.release(conn, lease)
     except LeaseLostError:
         pass  # another delivery owns the job now; it settles it
     except Exception as exc:  # noqa: BLE001 - the original failure is what gets reported

@@ -26,13 +26,12 @@ cross-tenant tables the app role cannot touch (webhook delivery records, rate-li
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg import IsolationLevel, sql
+from psycopg import sql
 
 from shared.db import Connection
 from shared.kit.schemas import Row
@@ -250,53 +249,74 @@ def count_live_keys(conn: Connection, agency_id: uuid.UUID, role: str | None = N
     return len(rows)
 
 
-EXPORT_STATEMENT_TIMEOUT_MS = 120_000
-
 # Columns never exported: credential material and internal fencing tokens.
 WITHHELD_COLUMNS = ("key_hash", "lease_token")
 
 
-@contextmanager
-def consistent_reads(conn: Connection) -> Iterator[None]:
-    """Transactions begun inside are REPEATABLE READ and READ ONLY: an export reads one
-    snapshot of every table, however long it streams."""
-    conn.isolation_level = IsolationLevel.REPEATABLE_READ
-    conn.read_only = True
-    try:
-        yield
-    finally:
-        conn.isolation_level = None
-        conn.read_only = None
+@dataclass(frozen=True)
+class TenantTable:
+    """A table holding an agency's rows: the column naming the agency and its primary key
+    (the export reads it in keyset pages in that order)."""
+
+    name: str
+    agency_column: str
+    key: tuple[str, ...]
 
 
-def allow_long_reads(conn: Connection) -> None:
-    """Raise this transaction's statement timeout: an export streams at the client's pace."""
-    conn.execute(
-        "SELECT set_config('statement_timeout', %s, true)", (str(EXPORT_STATEMENT_TIMEOUT_MS),)
-    )
-
-
-def tenant_tables(conn: Connection) -> list[tuple[str, str]]:
-    """(table, column naming the agency) for every table holding an agency's rows."""
+def tenant_tables(conn: Connection) -> list[TenantTable]:
+    """Every table holding an agency's rows (`agencies` first), with its primary key."""
     rows = conn.execute(
-        "SELECT c.relname FROM pg_class c"
+        "SELECT c.relname,"
+        "  (SELECT array_agg(k.attname ORDER BY x.n) FROM pg_index i"
+        "     CROSS JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS x(attnum, n)"
+        "     JOIN pg_attribute k ON k.attrelid = c.oid AND k.attnum = x.attnum"
+        "    WHERE i.indrelid = c.oid AND i.indisprimary)"
+        " FROM pg_class c"
         " JOIN pg_namespace n ON n.oid = c.relnamespace"
         " JOIN pg_attribute a ON a.attrelid = c.oid"
-        " WHERE n.nspname = 'cao' AND c.relkind IN ('r', 'p') AND a.attname = 'agency_id'"
+        " WHERE n.nspname = 'cao' AND c.relkind IN ('r', 'p')"
+        " AND ((a.attname = 'agency_id' AND c.relname <> 'agencies')"
+        "      OR (a.attname = 'id' AND c.relname = 'agencies'))"
         " AND NOT a.attisdropped AND has_table_privilege(c.oid, 'SELECT')"
-        " ORDER BY c.relname"
+        " ORDER BY c.relname <> 'agencies', c.relname"
     ).fetchall()
-    return [("agencies", "id")] + [(r[0], "agency_id") for r in rows if r[0] != "agencies"]
+    tables = []
+    for name, key in rows:
+        if not key:
+            raise AssertionError(f"cao.{name} has no primary key: the export pages by it")
+        tables.append(TenantTable(name, "id" if name == "agencies" else "agency_id", tuple(key)))
+    return tables
 
 
-def stream_rows(conn: Connection, table: str, column: str, agency_id: uuid.UUID) -> Iterator[str]:
-    """Each of the agency's rows of `table` as one JSON object text, read in batches."""
+def export_page(
+    conn: Connection,
+    table: TenantTable,
+    agency_id: uuid.UUID,
+    after: tuple[Any, ...] | None,
+    limit: int,
+) -> list[tuple[tuple[Any, ...], str]]:
+    """Up to `limit` of the agency's rows of `table` after key `after` in key order, each as
+    (its key, its JSON object text rendered by Postgres)."""
+    key = sql.SQL(", ").join(sql.SQL("t.{}").format(sql.Identifier(k)) for k in table.key)
+    after_clause = (
+        sql.SQL(" AND ({key}) > ({values})").format(
+            key=key, values=sql.SQL(", ").join(sql.Placeholder() * len(table.key))
+        )
+        if after is not None
+        else sql.SQL("")
+    )
     query = sql.SQL(
-        "SELECT (to_jsonb(t) - %s::text[])::text FROM cao.{table} t WHERE t.{column} = %s"
-    ).format(table=sql.Identifier(table), column=sql.Identifier(column))
-    with conn.cursor() as cur:
-        for (text,) in cur.stream(query, (list(WITHHELD_COLUMNS), agency_id), size=500):
-            yield text
+        "SELECT {key}, (to_jsonb(t) - %s::text[])::text FROM cao.{table} t"
+        " WHERE t.{column} = %s{after} ORDER BY {key} LIMIT %s"
+    ).format(
+        key=key,
+        table=sql.Identifier(table.name),
+        column=sql.Identifier(table.agency_column),
+        after=after_clause,
+    )
+    params: list[Any] = [list(WITHHELD_COLUMNS), agency_id, *(after or ()), limit]
+    width = len(table.key)
+    return [(tuple(row[:width]), row[width]) for row in conn.execute(query, params)]
 
 
 @dataclass(frozen=True)

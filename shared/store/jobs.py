@@ -30,7 +30,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from psycopg import sql
@@ -50,7 +50,7 @@ MAX_ERROR_CLASS = 64
 PAUSE_AFTER_DENIALS = 3
 MAX_STATUS_MESSAGE = 1000
 
-RUN_STATUSES = frozenset({"running", "succeeded", "partial", "failed", "superseded"})
+RUN_STATUSES = frozenset({"running", "succeeded", "partial", "failed", "superseded", "abandoned"})
 
 ACCESS_DENIED_MESSAGE = (
     "AWS refused to let us assume the role: it was removed, or its trust policy or ExternalId "
@@ -295,6 +295,17 @@ def pause(conn: Connection, lease: Lease, error_class: str, *, now: datetime | N
     )
 
 
+def renew(conn: Connection, lease: Lease, now: datetime, lease_seconds: int) -> bool:
+    """Extend a live worker's lease to `now + lease_seconds` (the heartbeat). False when the
+    lease is no longer ours: the job was taken over (or settled) and the worker should stop."""
+    cur = conn.execute(
+        "UPDATE cao.sync_jobs SET lease_expires_at = greatest(lease_expires_at, %s)"
+        " WHERE agency_id = %s AND id = %s AND lease_token = %s AND state = 'running'",
+        (now + timedelta(seconds=lease_seconds), lease.agency_id, lease.job_id, lease.token),
+    )
+    return cur.rowcount == 1
+
+
 def release(conn: Connection, lease: Lease) -> bool:
     """Give the lease back after an unexpected error so that a redelivery can claim the job at
     once; it stays queued. False when the lease was no longer ours."""
@@ -369,6 +380,18 @@ def _check_kinds(kinds: Iterable[str]) -> None:
 
 
 # ---- runs ------------------------------------------------------------------------------------
+
+
+def abandon_runs(conn: Connection, lease: Lease, now: datetime) -> int:
+    """Close as 'abandoned' the job's runs still 'running': whoever holds `lease` now claimed
+    the job, so their deliveries died without settling (a killed worker, a lease that expired
+    unrenewed). Returns how many."""
+    cur = conn.execute(
+        "UPDATE cao.sync_runs SET status = 'abandoned', finished_at = %s"
+        " WHERE agency_id = %s AND account_id = %s AND kind = %s AND status = 'running'",
+        (now, lease.agency_id, lease.account_id, lease.kind),
+    )
+    return cur.rowcount
 
 
 def start_run(conn: Connection, lease: Lease, now: datetime) -> uuid.UUID:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 from datetime import UTC, date, datetime, timedelta
@@ -135,7 +136,9 @@ def test_the_export_is_streamed_in_chunks(agency: AgencyFixture, app_conn: Conn)
             " FROM generate_series(1, 3000) g",
             (agency.id, account),
         )
-    chunks = list(service.export_chunks(app_conn, agency.id, now=datetime.now(UTC)))
+    tables = service.start_export(app_conn, agency.id, "test")
+    lend = lambda: contextlib.nullcontext(app_conn)  # noqa: E731
+    chunks = list(service.export_chunks(lend, agency.id, tables, now=datetime.now(UTC)))
     assert len(chunks) > 5 and max(len(c) for c in chunks) < 2 * service.CHUNK_CHARS
     doc = json.loads(b"".join(chunks))
     assert len(doc["tables"]["access_events"]) == 3000

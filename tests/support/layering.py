@@ -79,7 +79,9 @@ PROCESS_SINGLETONS = {
     "shared/logs.py": "the stdlib logging module is process-wide",
     "shared/observability.py": "the Sentry SDK holds one client per process",
 }
-CONNECTING_CALLS = frozenset({"connect", "create_client", "client", "Session", "get_session"})
+CONNECTING_CALLS = frozenset(
+    {"connect", "create_client", "client", "Session", "get_session", "open_pool", "ConnectionPool"}
+)
 # forbidden sub-package of a domain -> where its code goes instead
 SUB_PACKAGE_HOME = {
     "routes": "a domain's HTTP routes live in its one routes.py",

@@ -129,7 +129,7 @@ def test_pages_of_one_sync_differ_only_in_the_token() -> None:
     assert later.pop("NextPageToken") == "abc"
     assert later == first
     assert first == {
-        "TimePeriod": {"Start": "2024-02-01", "End": "2025-03-15"},
+        "TimePeriod": {"Start": "2024-02-01", "End": "2025-04-01"},
         "Granularity": "MONTHLY",
         "Metrics": ["UnblendedCost", "AmortizedCost", "NetUnblendedCost"],
         "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"}],
@@ -142,7 +142,7 @@ def test_a_management_account_groups_by_linked_account_then_service() -> None:
         {"Type": "DIMENSION", "Key": "LINKED_ACCOUNT"},
         {"Type": "DIMENSION", "Key": "SERVICE"},
     ]
-    assert params["TimePeriod"] == {"Start": "2025-03-01", "End": "2025-03-15"}
+    assert params["TimePeriod"] == {"Start": "2025-03-01", "End": "2025-04-01"}
 
 
 def _metrics(amount: str, unit: str = "USD") -> dict[str, Any]:

@@ -5,6 +5,7 @@ goes and continued instead of failing daily."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import date, timedelta
 from decimal import Decimal
@@ -15,6 +16,8 @@ import pytest
 from moto.organizations.models import organizations_backends
 
 from devstack.simaws import SimulatedAws
+from functions.jobs import registry
+from functions.sync_costs import service
 from shared.db import tenant_tx
 from shared.store import costs
 from shared.store.costs import CostRow
@@ -312,6 +315,61 @@ def test_a_first_pull_beyond_the_page_budget_is_stored_as_it_goes_and_finished_t
     assert len(tokens) == len(set(tokens)) == 217
     assert len(cost_rows(app_conn, linked)) == 14 * 31 * 3
     assert job(app_conn, linked)["next_run_at"] > clock() + timedelta(hours=12)
+
+
+def test_a_month_beyond_the_page_limit_is_split_by_linked_accounts_and_completes_over_runs(
+    sim: SimulatedAws,
+    small_pages: SimulatedAws,
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The real limits (1000 pages a month, 200 a run) scaled down: 8 pages a month, 40 a run.
+    limits = service.Limits(page_budget=40, max_pages=8)
+    monkeypatch.setitem(registry.HANDLERS, "costs", functools.partial(service.run, limits=limits))
+    clock.advance(days=6)  # the 20th: no re-pull of February, to count this pull's pages alone
+    payer = link(sim, app_conn, agency, management=True)
+    members = big_organization(sim, payer, 7, 3)  # 8 accounts x 3 services: 12 pages a month
+    aws = {month: Decimal(6) for month in WINDOW}  # each account's month: 1 + 2 + 3
+
+    statuses = []
+    for _ in range(10):
+        run_costs(app_conn, payer, clock)
+        statuses.append(runs(app_conn, payer)[-1]["status"])
+        if statuses[-1] != "partial":
+            break
+        assert job(app_conn, payer)["next_run_at"] <= clock()  # due again at once
+        clock.advance(minutes=5)
+    assert statuses[-1] == "succeeded" and "failed" not in statuses
+    for account in [payer.aws_account_id, *members]:
+        assert month_totals(app_conn, agency, account) == aws, account
+    assert len(cost_rows(app_conn, payer)) == 14 * 8 * 3 * 3
+
+    calls = ce_calls(sim, payer.aws_account_id)
+    whole = [c for c in calls if "Filter" not in c]
+    # One request for the whole organization, given up once its first month passed 8 pages
+    # (those 9 pages are the only ones bought twice), then a request per group of 3 accounts
+    # (the 6 seen in those pages, halved) and one for every other account.
+    assert len(whole) == 9 and len(calls) == 9 + 63 + 63 + 42
+    filters = [c["Filter"] for c in calls[9:]]
+    groups = [f["Dimensions"]["Values"] for f in filters if "Dimensions" in f]
+    assert sorted(len(g) for g in {tuple(g) for g in groups}) == [3, 3]
+    assert "Not" in filters[-1]
+    with tenant_tx(app_conn, agency.id):
+        months = costs.month_records(app_conn, agency.id, [payer.account_id])
+    assert sorted(months) == [date.fromisoformat(m + "-01") for m in WINDOW]
+    assert months[date(2025, 3, 1)].estimated and not months[date(2025, 2, 1)].estimated
+
+    # The next day: split from the start, never the whole organization again.
+    clock.advance(days=1)
+    before = len(calls)
+    run_costs(app_conn, payer, clock)
+    assert runs(app_conn, payer)[-1]["status"] == "succeeded"
+    later = ce_calls(sim, payer.aws_account_id)[before:]
+    assert later and all("Filter" in c for c in later)
+    assert all(c["TimePeriod"]["Start"] == "2025-03-01" for c in later)
+    assert month_totals(app_conn, agency, members[0])["2025-03"] == Decimal(6)
 
 
 def test_a_payer_and_its_member_storing_the_same_month_at_once_leave_one_source(

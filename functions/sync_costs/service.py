@@ -11,19 +11,25 @@ job's lease, a run record already open, our AWS clients and the clock. Pure part
    the current month, months still Estimated, and the scheduled re-pulls of finalised months.
 2. AWS, outside any transaction: assume the role (session `cao-sync-<agency>`), then ONE
    GetCostAndUsage request shape for the planned months (MONTHLY; SERVICE, or LINKED_ACCOUNT +
-   SERVICE for a management account; three metrics), following NextPageToken with otherwise
-   identical parameters. Every page is a billed request: requests == pages.
-3. Writes as the pages come: each month is stored in its own short transaction (starting with
-   `jobs.fence`) as soon as a page shows it complete, so a pull that fails at page N keeps the
-   months it paid for and its retry starts after them; the last transaction also settles the
-   job and the run. A worker whose lease was taken over raises LeaseLostError at its next write
-   and writes nothing more; a crash leaves every month either as it was or fully replaced.
+   SERVICE for a management account; three metrics; End the first day of next month, so the
+   request is the same all month long), following NextPageToken with otherwise identical
+   parameters. Every page is a billed request: requests == pages.
+3. Writes as the pages come, each page in its own short transaction (starting with
+   `jobs.fence`): the months it completed, and where the pull stands (`costs.PullState`: the
+   request, the page's NextPageToken, the rows of the month still in progress). The last
+   transaction also settles the job and the run. A worker whose lease was taken over raises
+   LeaseLostError at its next write and writes nothing more; a crash leaves every month either
+   as it was or fully replaced.
 
-Why complete months rather than resuming from the failed page's NextPageToken: AWS does not
-document how long a token stays valid, a retry comes minutes to hours later (backoff) with a
-fresh session, and the request itself changes at midnight (End is tomorrow). A stored month is
-kept whatever AWS does with its tokens; what a retry buys again is at most the pages of the one
-month that was in progress (the page a month completes on also holds the start of the next).
+A failed pull is resumed, not repeated: its retry sends the kept request with the kept token,
+so a pull that fails at page N and is retried buys each page once. AWS does not document how
+long a token stays valid: when it refuses one (InvalidNextTokenException, or
+RequestChangedException), the retry asks again, from the first page, for the months not yet
+stored only (the pages of the month that was in progress are bought again, nothing else). A
+kept request of an earlier month is dropped (its End is no longer next month's first day) and
+the months are planned afresh; the months it stored stay stored. A page token is an opaque
+position in one account's answer, usable only with that account's credentials: it is kept in
+Postgres like the rows it leads to, and never logged.
 
 One source per account per month: a member of a linked organization is synced through its
 payer while the payer's sync is healthy (it succeeded within MEMBER_FRESHNESS); when it is not,
@@ -31,11 +37,16 @@ the member pulls what is due for itself, planned from the months the payer holds
 takes those months over (`costs.store_months`); the payer takes them back when it next pulls
 them. Reports therefore never count a member's month twice, in any order of failures.
 
-Large pulls: a run buys at most PAGE_BUDGET pages, then stops at the next month boundary,
-keeping every complete month, and the job is due again at once (status `partial`); the next
-run continues after the stored months. A first pull of any size therefore completes over a few
-runs, each storing what it paid for; nothing is repeated. MAX_PAGES is the hard stop for a
-month that never completes (a paging bug).
+Large pulls: a run buys at most `Limits.page_budget` pages (200), then stops, keeping its token,
+and the job is due again at once (status `partial`); the next run resumes from the token. A
+month needing more than `Limits.max_pages` pages (1000) in one request (a very large
+organization) makes the pull split by linked-account groups: one request per group (a Filter on
+LINKED_ACCOUNT), then one for every account no group names, each stored as its months complete
+(`costs.Scope`: only that part's accounts' rows are replaced; the last part records the months).
+The groups are half as many accounts as the pages of that month showed; the pages of that one
+month bought before the split are the only ones bought twice, once: the account's later pulls are
+split from the start (`accounts_per_request` is kept), so no pull of that size fails daily. A
+group of one account that still exceeds the limit, or a member account, fails `TooManyPages`.
 
 Failures are classified, recorded (run, job, account status) and end the delivery normally (the
 consumer acknowledges them); anything else propagates for the queue to redeliver:

@@ -10,11 +10,14 @@ No I/O here. Cost Explorer facts these encode (see the AWS notes):
   a week (REPULL_EVERY, counted from when they were last pulled, so a missed week is caught up
   the next day).
 - GetCostAndUsage has no paginator and bills every page ($0.01 each). NextPageToken must be sent
-  back with otherwise identical parameters (else RequestChangedException), so every page's
-  request comes from `cost_request`, which differs between pages only in the token.
+  back with otherwise identical parameters (else RequestChangedException), so a pull's request
+  is built once by `cost_request` and every page adds only the token. Its End is the first day
+  of next month, not tomorrow, so a pull resumed on a later day of the month (a retry) sends
+  the very request its kept token belongs to.
 - Results come in month order, so a month is complete once a page shows a later month (or the
   last page arrived): `MonthAssembler` hands complete months over as soon as they are, for the
-  sync to store them before the next page is bought.
+  sync to store them before the next page is bought; `MonthAssembler.resume` takes over where
+  an earlier run stopped (the months still pending and their rows so far).
 - Amounts are decimal strings; they stay Decimal (money is never float).
 """
 

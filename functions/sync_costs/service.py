@@ -248,8 +248,11 @@ def _pull(
     if pull.state.request is None or not _resumable(pull.state.request, today, management):
         # Nothing to resume (or a request of another month, which AWS would now refuse or
         # answer differently): a new pull of the planned months, split if the account's are.
+        kept = pull.state.request is not None
         pull.state = _new_pull(plan, pull.state, today)
         staged = []
+        if kept:  # what the dropped request kept goes before anything of the new one is stored
+            _save(ctx, plan, pull, None, None, True, pull.state, [], restart=True)
     while True:
         state = _pull_part(ctx, plan, pull, read, staged, today=today, now=now, limits=limits)
         if state is None:
@@ -382,7 +385,7 @@ def _pull_part(
             )
             if state.part + 1 < _parts(state):
                 following = _starting(replace(state, part=state.part + 1), first, today, management)
-                _save(ctx, plan, pull, done, scope, record, following, [])
+                _save(ctx, plan, pull, done, scope, record, following, [], restart=True)
                 return following
             pull.last = done  # stored with the job's settlement, in one transaction
             pull.last_scope, pull.last_record = scope, record

@@ -282,6 +282,31 @@ def test_a_retry_whose_token_aws_refuses_asks_again_only_for_the_months_not_stor
     )
 
 
+def test_a_pull_kept_from_last_month_is_dropped_and_the_months_not_stored_planned_afresh(
+    sim: SimulatedAws,
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    clock: Clock,
+    retry_sleeps: list[float],
+) -> None:
+    clock.advance(days=17, hours=20, minutes=50)  # 31 March, 23:50
+    payer = link(sim, app_conn, agency, management=True)
+    big_organization(sim, payer, 10, 5)  # 55 groups a month: 16 pages of 50
+    sim.faults.add("ce", "GetCostAndUsage", "LimitExceededException", times=THROTTLED, after=9)
+    run_costs(app_conn, payer, clock)  # 8 months stored, the 9th (October) begun
+    assert len({k[1] for k in cost_rows(app_conn, payer)}) == 8
+
+    clock.advance(minutes=20)  # 1 April: last month's request is no longer this month's
+    run_costs(app_conn, payer, clock)
+
+    assert runs(app_conn, payer)[-1]["status"] == "succeeded"
+    retry = ce_calls(sim, payer.aws_account_id)[9 + THROTTLED :]
+    assert "NextPageToken" not in retry[0]  # not the kept token of March's request
+    assert retry[0]["TimePeriod"] == {"Start": "2024-10-01", "End": "2025-05-01"}
+    totals = month_totals(app_conn, agency, payer.aws_account_id)
+    assert totals == {**dict.fromkeys(WINDOW, Decimal(15))}  # April: no cost yet
+
+
 # ---- 4. beyond the page budget: stored as it goes, continued at once --------------------------
 
 

@@ -397,6 +397,46 @@ def test_a_month_beyond_the_page_limit_is_split_by_linked_accounts_and_completes
     assert month_totals(app_conn, agency, members[0])["2025-03"] == Decimal(6)
 
 
+@pytest.mark.slow  # 249 requests over 7 runs
+def test_a_group_still_beyond_the_page_limit_is_split_again(
+    sim: SimulatedAws,
+    small_pages: SimulatedAws,
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limits = service.Limits(page_budget=40, max_pages=8)
+    monkeypatch.setitem(registry.HANDLERS, "costs", functools.partial(service.run, limits=limits))
+    clock.advance(days=6)
+    payer = link(sim, app_conn, agency, management=True, aws_account_id="300000000000")
+    members = big_organization(sim, payer, 7, 3)
+    big = members[4]  # 12 services: its group of 3 accounts needs 9 pages a month
+    put_year(sim, big, {f"Extra {n}": "1" for n in range(9)}, current="2025-03")
+
+    for _ in range(12):
+        run_costs(app_conn, payer, clock)
+        if runs(app_conn, payer)[-1]["status"] != "partial":
+            break
+        clock.advance(minutes=5)
+    assert [r["status"] for r in runs(app_conn, payer)][-1] == "succeeded"
+    assert "failed" not in {r["status"] for r in runs(app_conn, payer)}
+    assert month_totals(app_conn, agency, big) == dict.fromkeys(WINDOW, Decimal(15))
+    for account in [payer.aws_account_id, *members[:4], *members[5:]]:
+        assert month_totals(app_conn, agency, account) == dict.fromkeys(WINDOW, Decimal(6))
+
+    calls = ce_calls(sim, payer.aws_account_id)
+    parts = [
+        tuple(c["Filter"]["Dimensions"]["Values"]) if "Dimensions" in c.get("Filter", {}) else None
+        for c in calls
+    ]
+    # The whole organization (9 pages), the first group of 3 (63), the second (9 pages, then
+    # beyond the limit), its accounts one by one (21, 21, 84), every other account (42).
+    assert parts.count((members[2], members[3], big)) == 9
+    assert [parts.count((m,)) for m in (members[2], members[3], big)] == [21, 21, 84]
+    assert len(calls) == 9 + 63 + 9 + 21 + 21 + 84 + 42
+
+
 def test_a_payer_and_its_member_storing_the_same_month_at_once_leave_one_source(
     database: TestDatabase,
     app_conn: psycopg.Connection[Any],

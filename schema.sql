@@ -163,6 +163,39 @@ CREATE TABLE IF NOT EXISTS cao.cost_months (
   FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
 );
 
+-- An unfinished Cost Explorer pull of a linked account (functions/sync_costs, shared/store/costs:
+-- PullState): the exact request of the part in progress and its last NextPageToken (a retry
+-- resumes there: no page is bought twice), the months not complete yet, and the rows bought of
+-- them so far (cost_pull_rows). `groups`/`accounts_per_request`: the account's pulls are split
+-- by linked-account groups (a month needing more pages than one request may buy).
+CREATE TABLE IF NOT EXISTS cao.cost_pulls (
+  agency_id             uuid NOT NULL,
+  account_id            uuid NOT NULL PRIMARY KEY,
+  request               jsonb,
+  next_token            text CHECK (length(next_token) <= 8192),
+  pending               jsonb NOT NULL DEFAULT '{}',
+  month_pages           integer NOT NULL DEFAULT 0,
+  first_month           date,
+  groups                jsonb,
+  part                  integer NOT NULL DEFAULT 0,
+  accounts_per_request  integer CHECK (accounts_per_request > 0),
+  updated_at            timestamptz NOT NULL DEFAULT now(),
+  FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS cao.cost_pull_rows (
+  agency_id         uuid NOT NULL,
+  account_id        uuid NOT NULL,
+  usage_account_id  text NOT NULL CHECK (usage_account_id ~ '^[0-9]{12}$'),
+  month             date NOT NULL,
+  service           text NOT NULL,
+  metric            text NOT NULL,
+  amount            numeric(20, 10) NOT NULL,
+  currency          text NOT NULL,
+  estimated         boolean NOT NULL,
+  PRIMARY KEY (account_id, usage_account_id, month, service, metric),
+  FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
+);
+
 -- Read API: cost_rows summed over services, per (linked account, usage account, month, metric,
 -- currency). Kept by statement triggers on cost_rows, in the same transaction as the rows, so a
 -- report by account or by month reads one row per account-month instead of one per service
@@ -500,7 +533,8 @@ DECLARE
 BEGIN
   FOREACH t IN ARRAY ARRAY['agencies', 'external_ids', 'api_keys', 'accounts',
                            'discovered_accounts', 'cost_rows', 'cost_months',
-                           'cost_account_months', 'access_events',
+                           'cost_account_months', 'cost_pulls', 'cost_pull_rows',
+                           'access_events',
                            'sync_jobs', 'sync_cursors', 'sync_runs', 'runbooks',
                            'runbook_versions', 'audit_log', 'notice_deliveries']
   LOOP

@@ -16,7 +16,10 @@ four weekly re-pulls.
 Everything runs for real except AWS: the sync (`functions.jobs.worker.process`, i.e. claim,
 assume-role, paging, writes, run record) on an embedded Postgres, against the simulated AWS
 whose clock follows the benchmark's. "Pages" of the first sync is measured independently: the
-same request walked page by page with a plain client.
+same request walked page by page with a plain client. Last, the organization's first sync
+failing half way and retried (`FAILURES`): resumed from its kept page token when the retry comes
+within the token's life, each page bought once; asked again for the months not stored when the
+token has expired.
 """
 
 from __future__ import annotations
@@ -244,8 +247,81 @@ def month_of_syncs(
     return first_pages, first_requests, daily
 
 
+# A failure half way through the organization's first sync, and when its retry comes: a
+# transient error retried after the backoff (within the simulator's page-token lifetime, 1 h),
+# or DataUnavailableException, retried the next day (the kept token has expired by then).
+FAILURES = (
+    ("BillExpirationException", timedelta(minutes=20)),
+    ("DataUnavailableException", timedelta(days=1)),
+)
+
+
+@dataclass(frozen=True)
+class Resumed:
+    page_size: int
+    code: str
+    retry_after: timedelta
+    pages: int  # pages of the one call
+    failing: int  # the page whose request failed
+    answered: int  # pages answered in all (refused requests excluded)
+    refused: int  # requests answered with an error (the failure, an expired token)
+
+    def line(self) -> str:
+        minutes = int(self.retry_after.total_seconds() // 60)
+        after = f"{minutes // 1440} day" if minutes >= 1440 else f"{minutes} min"
+        return (
+            f"{self.page_size} groups/page, {self.code} at page {self.failing} of {self.pages},"
+            f" retried after {after}: {self.answered} pages bought for a call of {self.pages},"
+            f" {self.refused} refused"
+        )
+
+
+def failed_and_resumed(
+    sim: SimulatedAws,
+    conn: psycopg.Connection[Any],
+    prefix: str,
+    services: int,
+    page_size: int,
+    failure: tuple[str, timedelta],
+) -> Resumed:
+    """The organization's first sync failing at its middle page, then retried."""
+    code, retry_after = failure
+    sim.ce_page_size = page_size
+    org = new_agency(conn)
+    payer = link(sim, conn, org, f"{prefix}00", management=True)
+    member_ids = [f"{prefix}{m + 1:02d}" for m in range(MEMBERS)]
+    sim.create_organization(payer.aws_account_id, member_ids)
+    for account in [payer.aws_account_id, *member_ids]:
+        put_costs(sim, account, services)
+    pages = -(-(MEMBERS + 1) * services * 14 // page_size)
+    failing = pages // 2 + 1
+    sim.clock = _at(START)
+    sim.faults.add(
+        "ce", "GetCostAndUsage", code, account_id=payer.aws_account_id, after=failing - 1
+    )
+    before = len(sim.calls)
+    assert sync(conn, payer, START)["status"] == "failed"
+    retry = START + retry_after
+    sim.clock = _at(retry)
+    assert sync(conn, payer, retry)["status"] == "succeeded"
+    calls = [
+        c
+        for c in sim.calls[before:]
+        if c.operation == "GetCostAndUsage" and c.account_id == payer.aws_account_id
+    ]
+    # The failure is refused; so is the retry's first request when it sends the kept token
+    # and the next one starts again from a first page (the token had expired).
+    retried = [c.params for c in calls[failing:]]
+    expired = (
+        len(retried) > 1 and "NextPageToken" in retried[0] and "NextPageToken" not in retried[1]
+    )
+    refused = 1 + int(expired)
+    return Resumed(page_size, code, retry_after, pages, failing, len(calls) - refused, refused)
+
+
 def main(services: int) -> None:
     rows: list[Row] = []
+    resumed: list[Resumed] = []
     with environment() as (sim, conn, settings):
         for n, page_size in enumerate(PAGE_SIZES):
             sim.ce_page_size = page_size
@@ -265,6 +341,9 @@ def main(services: int) -> None:
                 put_costs(sim, m, services)
             pages, first, daily = month_of_syncs(sim, settings, conn, payer, members)
             rows.append(Row(f"organization ({MEMBERS} members)", page_size, pages, first, daily))
+            for f, failure in enumerate(FAILURES):
+                prefix = f"4000000{f}{n:02d}"
+                resumed.append(failed_and_resumed(sim, conn, prefix, services, page_size, failure))
 
     print(
         f"Cost Explorer requests ({services} services per account; first sync on "
@@ -287,6 +366,9 @@ def main(services: int) -> None:
     print(line.format(*("-" * w for w in widths)))
     for row in rows:
         print(line.format(*row.cells()))
+    print("\nthe organization's first sync failing half way, then retried:")
+    for r in resumed:
+        print(f"  {r.line()}")
     verdict = all(r.first_pages == r.first_requests for r in rows)
     print(
         f"\nfirst sync: requests == pages of one call: {'yes' if verdict else 'NO'}; "

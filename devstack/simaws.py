@@ -14,7 +14,10 @@ process. Production code reaches it like real AWS: plain botocore clients whose 
   (`lookup_token_ttl_s`). `interrupt_lookups` makes a run's later calls fail (throttle, outage).
 - **ce:GetCostAndUsage** over a monthly cost ledger (`put_cost`) instead of moto's FIFO queue of
   canned answers: TimePeriod, MONTHLY granularity, Metrics, up to two GroupBy of SERVICE /
-  LINKED_ACCOUNT, a simple Filter, NextPageToken paging, organization visibility. Dates are
+  LINKED_ACCOUNT, a simple Filter, NextPageToken paging, organization visibility. A page token
+  is bound to the caller's account and the request's other parameters (another account's, or
+  an expired one after `ce_token_ttl_s`: InvalidNextTokenException; changed parameters:
+  RequestChangedException). Dates are
   checked against the simulator's `clock` as AWS checks them against today: no Start after
   today, no End past the first day of next month, no Start before the history Cost Explorer
   keeps (`ce_history_months`: the current month and the 13 before it by default; 38 with
@@ -157,6 +160,10 @@ LOOKUP_HORIZON = timedelta(days=90)
 # the one AWS documents for its other NextTokens (CloudWatch Logs, Resource Explorer, ...). A
 # sync run lives at most 300 s, so it never holds a token anywhere near that long.
 LOOKUP_TOKEN_TTL_S = 24 * 3600.0
+# GetCostAndUsage's NextPageToken: AWS documents no lifetime either. One hour here, shorter than
+# LookupEvents', so that code depending on an old token meets the refusal in tests: the cost
+# sync resumes from a kept token and must fall back when it is refused.
+CE_TOKEN_TTL_S = 3600.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,6 +195,7 @@ class Fault:
     remaining: int
     account_id: str | None = None  # None: any caller account
     stall_s: float = 0.0  # > 0: hold the answer this long, then answer normally (no error)
+    after: int = 0  # matching calls still answered normally before this fault starts
 
 
 class FaultInjector:
@@ -212,10 +220,12 @@ class FaultInjector:
         message: str | None = None,
         times: int = 1,
         account_id: str | None = None,
+        after: int = 0,
     ) -> Fault:
-        """Answer the next `times` calls of service/operation (from account_id, if given)."""
-        if times < 1:
-            raise ValueError("times must be at least 1")
+        """Answer the next `times` calls of service/operation (from account_id, if given),
+        once `after` more of them have been answered normally (a failure at page N)."""
+        if times < 1 or after < 0:
+            raise ValueError("times must be at least 1, after at least 0")
         if not 400 <= status <= 599:
             raise ValueError("a fault needs an HTTP error status (4xx or 5xx)")
         fault = Fault(
@@ -226,6 +236,7 @@ class FaultInjector:
             message=message if message is not None else f"Simulated {code}",
             remaining=times,
             account_id=account_id,
+            after=after,
         )
         with self._lock:
             self._faults.append(fault)
@@ -268,6 +279,9 @@ class FaultInjector:
                     and fault.operation == operation
                     and fault.account_id in (None, account_id)
                 ):
+                    if fault.after > 0:
+                        fault.after -= 1
+                        return None
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self._faults.remove(fault)
@@ -425,6 +439,7 @@ class SimulatedAws:
         self.clock: Callable[[], datetime] = _utc_now
         self.delivery_delay: Callable[[Mapping[str, Any]], float] | None = None
         self.lookup_token_ttl_s: float = LOOKUP_TOKEN_TTL_S
+        self.ce_token_ttl_s: float = CE_TOKEN_TTL_S
         self._interruptions: list[LookupInterruption] = []
         self._lock = threading.RLock()
         self._stores = _Stores()
@@ -981,10 +996,19 @@ class SimulatedAws:
             {k: body.get(k) for k in ("TimePeriod", "Granularity", "Metrics", "GroupBy", "Filter")},
         )
         offset = 0
+        now = self.clock().timestamp()
         token = body.get("NextPageToken")
         if token is not None:
             decoded = _decode_token(token)
-            if decoded is None or not isinstance(decoded.get("o"), int) or decoded["o"] < 0:
+            issued = decoded.get("t") if decoded else None
+            if (
+                decoded is None
+                or not isinstance(decoded.get("o"), int)
+                or decoded["o"] < 0
+                or decoded.get("a") != account_id  # another account's token
+                or not isinstance(issued, int | float)
+                or now - issued > self.ce_token_ttl_s
+            ):
                 raise _SimError(
                     "InvalidNextTokenException",
                     "The pagination token is invalid. Try again without a pagination token.",
@@ -1024,7 +1048,9 @@ class SimulatedAws:
                 if acct in names
             ]
         if next_offset is not None:
-            answer["NextPageToken"] = _encode_token({"h": fingerprint, "o": next_offset})
+            answer["NextPageToken"] = _encode_token(
+                {"a": account_id, "h": fingerprint, "o": next_offset, "t": now}
+            )
         return _json_response(answer)
 
     def _handle_list_accounts(

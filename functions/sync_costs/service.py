@@ -11,19 +11,25 @@ job's lease, a run record already open, our AWS clients and the clock. Pure part
    the current month, months still Estimated, and the scheduled re-pulls of finalised months.
 2. AWS, outside any transaction: assume the role (session `cao-sync-<agency>`), then ONE
    GetCostAndUsage request shape for the planned months (MONTHLY; SERVICE, or LINKED_ACCOUNT +
-   SERVICE for a management account; three metrics), following NextPageToken with otherwise
-   identical parameters. Every page is a billed request: requests == pages.
-3. Writes as the pages come: each month is stored in its own short transaction (starting with
-   `jobs.fence`) as soon as a page shows it complete, so a pull that fails at page N keeps the
-   months it paid for and its retry starts after them; the last transaction also settles the
-   job and the run. A worker whose lease was taken over raises LeaseLostError at its next write
-   and writes nothing more; a crash leaves every month either as it was or fully replaced.
+   SERVICE for a management account; three metrics; End the first day of next month, so the
+   request is the same all month long), following NextPageToken with otherwise identical
+   parameters. Every page is a billed request: requests == pages.
+3. Writes as the pages come, each page in its own short transaction (starting with
+   `jobs.fence`): the months it completed, and where the pull stands (`costs.PullState`: the
+   request, the page's NextPageToken, the rows of the month still in progress). The last
+   transaction also settles the job and the run. A worker whose lease was taken over raises
+   LeaseLostError at its next write and writes nothing more; a crash leaves every month either
+   as it was or fully replaced.
 
-Why complete months rather than resuming from the failed page's NextPageToken: AWS does not
-document how long a token stays valid, a retry comes minutes to hours later (backoff) with a
-fresh session, and the request itself changes at midnight (End is tomorrow). A stored month is
-kept whatever AWS does with its tokens; what a retry buys again is at most the pages of the one
-month that was in progress (the page a month completes on also holds the start of the next).
+A failed pull is resumed, not repeated: its retry sends the kept request with the kept token,
+so a pull that fails at page N and is retried buys each page once. AWS does not document how
+long a token stays valid: when it refuses one (InvalidNextTokenException, or
+RequestChangedException), the retry asks again, from the first page, for the months not yet
+stored only (the pages of the month that was in progress are bought again, nothing else). A
+kept request of an earlier month is dropped (its End is no longer next month's first day) and
+the months are planned afresh; the months it stored stay stored. A page token is an opaque
+position in one account's answer, usable only with that account's credentials: it is kept in
+Postgres like the rows it leads to, and never logged.
 
 One source per account per month: a member of a linked organization is synced through its
 payer while the payer's sync is healthy (it succeeded within MEMBER_FRESHNESS); when it is not,
@@ -31,11 +37,16 @@ the member pulls what is due for itself, planned from the months the payer holds
 takes those months over (`costs.store_months`); the payer takes them back when it next pulls
 them. Reports therefore never count a member's month twice, in any order of failures.
 
-Large pulls: a run buys at most PAGE_BUDGET pages, then stops at the next month boundary,
-keeping every complete month, and the job is due again at once (status `partial`); the next
-run continues after the stored months. A first pull of any size therefore completes over a few
-runs, each storing what it paid for; nothing is repeated. MAX_PAGES is the hard stop for a
-month that never completes (a paging bug).
+Large pulls: a run buys at most `Limits.page_budget` pages (200), then stops, keeping its token,
+and the job is due again at once (status `partial`); the next run resumes from the token. A
+month needing more than `Limits.max_pages` pages (1000) in one request (a very large
+organization) makes the pull split by linked-account groups: one request per group (a Filter on
+LINKED_ACCOUNT), then one for every account no group names, each stored as its months complete
+(`costs.Scope`: only that part's accounts' rows are replaced; the last part records the months).
+The groups are half as many accounts as the pages of that month showed; the pages of that one
+month bought before the split are the only ones bought twice, once: the account's later pulls are
+split from the start (`accounts_per_request` is kept), so no pull of that size fails daily. A
+group of one account that still exceeds the limit, or a member account, fails `TooManyPages`.
 
 Failures are classified, recorded (run, job, account status) and end the delivery normally (the
 consumer acknowledges them); anything else propagates for the queue to redeliver:
@@ -57,7 +68,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -75,27 +86,43 @@ from shared.errors import (
 from shared.kit.months import add_months, month_start
 from shared.logs import get_logger
 from shared.store import costs, jobs
+from shared.store.costs import CostRow
 
 if TYPE_CHECKING:
     from shared.aws import Client
 
 CE_REGION = "us-east-1"  # Cost Explorer's only endpoint
-PAGE_BUDGET = 200  # pages a run buys before it stops at the next month boundary ($2)
-MAX_PAGES = 1000  # a month still incomplete after this many pages is a paging bug: stop
 MEMBER_FRESHNESS = timedelta(hours=26)  # a payer's pull this recent covers its members
+_TOKEN_REFUSED = ("InvalidNextTokenException", "RequestChangedException")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one run and one month may buy (the registry's handler uses `LIMITS`; tests pass
+    small ones rather than huge data)."""
+
+    page_budget: int = 200  # pages a run buys, then it stops (token kept) and is due again at once
+    max_pages: int = 1000  # pages one month may take in one request; beyond, the pull is split
+
+
+LIMITS = Limits()
 
 
 @dataclass
 class _Pull:
     """What one run did: requests made, months and rows stored, the last months to store."""
 
+    state: costs.PullState
     api_calls: int = 0
     ce_requests: int = 0
+    pages: int = 0
     stored: dict[date, bool] = field(default_factory=dict)
     rows_written: int = 0
     usage_accounts: set[str] = field(default_factory=set)
     stopped_early: bool = False
     last: transform.CostData | None = None
+    last_scope: costs.Scope | None = None
+    last_record: bool = True
 
 
 @dataclass(frozen=True)
@@ -104,6 +131,9 @@ class _Plan:
     months: list[date]
     covers: list[str]  # AWS accounts this account's pull is the source for
     covered_by_payer: bool
+    state: costs.PullState = field(default_factory=costs.PullState)
+    staged: list[CostRow] = field(default_factory=list)
+    known: list[str] = field(default_factory=list)  # a payer's accounts (ListAccounts, rows)
 
 
 class _Failure(Exception):
@@ -115,7 +145,13 @@ class _Failure(Exception):
         self.retry_at = retry_at
 
 
-def run(ctx: JobContext, *, draw: Callable[[], float] = random.random) -> None:
+class _TokenRefused(Exception):
+    """Internal: AWS no longer accepts the page token an earlier run kept."""
+
+
+def run(
+    ctx: JobContext, *, draw: Callable[[], float] = random.random, limits: Limits = LIMITS
+) -> None:
     """Sync the costs of the leased account; see the module docstring."""
     conn, lease, clock, run_id = ctx.conn, ctx.lease, ctx.clock, ctx.run_id
     now = clock()
@@ -128,15 +164,19 @@ def run(ctx: JobContext, *, draw: Callable[[], float] = random.random) -> None:
         _record_covered(conn, lease, run_id, plan.months, clock())
         return
 
-    pull = _Pull()
+    pull = _Pull(plan.state)
     try:
-        _pull(ctx, plan, pull, now=now, failures=failures, draw=draw)
+        _pull(ctx, plan, pull, now=now, failures=failures, draw=draw, limits=limits)
     except _Failure as failure:
         _record_failure(conn, lease, run_id, pull, plan.months, failure, clock())
         return
     except transform.MalformedAnswerError:
         malformed = _Failure("MalformedCostAnswer", transform.next_daily_run(now))
-        _record_failure(conn, lease, run_id, pull, plan.months, malformed, clock())
+        # Nothing of that request is kept: the next run asks afresh.
+        pull.state = costs.PullState(accounts_per_request=pull.state.accounts_per_request)
+        _record_failure(
+            conn, lease, run_id, pull, plan.months, malformed, clock(), forget_pull=True
+        )
         return
     _record_success(conn, lease, run_id, plan, pull, clock())
 
@@ -155,6 +195,19 @@ def _plan(conn: Connection, lease: jobs.Lease, now: datetime) -> _Plan:
             if payer is not None:
                 holders.append(payer.account_id)  # what the payer holds for this member
         known = costs.month_records(conn, lease.agency_id, holders)
+        pull_state = costs.pull_state(conn, lease.agency_id, lease.account_id)
+        staged = (
+            costs.staged_rows(conn, lease.agency_id, lease.account_id)
+            if pull_state.request is not None
+            else []
+        )
+        accounts = (
+            costs.known_accounts(
+                conn, lease.agency_id, lease.account_id, transform.history_window(today)[0]
+            )
+            if target.is_management
+            else []
+        )
     months = transform.plan_months(today, known, now)
     fresh = (
         payer is not None
@@ -163,7 +216,15 @@ def _plan(conn: Connection, lease: jobs.Lease, now: datetime) -> _Plan:
     )
     # The AWS accounts whose months this pull is the source of: its own, and (a payer) every
     # account its rows name, which store_months adds.
-    return _Plan(target, months, [target.aws_account_id], covered_by_payer=fresh)
+    return _Plan(
+        target,
+        months,
+        [target.aws_account_id],
+        covered_by_payer=fresh,
+        state=pull_state,
+        staged=staged,
+        known=accounts,
+    )
 
 
 # ---- AWS ----------------------------------------------------------------------------------------
@@ -177,35 +238,211 @@ def _pull(
     now: datetime,
     failures: int,
     draw: Callable[[], float],
+    limits: Limits,
 ) -> None:
-    """Read the pages, storing each month as it completes; _Failure when classified."""
-    target = plan.target
+    """Read the pages, part after part, storing as they come; _Failure when classified."""
     today = now.astimezone(UTC).date()
+    management = plan.target.is_management
     read = _page_reader(ctx, plan, pull, now=now, failures=failures, draw=draw)
-    assembler = transform.MonthAssembler(
-        plan.months, target.aws_account_id, target.is_management, today
-    )
-    token: str | None = None
-    pages = 0
+    staged = plan.staged
+    if pull.state.request is None or not _resumable(pull.state.request, today, management):
+        # Nothing to resume (or a request of another month, which AWS would now refuse or
+        # answer differently): a new pull of the planned months, split if the account's are.
+        kept = pull.state.request is not None
+        pull.state = _new_pull(plan, pull.state, today)
+        staged = []
+        if kept:  # what the dropped request kept goes before anything of the new one is stored
+            _save(ctx, plan, pull, None, None, True, pull.state, [], restart=True)
     while True:
-        if pages >= MAX_PAGES:
-            raise _Failure("TooManyPages", transform.next_daily_run(now))
-        page = read(transform.cost_request(plan.months, today, target.is_management, token))
-        pages += 1
+        state = _pull_part(ctx, plan, pull, read, staged, today=today, now=now, limits=limits)
+        if state is None:
+            return
+        pull.state, staged = state, []
+        if pull.pages >= limits.page_budget:  # the next part waits for the next run
+            pull.stopped_early = True
+            return
+
+
+def _resumable(request: dict[str, Any], today: date, management: bool) -> bool:
+    """Whether `request` is still what this month's pull would send (End = next month's 1st)."""
+    try:
+        months = transform.request_months(request)
+        rebuilt = transform.cost_request(months, today, management)
+    except (KeyError, TypeError, ValueError):
+        return False
+    if "Filter" in request:
+        rebuilt["Filter"] = request["Filter"]
+    return rebuilt == request
+
+
+def _parts(state: costs.PullState) -> int:
+    return 1 if state.groups is None else len(state.groups) + 1
+
+
+def _part_request(
+    state: costs.PullState, months: list[date], today: date, management: bool
+) -> dict[str, Any]:
+    groups = state.groups
+    if groups is None:
+        return transform.cost_request(months, today, management)
+    if state.part < len(groups):
+        return transform.cost_request(months, today, management, accounts=groups[state.part])
+    every = [a for g in groups for a in g]
+    return transform.cost_request(months, today, management, accounts=every, exclude=True)
+
+
+def _part_scope(state: costs.PullState) -> tuple[costs.Scope | None, bool]:
+    """Which rows a part replaces, and whether it records the months (the last part does)."""
+    groups = state.groups
+    if groups is None:
+        return None, True
+    if state.part < len(groups):
+        return costs.Scope(tuple(groups[state.part])), False
+    return costs.Scope(tuple(a for g in groups for a in g), exclude=True), True
+
+
+def _chunks(accounts: list[str], size: int) -> list[list[str]]:
+    return [accounts[n : n + size] for n in range(0, len(accounts), size)]
+
+
+def _starting(
+    state: costs.PullState, first: date, today: date, management: bool
+) -> costs.PullState:
+    """`state` with its part's request built and asked from its first page."""
+    months = [m for m in transform.history_window(today) if m >= first]
+    request = _part_request(state, months, today, management)
+    return replace(
+        state,
+        request=request,
+        token=None,
+        pending=dict.fromkeys(months, False),
+        month_pages=0,
+        first=first,
+    )
+
+
+def _new_pull(plan: _Plan, state: costs.PullState, today: date) -> costs.PullState:
+    management = plan.target.is_management
+    per = state.accounts_per_request
+    groups = _chunks(plan.known, per) if management and per and plan.known else None
+    fresh = costs.PullState(groups=groups, part=0, accounts_per_request=per)
+    return _starting(fresh, plan.months[0], today, management)
+
+
+def _pull_part(
+    ctx: JobContext,
+    plan: _Plan,
+    pull: _Pull,
+    read: Callable[[dict[str, Any]], dict[str, Any]],
+    staged: list[CostRow],
+    *,
+    today: date,
+    now: datetime,
+    limits: Limits,
+) -> costs.PullState | None:
+    """Buy the pages of the part in progress from where it stands. Returns the state to go on
+    with (the next part, the same part asked again, a finer split), or None: the pull is done
+    (its last months in `pull.last`) or the run stopped at its page budget."""
+    state = pull.state
+    first = state.first
+    assert state.request is not None and first is not None
+    target = plan.target
+    management = target.is_management
+    request = state.request
+    months = transform.request_months(request)
+    assembler = transform.MonthAssembler.resume(
+        months, target.aws_account_id, management, today, pending=state.pending, rows=staged
+    )
+    scope, record = _part_scope(state)
+    token, month_pages = state.token, state.month_pages
+    while True:
+        try:
+            page = read(request if token is None else {**request, "NextPageToken": token})
+        except _TokenRefused:
+            # The kept token expired (or AWS refuses it now): ask this part again from its
+            # first page, for its months still pending only; the complete ones are stored.
+            pending = sorted(assembler.pending)
+            state = replace(
+                state,
+                request=_part_request(state, pending, today, management),
+                token=None,
+                pending=dict.fromkeys(pending, False),
+                month_pages=0,
+            )
+            _save(ctx, plan, pull, None, scope, record, state, [], restart=True)
+            return state
+        pull.pages += 1
+        month_pages += 1
         token = page.get("NextPageToken") or None
         complete = assembler.add(page)
         del page  # nothing of the answer outlives this step but the rows
+        if complete.months:
+            month_pages = 1  # the page a month completes on holds the start of the next
         if token is None:
             rest = assembler.finish()
-            pull.last = transform.CostData(
+            done = transform.CostData(
                 {**complete.months, **rest.months}, [*complete.rows, *rest.rows]
             )
-            return  # stored with the job's settlement, in one transaction
-        if complete.months:
-            _store(ctx, plan, pull, complete)
-            if pages >= PAGE_BUDGET:
-                pull.stopped_early = True  # the next run continues after the stored months
-                return
+            if state.part + 1 < _parts(state):
+                following = _starting(replace(state, part=state.part + 1), first, today, management)
+                _save(ctx, plan, pull, done, scope, record, following, [], restart=True)
+                return following
+            pull.last = done  # stored with the job's settlement, in one transaction
+            pull.last_scope, pull.last_record = scope, record
+            pull.state = costs.PullState(accounts_per_request=state.accounts_per_request)
+            return None
+        if month_pages > limits.max_pages:
+            split = _split(plan, state, assembler, today, now)
+            _save(ctx, plan, pull, complete, scope, record, split, [], restart=True)
+            return split
+        state = replace(state, token=token, pending=assembler.pending, month_pages=month_pages)
+        _save(ctx, plan, pull, complete, scope, record, state, assembler.staged)
+        pull.state = state
+        if pull.pages >= limits.page_budget:
+            pull.stopped_early = True  # the next run resumes from the token
+            return None
+
+
+def _split(
+    plan: _Plan,
+    state: costs.PullState,
+    assembler: transform.MonthAssembler,
+    today: date,
+    now: datetime,
+) -> costs.PullState:
+    """A month needs more pages than a request may buy: ask per group of linked accounts.
+
+    The accounts seen in the pages bought for that month are about what a request can take:
+    groups of half as many. The pages of that month bought so far are not kept (their order
+    within the month is not documented, so no account is known complete); this happens once,
+    since the account's later pulls are split from the start."""
+    month = min(assembler.pending)
+    seen = assembler.accounts_of(month)
+    management = plan.target.is_management
+    groups = state.groups
+    if not management or (groups is None and len(seen) < 2):
+        raise _Failure("TooManyPages", transform.next_daily_run(now))
+    if groups is None:  # the whole organization in one request
+        every = sorted(set(plan.known) | seen)
+        size = max(1, len(seen) // 2)
+        split = costs.PullState(groups=_chunks(every, size), part=0, accounts_per_request=size)
+        return _starting(split, month, today, management)
+    if state.part < len(groups):  # one group: in smaller groups
+        group = groups[state.part]
+        if len(group) < 2:
+            raise _Failure("TooManyPages", transform.next_daily_run(now))
+        size = max(1, min(len(group), len(seen)) // 2)
+        finer = [*groups[: state.part], *_chunks(group, size), *groups[state.part + 1 :]]
+    else:  # the accounts no group named: groups of their own
+        new = sorted(seen - {a for g in groups for a in g})
+        if not new:
+            raise _Failure("TooManyPages", transform.next_daily_run(now))
+        size = max(1, len(new) // 2)
+        finer = [*groups, *_chunks(new, size)]
+    per = min(size, state.accounts_per_request or size)
+    assert state.first is not None
+    finer_state = replace(state, groups=finer, accounts_per_request=per)
+    return _starting(finer_state, state.first, today, management)
 
 
 def _page_reader(
@@ -251,6 +488,8 @@ def _page_reader(
             except CostExplorerNotEnabledError as exc:
                 raise _Failure("CostExplorerNotEnabled", transform.next_daily_run(now)) from exc
             except AwsError as exc:
+                if exc.aws_code in _TOKEN_REFUSED and "NextPageToken" in params:
+                    raise _TokenRefused from exc
                 if exc.aws_code == "DataUnavailableException":
                     raise _Failure("DataUnavailable", transform.next_daily_run(now)) from exc
                 raise _transient(exc, now, failures, draw) from exc
@@ -276,6 +515,8 @@ def _write(
     pull: _Pull,
     data: transform.CostData,
     now: datetime,
+    scope: costs.Scope | None,
+    record: bool,
 ) -> None:
     """Store complete months (inside the caller's fenced transaction)."""
     pull.rows_written += costs.store_months(
@@ -286,16 +527,46 @@ def _write(
         data.rows,
         covers=plan.covers,
         synced_at=now,
+        scope=scope,
+        record=record,
     )
     pull.stored.update(data.months)
     pull.usage_accounts |= data.usage_accounts
 
 
-def _store(ctx: JobContext, plan: _Plan, pull: _Pull, data: transform.CostData) -> None:
-    """Store months completed mid-pull, in their own transaction: kept whatever happens next."""
-    with tenant_tx(ctx.conn, ctx.lease.agency_id):
-        jobs.fence(ctx.conn, ctx.lease)
-        _write(ctx.conn, ctx.lease, plan=plan, pull=pull, data=data, now=ctx.clock())
+def _save(  # noqa: PLR0917 - private; the same order everywhere
+    ctx: JobContext,
+    plan: _Plan,
+    pull: _Pull,
+    data: transform.CostData | None,
+    scope: costs.Scope | None,
+    record: bool,
+    state: costs.PullState,
+    staged: list[CostRow],
+    *,
+    restart: bool = False,
+) -> None:
+    """One fenced transaction per page: the months it completed, where the pull stands (its
+    token), and the rows of the months still pending: kept whatever happens next."""
+    conn, lease = ctx.conn, ctx.lease
+    with tenant_tx(conn, lease.agency_id):
+        jobs.fence(conn, lease)
+        done: dict[date, bool] = {}
+        if data is not None and data.months:
+            _write(
+                conn,
+                lease,
+                plan=plan,
+                pull=pull,
+                data=data,
+                now=ctx.clock(),
+                scope=scope,
+                record=record,
+            )
+            done = data.months
+        costs.save_pull(
+            conn, lease.agency_id, lease.account_id, state, staged, done=done, restart=restart
+        )
 
 
 def _record_success(  # noqa: PLR0917 - private; called once, in this order
@@ -312,7 +583,18 @@ def _record_success(  # noqa: PLR0917 - private; called once, in this order
     with tenant_tx(conn, lease.agency_id):
         jobs.fence(conn, lease)
         if pull.last is not None:
-            _write(conn, lease, plan=plan, pull=pull, data=pull.last, now=now)
+            _write(
+                conn,
+                lease,
+                plan=plan,
+                pull=pull,
+                data=pull.last,
+                now=now,
+                scope=pull.last_scope,
+                record=pull.last_record,
+            )
+        if not pull.stopped_early:  # the pull is complete: nothing of it to resume
+            costs.save_pull(conn, lease.agency_id, lease.account_id, pull.state, restart=True)
         jobs.note_access_ok(conn, lease.agency_id, lease.account_id)
         jobs.note_cost_explorer(conn, lease.agency_id, lease.account_id, enabled=True)
         members = 0
@@ -386,10 +668,14 @@ def _record_failure(  # noqa: PLR0917 - private; the same order as _record_succe
     months: list[date],
     failure: _Failure,
     now: datetime,
+    *,
+    forget_pull: bool = False,
 ) -> None:
     paused = False
     with tenant_tx(conn, lease.agency_id):
         jobs.fence(conn, lease)
+        if forget_pull:
+            costs.save_pull(conn, lease.agency_id, lease.account_id, pull.state, restart=True)
         if failure.error_class == "AccessDenied":
             paused = jobs.note_access_denied(conn, lease.agency_id, lease.account_id)
         elif failure.error_class == "CostExplorerNotEnabled":

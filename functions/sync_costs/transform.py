@@ -10,11 +10,14 @@ No I/O here. Cost Explorer facts these encode (see the AWS notes):
   a week (REPULL_EVERY, counted from when they were last pulled, so a missed week is caught up
   the next day).
 - GetCostAndUsage has no paginator and bills every page ($0.01 each). NextPageToken must be sent
-  back with otherwise identical parameters (else RequestChangedException), so every page's
-  request comes from `cost_request`, which differs between pages only in the token.
+  back with otherwise identical parameters (else RequestChangedException), so a pull's request
+  is built once by `cost_request` and every page adds only the token. Its End is the first day
+  of next month, not tomorrow, so a pull resumed on a later day of the month (a retry) sends
+  the very request its kept token belongs to.
 - Results come in month order, so a month is complete once a page shows a later month (or the
   last page arrived): `MonthAssembler` hands complete months over as soon as they are, for the
-  sync to store them before the next page is bought.
+  sync to store them before the next page is bought; `MonthAssembler.resume` takes over where
+  an earlier run stopped (the months still pending and their rows so far).
 - Amounts are decimal strings; they stay Decimal (money is never float).
 """
 
@@ -85,12 +88,22 @@ def plan_months(today: date, known: Mapping[date, MonthRecord], now: datetime) -
 
 
 def cost_request(
-    months: Sequence[date], today: date, management: bool, token: str | None = None
+    months: Sequence[date],
+    today: date,
+    management: bool,
+    token: str | None = None,
+    *,
+    accounts: Sequence[str] | None = None,
+    exclude: bool = False,
 ) -> dict[str, Any]:
     """The GetCostAndUsage parameters for `months` (contiguous, oldest first).
 
-    End is exclusive: tomorrow, so the current month is included up to today. A management
-    account groups by LINKED_ACCOUNT then SERVICE, which covers every member in the same call.
+    End is exclusive: the first day of next month, so the current month is included up to
+    today, and the request is the same all month long: a pull resumed later in the month (a
+    retry, the next run after a page budget) sends exactly the request its page token belongs
+    to. A management account groups by LINKED_ACCOUNT then SERVICE, which covers every member
+    in the same call; `accounts` narrows it to those linked accounts (a split pull), or with
+    `exclude` to every other one.
     """
     if not months:
         raise ValueError("no months to request")
@@ -100,15 +113,30 @@ def cost_request(
     params: dict[str, Any] = {
         "TimePeriod": {
             "Start": months[0].isoformat(),
-            "End": (today + timedelta(days=1)).isoformat(),
+            "End": add_months(month_start(today), 1).isoformat(),
         },
         "Granularity": "MONTHLY",
         "Metrics": list(METRICS),
         "GroupBy": group_by,
     }
+    if accounts is not None:
+        dimension = {"Dimensions": {"Key": "LINKED_ACCOUNT", "Values": sorted(accounts)}}
+        params["Filter"] = {"Not": dimension} if exclude else dimension
     if token is not None:
         params["NextPageToken"] = token
     return params
+
+
+def request_months(params: Mapping[str, Any]) -> list[date]:
+    """The months a `cost_request` covers (End exclusive)."""
+    period = params["TimePeriod"]
+    month = month_start(date.fromisoformat(period["Start"]))
+    end = date.fromisoformat(period["End"])
+    months = []
+    while month < end:
+        months.append(month)
+        month = add_months(month, 1)
+    return months
 
 
 # ---- pages -> rows ----------------------------------------------------------------------------
@@ -163,10 +191,47 @@ class MonthAssembler:
         self._rows: dict[date, list[CostRow]] = {}
         self._seen: set[tuple[str, date, str]] = set()
         self._handed: set[date] = set()
+        self.staged: list[CostRow] = []  # the last page's rows of months still pending
+
+    @classmethod
+    def resume(
+        cls,
+        months: Sequence[date],
+        own_account: str,
+        management: bool,
+        today: date,
+        *,
+        pending: Mapping[date, bool],
+        rows: Iterable[CostRow],
+    ) -> MonthAssembler:
+        """An assembler in the state an earlier run left it: `pending` maps the months not
+        handed over yet to the Estimated flag seen so far, `rows` their rows so far."""
+        assembler = cls([m for m in months if m in pending], own_account, management, today)
+        assembler._handed = {m for m in months if m not in pending}
+        for month, flag in pending.items():
+            if flag:
+                assembler._estimated[month] = True
+        for row in rows:
+            if row.month not in pending:
+                raise MalformedAnswerError("a stored row for a month not pending")
+            key = (row.usage_account_id, row.month, row.service)
+            assembler._seen.add(key)
+            assembler._rows.setdefault(row.month, []).append(row)
+        return assembler
+
+    def accounts_of(self, month: date) -> set[str]:
+        """The usage accounts of the rows received so far for a pending month."""
+        return {r.usage_account_id for r in self._rows.get(month, [])}
+
+    @property
+    def pending(self) -> dict[date, bool]:
+        """Months not handed over yet -> whether a page called them Estimated so far."""
+        return {m: self._estimated.get(m, False) for m in self._pending}
 
     def add(self, page: Mapping[str, Any]) -> CostData:
         """Take one page; returns the months it completed (often none)."""
         latest: date | None = None
+        new: list[CostRow] = []
         for entry in page.get("ResultsByTime") or []:
             month = _entry_month(entry)
             if month not in self._pending:
@@ -183,10 +248,16 @@ class MonthAssembler:
                 if key in self._seen:
                     raise MalformedAnswerError("the same group appeared twice")
                 self._seen.add(key)
-                rows.extend(_group_rows(group, account, month, service, flag))
-        if latest is None:
-            return CostData({}, [])
-        return self._hand_over([m for m in self._pending if m < latest])
+                group_rows = _group_rows(group, account, month, service, flag)
+                rows.extend(group_rows)
+                new.extend(group_rows)
+        done = (
+            CostData({}, [])
+            if latest is None
+            else self._hand_over([m for m in self._pending if m < latest])
+        )
+        self.staged = [r for r in new if r.month in self._pending]
+        return done
 
     def finish(self) -> CostData:
         """The last page arrived: every month not handed over yet is complete."""

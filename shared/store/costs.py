@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from psycopg import sql
 from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
 
 from shared.db import Connection
 
@@ -100,6 +101,17 @@ def month_states(conn: Connection, agency_id: uuid.UUID, account_id: uuid.UUID) 
     return {row[0]: row[1] for row in rows}
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Part of a split pull: the rows of these usage accounts, or (`exclude`) of all others."""
+
+    accounts: tuple[str, ...]
+    exclude: bool = False
+
+    def holds(self, usage_account_id: str) -> bool:
+        return (usage_account_id in self.accounts) != self.exclude
+
+
 def replace_months(
     conn: Connection,
     account_id: uuid.UUID,
@@ -108,19 +120,34 @@ def replace_months(
     rows: Sequence[CostRow],
     *,
     synced_at: datetime | None = None,
+    scope: Scope | None = None,
+    record: bool = True,
 ) -> int:
     """Replace every row of `months` (month -> Estimated) with `rows`; returns rows written.
 
-    Rows outside `months` are refused: a month is replaced whole or not at all.
+    Rows outside `months` are refused: a month is replaced whole or not at all. With `scope`
+    (a split pull) only the rows of the scope's usage accounts are replaced; `record` False
+    leaves the month records alone (the last part of a split pull records them, Estimated if
+    any part's rows are).
     """
     stray = {r.month for r in rows} - set(months)
     if stray:
         raise ValueError("rows for months that are not being replaced")
+    if scope is not None and not all(scope.holds(r.usage_account_id) for r in rows):
+        raise ValueError("rows of usage accounts outside the scope")
     month_list = sorted(months)
-    conn.execute(
-        "DELETE FROM cao.cost_rows WHERE agency_id = %s AND account_id = %s AND month = ANY(%s)",
-        (agency_id, account_id, month_list),
-    )
+    if scope is None:
+        conn.execute(
+            "DELETE FROM cao.cost_rows"
+            " WHERE agency_id = %s AND account_id = %s AND month = ANY(%s)",
+            (agency_id, account_id, month_list),
+        )
+    else:
+        conn.execute(
+            "DELETE FROM cao.cost_rows WHERE agency_id = %s AND account_id = %s"
+            " AND month = ANY(%s) AND (usage_account_id = ANY(%s)) <> %s",
+            (agency_id, account_id, month_list, list(scope.accounts), scope.exclude),
+        )
     with conn.cursor() as cur:
         cur.executemany(
             "INSERT INTO cao.cost_rows (agency_id, account_id, usage_account_id, month, service,"
@@ -142,12 +169,27 @@ def replace_months(
                 for r in rows
             ],
         )
+        if not record:
+            return len(rows)
         cur.executemany(
             "INSERT INTO cao.cost_months (agency_id, account_id, month, estimated, synced_at)"
-            " VALUES (%s, %s, %s, %s, coalesce(%s, now()))"
+            " SELECT %(agency)s, %(account)s, %(month)s, %(flag)s OR (%(split)s AND EXISTS ("
+            "   SELECT 1 FROM cao.cost_rows WHERE agency_id = %(agency)s"
+            "    AND account_id = %(account)s AND month = %(month)s AND estimated)),"
+            "   coalesce(%(at)s, now())"
             " ON CONFLICT (account_id, month) DO UPDATE"
             " SET estimated = excluded.estimated, synced_at = excluded.synced_at",
-            [(agency_id, account_id, m, months[m], synced_at) for m in month_list],
+            [
+                {
+                    "agency": agency_id,
+                    "account": account_id,
+                    "month": m,
+                    "flag": months[m],
+                    "split": scope is not None,
+                    "at": synced_at,
+                }
+                for m in month_list
+            ],
         )
     return len(rows)
 
@@ -161,6 +203,8 @@ def store_months(
     *,
     covers: Iterable[str],
     synced_at: datetime,
+    scope: Scope | None = None,
+    record: bool = True,
 ) -> int:
     """Replace `months` of the account (`replace_months`) and make it the only source of those
     months for every AWS account in `covers` (plus those its rows name): their rows synced
@@ -168,12 +212,15 @@ def store_months(
     accounts linked on their own. Returns rows written.
 
     A per-agency transaction lock serialises these writes, so two syncs writing the same
-    account's month at once (a payer and its member) cannot both keep their rows.
+    account's month at once (a payer and its member) cannot both keep their rows. `scope` and
+    `record` as in `replace_months` (a split pull's part).
     """
     conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"cao.cost_rows:{agency_id}",)
     )
-    written = replace_months(conn, account_id, agency_id, months, rows, synced_at=synced_at)
+    written = replace_months(
+        conn, account_id, agency_id, months, rows, synced_at=synced_at, scope=scope, record=record
+    )
     usage = sorted(set(covers) | {r.usage_account_id for r in rows})
     month_list = sorted(months)
     if not usage or not month_list:
@@ -190,6 +237,143 @@ def store_months(
         (agency_id, account_id, usage, month_list),
     )
     return written
+
+
+# ---- an unfinished pull -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PullState:
+    """Where a linked account's Cost Explorer pull stands (`cao.cost_pulls`).
+
+    `request` is the exact GetCostAndUsage request of the part in progress, without its token,
+    and `token` the last page's NextPageToken: a retry sends them again. `pending` maps the
+    request's months not complete yet to the Estimated flag seen so far (their rows so far are
+    in `cao.cost_pull_rows`), `month_pages` the pages bought since a month last completed.
+    A split pull (`groups`, set once a month needed more pages than a request may buy) asks per
+    group of linked accounts, then for all others; `part` is the index of the one in progress
+    (len(groups): the others), `first` the first month of every part. `accounts_per_request`
+    stays once set: the account's later pulls are split from the start.
+    """
+
+    request: dict[str, Any] | None = None
+    token: str | None = None
+    pending: dict[date, bool] = field(default_factory=dict)
+    month_pages: int = 0
+    first: date | None = None
+    groups: list[list[str]] | None = None
+    part: int = 0
+    accounts_per_request: int | None = None
+
+
+def pull_state(conn: Connection, agency_id: uuid.UUID, account_id: uuid.UUID) -> PullState:
+    row = conn.execute(
+        "SELECT request, next_token, pending, month_pages, first_month, groups, part,"
+        " accounts_per_request FROM cao.cost_pulls WHERE agency_id = %s AND account_id = %s",
+        (agency_id, account_id),
+    ).fetchone()
+    if row is None:
+        return PullState()
+    return PullState(
+        request=row[0],
+        token=row[1],
+        pending={date.fromisoformat(m): bool(f) for m, f in (row[2] or {}).items()},
+        month_pages=row[3],
+        first=row[4],
+        groups=row[5],
+        part=row[6],
+        accounts_per_request=row[7],
+    )
+
+
+def save_pull(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    account_id: uuid.UUID,
+    state: PullState,
+    staged: Sequence[CostRow] = (),
+    *,
+    done: Iterable[date] = (),
+    restart: bool = False,
+) -> None:
+    """Record where the pull stands, add `staged` (rows of pending months), and drop the
+    staged rows of `done` months (just stored), of months no longer pending, and (`restart`: a
+    request asked again from its first page) all of them."""
+    conn.execute(
+        "INSERT INTO cao.cost_pulls (agency_id, account_id, request, next_token, pending,"
+        " month_pages, first_month, groups, part, accounts_per_request, updated_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())"
+        " ON CONFLICT (account_id) DO UPDATE SET request = excluded.request,"
+        " next_token = excluded.next_token, pending = excluded.pending,"
+        " month_pages = excluded.month_pages, first_month = excluded.first_month,"
+        " groups = excluded.groups, part = excluded.part,"
+        " accounts_per_request = excluded.accounts_per_request, updated_at = now()",
+        (
+            agency_id,
+            account_id,
+            Jsonb(state.request) if state.request is not None else None,
+            state.token,
+            Jsonb({m.isoformat(): f for m, f in state.pending.items()}),
+            state.month_pages,
+            state.first,
+            Jsonb(state.groups) if state.groups is not None else None,
+            state.part,
+            state.accounts_per_request,
+        ),
+    )
+    conn.execute(
+        "DELETE FROM cao.cost_pull_rows WHERE agency_id = %s AND account_id = %s"
+        " AND (%s OR month = ANY(%s) OR NOT month = ANY(%s))",
+        (agency_id, account_id, restart, sorted(set(done)), sorted(state.pending)),
+    )
+    if not staged:
+        return
+    with conn.cursor() as cur:
+        cur.executemany(
+            "INSERT INTO cao.cost_pull_rows (agency_id, account_id, usage_account_id, month,"
+            " service, metric, amount, currency, estimated)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            [
+                (
+                    agency_id,
+                    account_id,
+                    r.usage_account_id,
+                    r.month,
+                    r.service,
+                    r.metric,
+                    r.amount,
+                    r.currency,
+                    r.estimated,
+                )
+                for r in staged
+            ],
+        )
+
+
+def staged_rows(conn: Connection, agency_id: uuid.UUID, account_id: uuid.UUID) -> list[CostRow]:
+    """The rows an unfinished pull bought of months not complete yet."""
+    cur = conn.cursor(row_factory=class_row(CostRow))
+    return cur.execute(
+        "SELECT usage_account_id, month, service, metric, amount, currency, estimated"
+        " FROM cao.cost_pull_rows WHERE agency_id = %s AND account_id = %s",
+        (agency_id, account_id),
+    ).fetchall()
+
+
+def known_accounts(
+    conn: Connection, agency_id: uuid.UUID, account_id: uuid.UUID, since_month: date
+) -> list[str]:
+    """The AWS accounts a management account's pull is expected to name: its organization's
+    members (ListAccounts, at each verification) and the accounts of its rows since
+    `since_month`."""
+    rows = conn.execute(
+        "SELECT aws_account_id FROM cao.discovered_accounts"
+        " WHERE agency_id = %(agency)s AND management_id = %(account)s"
+        " UNION SELECT DISTINCT usage_account_id FROM cao.cost_rows"
+        " WHERE agency_id = %(agency)s AND account_id = %(account)s AND month >= %(since)s",
+        {"agency": agency_id, "account": account_id, "since": since_month},
+    ).fetchall()
+    return sorted(r[0] for r in rows)
 
 
 @dataclass(frozen=True)

@@ -27,5 +27,6 @@ def fresh_sim(sim: SimulatedAws) -> Iterator[SimulatedAws]:
     sim.ce_page_size, sim.ce_history_months, sim.clock = page_size, history, real_clock
     sim.delivery_delay = None
     sim.lookup_token_ttl_s = simaws.LOOKUP_TOKEN_TTL_S
+    sim.ce_token_ttl_s = simaws.CE_TOKEN_TTL_S
     sim.faults.clear()
     sim.latency.clear()

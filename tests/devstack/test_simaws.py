@@ -648,6 +648,51 @@ def test_next_page_token_is_bound_to_the_request(fresh_sim: SimulatedAws, cao: C
     assert ce.get_cost_and_usage(**params, NextPageToken=token)["ResultsByTime"]
 
 
+def test_a_next_page_token_expires_and_is_refused_to_another_account(
+    fresh_sim: SimulatedAws, cao: Creds
+) -> None:
+    seed_org(fresh_sim)
+    seed_ledger(fresh_sim)
+    fresh_sim.ce_page_size = 2
+    now = [datetime(2024, 5, 9, tzinfo=UTC)]
+    fresh_sim.clock = lambda: now[0]
+    params: dict[str, Any] = {
+        "TimePeriod": Q1,
+        "Granularity": "MONTHLY",
+        "Metrics": ["UnblendedCost"],
+        "GroupBy": [{"Type": "DIMENSION", "Key": "SERVICE"}],
+    }
+    mine = client(fresh_sim, "ce", session_in(fresh_sim, cao, MEMBER))
+    token = mine.get_cost_and_usage(**params)["NextPageToken"]
+
+    # Another account sending the same request with this account's token.
+    other = client(fresh_sim, "ce", session_in(fresh_sim, cao, MEMBER2))
+    with pytest.raises(ClientError) as exc:
+        other.get_cost_and_usage(**params, NextPageToken=token)
+    assert error_of(exc)[:2] == ("InvalidNextTokenException", 400)
+
+    now[0] += timedelta(seconds=fresh_sim.ce_token_ttl_s)
+    assert mine.get_cost_and_usage(**params, NextPageToken=token)["ResultsByTime"]  # still valid
+    now[0] += timedelta(seconds=1)
+    with pytest.raises(ClientError) as exc:
+        mine.get_cost_and_usage(**params, NextPageToken=token)
+    assert error_of(exc)[:2] == ("InvalidNextTokenException", 400)
+
+
+def test_a_fault_can_start_after_some_calls(fresh_sim: SimulatedAws, cao: Creds) -> None:
+    seed_ledger(fresh_sim)
+    ce = client(fresh_sim, "ce", session_in(fresh_sim, cao, MEMBER))
+    fresh_sim.faults.add("ce", "GetCostAndUsage", "DataUnavailableException", after=2)
+    params = {"TimePeriod": Q1, "Granularity": "MONTHLY", "Metrics": ["UnblendedCost"]}
+    ce.get_cost_and_usage(**params)
+    ce.get_cost_and_usage(**params)
+    with pytest.raises(ClientError) as exc:
+        ce.get_cost_and_usage(**params)
+    assert error_of(exc)[0] == "DataUnavailableException"
+    assert ce.get_cost_and_usage(**params)["ResultsByTime"]
+    assert not fresh_sim.faults.pending()
+
+
 def test_member_and_standalone_accounts_see_only_themselves(
     fresh_sim: SimulatedAws, cao: Creds
 ) -> None:

@@ -78,6 +78,8 @@ TENANT_TABLES = [
     "cost_rows",
     "cost_months",
     "cost_account_months",
+    "cost_pulls",
+    "cost_pull_rows",
     "access_events",
     "sync_jobs",
     "sync_cursors",

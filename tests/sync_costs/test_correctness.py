@@ -5,6 +5,7 @@ goes and continued instead of failing daily."""
 
 from __future__ import annotations
 
+import functools
 import threading
 from datetime import date, timedelta
 from decimal import Decimal
@@ -15,7 +16,8 @@ import pytest
 from moto.organizations.models import organizations_backends
 
 from devstack.simaws import SimulatedAws
-from functions.sync_costs import transform
+from functions.jobs import registry
+from functions.sync_costs import service
 from shared.db import tenant_tx
 from shared.store import costs
 from shared.store.costs import CostRow
@@ -168,39 +170,62 @@ def test_a_credit_applied_to_a_finalised_month_shows_up(
 
 # ---- 3. a failed pull keeps what it paid for -----------------------------------------------------
 
+THROTTLED = 6  # LimitExceededException answers: more than botocore's standard retries take
 
-@pytest.mark.parametrize(("page_size", "failing_page"), [(50, 10), (500, 2)])
-def test_a_pull_that_fails_at_page_n_keeps_its_months_and_the_retry_buys_only_the_rest(
+
+def big_organization(sim: SimulatedAws, payer: Linked, members: int, services: int) -> list[str]:
+    """`members` members and the payer, each with `services` services for 14 months."""
+    ids = [f"3000000001{n:02d}" for n in range(members)]
+    sim.create_organization(payer.aws_account_id, ids)
+    for account in [payer.aws_account_id, *ids]:
+        put_year(
+            sim, account, {f"Service {n}": str(n + 1) for n in range(services)}, current="2025-03"
+        )
+    return ids
+
+
+def tokens_of(calls: list[dict[str, Any]]) -> list[str | None]:
+    """Each call's page token; the calls' other parameters must all be the same request."""
+    tokens = [c.get("NextPageToken") for c in calls]
+    rest = [{k: v for k, v in c.items() if k != "NextPageToken"} for c in calls]
+    assert all(r == rest[0] for r in rest)
+    return tokens
+
+
+@pytest.mark.parametrize(
+    ("page_size", "failing_page", "retry_after"),
+    [
+        (50, 10, timedelta(minutes=20)),
+        (500, 2, timedelta(minutes=20)),
+        # Failed at 23:50, retried after midnight: the request must be the same the next day.
+        (50, 7, timedelta(hours=20, minutes=50)),
+    ],
+    ids=["50-a-page", "500-a-page", "retried-the-next-day"],
+)
+def test_a_pull_that_fails_at_page_n_and_is_retried_buys_each_page_once(
     sim: SimulatedAws,
     app_conn: psycopg.Connection[Any],
     agency: AgencyFixture,
     clock: Clock,
     retry_sleeps: list[float],
-    monkeypatch: pytest.MonkeyPatch,
     page_size: int,
     failing_page: int,
+    retry_after: timedelta,
 ) -> None:
     sim.ce_page_size = page_size
     payer = link(sim, app_conn, agency, management=True)
-    members = [f"3000000001{n:02d}" for n in range(10)]
-    sim.create_organization(payer.aws_account_id, members)
-    services = {f"Service {n}": str(n + 1) for n in range(5)}
-    for account in [payer.aws_account_id, *members]:
-        put_year(sim, account, services, current="2025-03")
+    members = big_organization(sim, payer, 10, 5)
     groups_a_month = 11 * 5  # 770 groups in all: 16 pages of 50, or 2 of 500
     pages_of_one_call = -(-14 * groups_a_month // page_size)
-    pages_of_one_month = -(-groups_a_month // page_size)
-
-    real = transform.cost_request
-    built: list[int] = []
-
-    def throttle_at_page_n(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        built.append(1)
-        if len(built) == failing_page:  # throttled beyond botocore's retries at page N
-            sim.faults.add("ce", "GetCostAndUsage", "LimitExceededException", times=6)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(transform, "cost_request", throttle_at_page_n)
+    if retry_after > timedelta(hours=1):
+        clock.advance(seconds=(retry_after - timedelta(minutes=20)).total_seconds())  # 23:50
+    sim.faults.add(
+        "ce",
+        "GetCostAndUsage",
+        "LimitExceededException",
+        times=THROTTLED,
+        after=failing_page - 1,  # throttled beyond botocore's retries at page N
+    )
     try:
         run_costs(app_conn, payer, clock)
         assert runs(app_conn, payer)[-1]["error_class"] == "Throttled"
@@ -214,20 +239,78 @@ def test_a_pull_that_fails_at_page_n_keeps_its_months_and_the_retry_buys_only_th
         sim.ce_page_size = 50
 
     assert runs(app_conn, payer)[-1]["status"] == "succeeded"
-    calls = ce_calls(sim, payer.aws_account_id)
-    retry = calls[paid + 6 :]
-    assert retry[0]["TimePeriod"]["Start"] > WINDOW[0] + "-01"  # not from the first month again
-    # Bought again: at most the pages of the one month in progress at the failure.
-    assert paid + len(retry) <= pages_of_one_call + pages_of_one_month
+    tokens = tokens_of(ce_calls(sim, payer.aws_account_id))
+    # The page N request, throttled, then sent again by the retry with the same token: every
+    # other page was asked once, and the pages asked are exactly the pages of one call.
+    assert tokens[paid : paid + THROTTLED + 1] == [tokens[paid]] * (THROTTLED + 1)
+    answered = tokens[:paid] + tokens[paid + THROTTLED :]
+    assert len(answered) == len(set(answered)) == pages_of_one_call
     rows = cost_rows(app_conn, payer)
     assert len(rows) == 14 * groups_a_month * 3
     assert rows[(members[7], "2024-02", "Service 4", "UnblendedCost")][0] == Decimal(5)
+    # The run records count the throttled request once (botocore's retries are inside it).
+    assert sum(r["ce_requests"] for r in runs(app_conn, payer)) == pages_of_one_call + 1
+
+
+def test_a_retry_whose_token_aws_refuses_asks_again_only_for_the_months_not_stored(
+    sim: SimulatedAws,
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    clock: Clock,
+    retry_sleeps: list[float],
+) -> None:
+    payer = link(sim, app_conn, agency, management=True)
+    big_organization(sim, payer, 10, 5)  # 55 groups a month: 16 pages of 50
+    sim.faults.add("ce", "GetCostAndUsage", "LimitExceededException", times=THROTTLED, after=9)
+    run_costs(app_conn, payer, clock)  # 9 pages: 450 groups, 8 months complete, the 9th begun
+    assert len({k[1] for k in cost_rows(app_conn, payer)}) == 8
+
+    clock.advance(seconds=sim.ce_token_ttl_s + 1)  # the token has expired
+    run_costs(app_conn, payer, clock)
+
+    assert runs(app_conn, payer)[-1]["status"] == "succeeded"
+    calls = ce_calls(sim, payer.aws_account_id)[9 + THROTTLED :]
+    refused, *again = calls
+    assert refused["NextPageToken"]  # the kept token, refused (InvalidNextTokenException)
+    # From the month in progress (the 9th, October 2024) on, from its first page: 6 months of
+    # 55 groups = 7 pages. Bought twice: the 10 groups of October on page 9, nothing else.
+    assert again[0]["TimePeriod"]["Start"] == "2024-10-01" and "NextPageToken" not in again[0]
+    assert len(again) == 7
+    assert len(cost_rows(app_conn, payer)) == 14 * 55 * 3
+    assert month_totals(app_conn, agency, payer.aws_account_id) == dict.fromkeys(
+        WINDOW, Decimal(15)
+    )
+
+
+def test_a_pull_kept_from_last_month_is_dropped_and_the_months_not_stored_planned_afresh(
+    sim: SimulatedAws,
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    clock: Clock,
+    retry_sleeps: list[float],
+) -> None:
+    clock.advance(days=17, hours=20, minutes=50)  # 31 March, 23:50
+    payer = link(sim, app_conn, agency, management=True)
+    big_organization(sim, payer, 10, 5)  # 55 groups a month: 16 pages of 50
+    sim.faults.add("ce", "GetCostAndUsage", "LimitExceededException", times=THROTTLED, after=9)
+    run_costs(app_conn, payer, clock)  # 8 months stored, the 9th (October) begun
+    assert len({k[1] for k in cost_rows(app_conn, payer)}) == 8
+
+    clock.advance(minutes=20)  # 1 April: last month's request is no longer this month's
+    run_costs(app_conn, payer, clock)
+
+    assert runs(app_conn, payer)[-1]["status"] == "succeeded"
+    retry = ce_calls(sim, payer.aws_account_id)[9 + THROTTLED :]
+    assert "NextPageToken" not in retry[0]  # not the kept token of March's request
+    assert retry[0]["TimePeriod"] == {"Start": "2024-10-01", "End": "2025-05-01"}
+    totals = month_totals(app_conn, agency, payer.aws_account_id)
+    assert totals == {**dict.fromkeys(WINDOW, Decimal(15))}  # April: no cost yet
 
 
 # ---- 4. beyond the page budget: stored as it goes, continued at once --------------------------
 
 
-@pytest.mark.slow  # 218 requests: the real page budget (200) must be exceeded
+@pytest.mark.slow  # 217 requests: the real page budget (200) must be exceeded
 def test_a_first_pull_beyond_the_page_budget_is_stored_as_it_goes_and_finished_the_same_day(
     sim: SimulatedAws,
     small_pages: SimulatedAws,
@@ -243,19 +326,115 @@ def test_a_first_pull_beyond_the_page_budget_is_stored_as_it_goes_and_finished_t
     run_costs(app_conn, linked, clock)
     first = runs(app_conn, linked)[-1]
     assert first["status"] == "partial" and first["error_class"] is None
-    assert 200 <= first["ce_requests"] <= 202  # up to the first month boundary after 200
+    assert first["ce_requests"] == 200
     stored = {k[1] for k in cost_rows(app_conn, linked)}
-    assert len(stored) == 13 and max(stored) == "2025-02"
+    assert len(stored) == 12 and max(stored) == "2025-01"  # 400 groups: 12 months and 28 more
     assert job(app_conn, linked)["next_run_at"] <= clock()  # due again now, not tomorrow
 
     clock.advance(minutes=5)  # the next dispatch
     run_costs(app_conn, linked, clock)
     second = runs(app_conn, linked)[-1]
     assert second["status"] == "succeeded"
-    assert ce_calls(sim, linked.aws_account_id)[-1]["TimePeriod"]["Start"] == "2025-03-01"
-    assert first["ce_requests"] + second["ce_requests"] <= 217 + 1  # + the page a month straddled
+    assert second["ce_requests"] == 17  # from the token: each page bought once
+    tokens = tokens_of(ce_calls(sim, linked.aws_account_id))
+    assert len(tokens) == len(set(tokens)) == 217
     assert len(cost_rows(app_conn, linked)) == 14 * 31 * 3
     assert job(app_conn, linked)["next_run_at"] > clock() + timedelta(hours=12)
+
+
+def test_a_month_beyond_the_page_limit_is_split_by_linked_accounts_and_completes_over_runs(
+    sim: SimulatedAws,
+    small_pages: SimulatedAws,
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The real limits (1000 pages a month, 200 a run) scaled down: 8 pages a month, 40 a run.
+    limits = service.Limits(page_budget=40, max_pages=8)
+    monkeypatch.setitem(registry.HANDLERS, "costs", functools.partial(service.run, limits=limits))
+    clock.advance(days=6)  # the 20th: no re-pull of February, to count this pull's pages alone
+    payer = link(sim, app_conn, agency, management=True)
+    members = big_organization(sim, payer, 7, 3)  # 8 accounts x 3 services: 12 pages a month
+    aws = {month: Decimal(6) for month in WINDOW}  # each account's month: 1 + 2 + 3
+
+    statuses = []
+    for _ in range(10):
+        run_costs(app_conn, payer, clock)
+        statuses.append(runs(app_conn, payer)[-1]["status"])
+        if statuses[-1] != "partial":
+            break
+        assert job(app_conn, payer)["next_run_at"] <= clock()  # due again at once
+        clock.advance(minutes=5)
+    assert statuses[-1] == "succeeded" and "failed" not in statuses
+    for account in [payer.aws_account_id, *members]:
+        assert month_totals(app_conn, agency, account) == aws, account
+    assert len(cost_rows(app_conn, payer)) == 14 * 8 * 3 * 3
+
+    calls = ce_calls(sim, payer.aws_account_id)
+    whole = [c for c in calls if "Filter" not in c]
+    # One request for the whole organization, given up once its first month passed 8 pages
+    # (those 9 pages are the only ones bought twice), then a request per group of 3 accounts
+    # (the 6 seen in those pages, halved) and one for every other account.
+    assert len(whole) == 9 and len(calls) == 9 + 63 + 63 + 42
+    filters = [c["Filter"] for c in calls[9:]]
+    groups = [f["Dimensions"]["Values"] for f in filters if "Dimensions" in f]
+    assert sorted(len(g) for g in {tuple(g) for g in groups}) == [3, 3]
+    assert "Not" in filters[-1]
+    with tenant_tx(app_conn, agency.id):
+        months = costs.month_records(app_conn, agency.id, [payer.account_id])
+    assert sorted(months) == [date.fromisoformat(m + "-01") for m in WINDOW]
+    assert months[date(2025, 3, 1)].estimated and not months[date(2025, 2, 1)].estimated
+
+    # The next day: split from the start, never the whole organization again.
+    clock.advance(days=1)
+    before = len(calls)
+    run_costs(app_conn, payer, clock)
+    assert runs(app_conn, payer)[-1]["status"] == "succeeded"
+    later = ce_calls(sim, payer.aws_account_id)[before:]
+    assert later and all("Filter" in c for c in later)
+    assert all(c["TimePeriod"]["Start"] == "2025-03-01" for c in later)
+    assert month_totals(app_conn, agency, members[0])["2025-03"] == Decimal(6)
+
+
+@pytest.mark.slow  # 249 requests over 7 runs
+def test_a_group_still_beyond_the_page_limit_is_split_again(
+    sim: SimulatedAws,
+    small_pages: SimulatedAws,
+    app_conn: psycopg.Connection[Any],
+    agency: AgencyFixture,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limits = service.Limits(page_budget=40, max_pages=8)
+    monkeypatch.setitem(registry.HANDLERS, "costs", functools.partial(service.run, limits=limits))
+    clock.advance(days=6)
+    payer = link(sim, app_conn, agency, management=True, aws_account_id="300000000000")
+    members = big_organization(sim, payer, 7, 3)
+    big = members[4]  # 12 services: its group of 3 accounts needs 9 pages a month
+    put_year(sim, big, {f"Extra {n}": "1" for n in range(9)}, current="2025-03")
+
+    for _ in range(12):
+        run_costs(app_conn, payer, clock)
+        if runs(app_conn, payer)[-1]["status"] != "partial":
+            break
+        clock.advance(minutes=5)
+    assert [r["status"] for r in runs(app_conn, payer)][-1] == "succeeded"
+    assert "failed" not in {r["status"] for r in runs(app_conn, payer)}
+    assert month_totals(app_conn, agency, big) == dict.fromkeys(WINDOW, Decimal(15))
+    for account in [payer.aws_account_id, *members[:4], *members[5:]]:
+        assert month_totals(app_conn, agency, account) == dict.fromkeys(WINDOW, Decimal(6))
+
+    calls = ce_calls(sim, payer.aws_account_id)
+    parts = [
+        tuple(c["Filter"]["Dimensions"]["Values"]) if "Dimensions" in c.get("Filter", {}) else None
+        for c in calls
+    ]
+    # The whole organization (9 pages), the first group of 3 (63), the second (9 pages, then
+    # beyond the limit), its accounts one by one (21, 21, 84), every other account (42).
+    assert parts.count((members[2], members[3], big)) == 9
+    assert [parts.count((m,)) for m in (members[2], members[3], big)] == [21, 21, 84]
+    assert len(calls) == 9 + 63 + 9 + 21 + 21 + 84 + 42
 
 
 def test_a_payer_and_its_member_storing_the_same_month_at_once_leave_one_source(

@@ -10,7 +10,6 @@ import psycopg
 import pytest
 
 from devstack.simaws import SimulatedAws
-from functions.sync_costs import transform
 from shared.db import tenant_tx
 from shared.store import costs, jobs
 from tests.support.factories import AgencyFixture
@@ -53,7 +52,7 @@ def test_a_first_sync_pulls_fourteen_months_in_pages_passing_the_token_back(
     assert tokens[0] is None and None not in tokens[1:]
     assert len(set(tokens[1:])) == 20  # each page asked once: never page one again
     assert all(c == calls[0] for c in calls)  # otherwise identical parameters
-    assert calls[0]["TimePeriod"] == {"Start": "2024-02-01", "End": "2025-03-15"}
+    assert calls[0]["TimePeriod"] == {"Start": "2024-02-01", "End": "2025-04-01"}
     assert calls[0]["Granularity"] == "MONTHLY"
     assert calls[0]["Metrics"] == ["UnblendedCost", "AmortizedCost", "NetUnblendedCost"]
 
@@ -315,20 +314,11 @@ def test_a_session_expiring_mid_pagination_is_assumed_again_once_and_the_page_as
     app_conn: psycopg.Connection[Any],
     agency: AgencyFixture,
     clock: Clock,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     linked = link(sim, app_conn, agency)
     put_year(sim, linked.aws_account_id, {"Amazon EC2": "1"}, current="2025-03")
-    real = transform.cost_request
-    built: list[int] = []
-
-    def expire_on_third_page(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        built.append(1)
-        if len(built) == 3:  # the session expires just before the third page
-            sim.faults.add("ce", "GetCostAndUsage", "ExpiredTokenException", times=1)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(transform, "cost_request", expire_on_third_page)
+    # The session expires just before the third page.
+    sim.faults.add("ce", "GetCostAndUsage", "ExpiredTokenException", after=2)
     run_costs(app_conn, linked, clock)
 
     calls = ce_calls(sim, linked.aws_account_id)

@@ -282,6 +282,166 @@ CREATE INDEX IF NOT EXISTS access_events_event_name
 CREATE INDEX IF NOT EXISTS access_events_source_ip
   ON cao.access_events (agency_id, source_ip, event_time DESC, id DESC);
 
+-- Read API: per account x principal summaries of access_events (GET /api/access/principals
+-- reads only these; issue 15 item 11, issue 21). A principal is its ARN when CloudTrail gave
+-- one, else its name; events with neither are not summarised. Kept by statement triggers on
+-- access_events, in the same transaction as the events: an insert adds only the rows it
+-- actually inserted (a re-read event skipped by the unique key is not in the transition
+-- table), a delete (the retention purge) recomputes the pairs it touched from the events that
+-- remain, and an account's or agency's deletion cascades. Nothing else writes them but the
+-- rebuild (functions/access/operator.py). They hold nothing access_events lacks.
+CREATE TABLE IF NOT EXISTS cao.access_principals (
+  agency_id       uuid NOT NULL,
+  account_id      uuid NOT NULL,
+  principal       text NOT NULL,
+  principal_arn   text,
+  principal_name  text,
+  first_seen      timestamptz NOT NULL,
+  last_seen       timestamptz NOT NULL,
+  event_count     bigint NOT NULL CHECK (event_count > 0),
+  PRIMARY KEY (account_id, principal),
+  FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
+);
+-- A page: the agency's (or one account's) principals, most recently active first; then the
+-- page's principals across accounts.
+CREATE INDEX IF NOT EXISTS access_principals_recent
+  ON cao.access_principals (agency_id, last_seen DESC, principal);
+CREATE INDEX IF NOT EXISTS access_principals_account_recent
+  ON cao.access_principals (account_id, last_seen DESC, principal);
+CREATE INDEX IF NOT EXISTS access_principals_principal
+  ON cao.access_principals (agency_id, principal)
+  INCLUDE (account_id, principal_arn, principal_name, first_seen, last_seen, event_count);
+-- The distinct source IPs of each account x principal (their count and first ones are exact).
+CREATE TABLE IF NOT EXISTS cao.access_principal_ips (
+  agency_id   uuid NOT NULL,
+  account_id  uuid NOT NULL,
+  principal   text NOT NULL,
+  source_ip   text NOT NULL,
+  PRIMARY KEY (account_id, principal, source_ip),
+  FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS access_principal_ips_principal
+  ON cao.access_principal_ips (agency_id, principal, source_ip) INCLUDE (account_id);
+
+-- Insert: add the statement's new events to their summaries. Runs as the writer (row-level
+-- security applies: a tenant writes only its own summaries).
+CREATE OR REPLACE FUNCTION cao.summarise_inserted_events() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = cao, pg_temp
+AS $$
+BEGIN
+  INSERT INTO access_principals AS s (agency_id, account_id, principal, principal_arn,
+                                      principal_name, first_seen, last_seen, event_count)
+  SELECT agency_id, account_id, coalesce(principal_arn, principal_name), max(principal_arn),
+         max(principal_name), min(event_time), max(event_time), count(*)
+    FROM new_rows WHERE coalesce(principal_arn, principal_name) IS NOT NULL
+   GROUP BY 1, 2, 3 ORDER BY 2, 3
+  ON CONFLICT (account_id, principal) DO UPDATE
+     SET principal_arn = greatest(s.principal_arn, EXCLUDED.principal_arn),
+         principal_name = greatest(s.principal_name, EXCLUDED.principal_name),
+         first_seen = least(s.first_seen, EXCLUDED.first_seen),
+         last_seen = greatest(s.last_seen, EXCLUDED.last_seen),
+         event_count = s.event_count + EXCLUDED.event_count;
+  INSERT INTO access_principal_ips (agency_id, account_id, principal, source_ip)
+  SELECT DISTINCT agency_id, account_id, coalesce(principal_arn, principal_name), source_ip
+    FROM new_rows
+   WHERE coalesce(principal_arn, principal_name) IS NOT NULL AND source_ip IS NOT NULL
+   ORDER BY 2, 3, 4
+  ON CONFLICT DO NOTHING;
+  RETURN NULL;
+END $$;
+
+-- Delete: recompute the touched account x principal pairs from the events that remain (a
+-- principal's first event, its names and its IPs may all have gone with the deleted rows).
+-- Pairs of an account that is itself being deleted are skipped: their summaries cascade.
+-- A principal is matched as two index ranges (by ARN; by name where there is no ARN), the
+-- same pairs as coalesce(principal_arn, principal_name).
+CREATE OR REPLACE FUNCTION cao.summarise_deleted_events() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = cao, pg_temp
+AS $$
+BEGIN
+  DELETE FROM access_principals s
+   USING (SELECT DISTINCT account_id, coalesce(principal_arn, principal_name) AS principal
+            FROM old_rows) k
+   WHERE s.account_id = k.account_id AND s.principal = k.principal;
+  DELETE FROM access_principal_ips s
+   USING (SELECT DISTINCT account_id, coalesce(principal_arn, principal_name) AS principal
+            FROM old_rows) k
+   WHERE s.account_id = k.account_id AND s.principal = k.principal;
+  WITH k AS (
+    SELECT DISTINCT o.agency_id, o.account_id, coalesce(o.principal_arn, o.principal_name) AS key
+      FROM old_rows o JOIN accounts c ON c.id = o.account_id
+     WHERE coalesce(o.principal_arn, o.principal_name) IS NOT NULL
+  ), remaining AS (
+    SELECT k.agency_id, k.account_id, k.key, e.principal_arn, e.principal_name, e.event_time,
+           e.source_ip
+      FROM k JOIN access_events e ON e.agency_id = k.agency_id AND e.principal_arn = k.key
+       AND e.account_id = k.account_id
+    UNION ALL
+    SELECT k.agency_id, k.account_id, k.key, e.principal_arn, e.principal_name, e.event_time,
+           e.source_ip
+      FROM k JOIN access_events e ON e.agency_id = k.agency_id AND e.principal_arn IS NULL
+       AND e.principal_name = k.key AND e.account_id = k.account_id
+  ), summaries AS (
+    INSERT INTO access_principals (agency_id, account_id, principal, principal_arn,
+                                   principal_name, first_seen, last_seen, event_count)
+    SELECT agency_id, account_id, key, max(principal_arn), max(principal_name),
+           min(event_time), max(event_time), count(*)
+      FROM remaining GROUP BY 1, 2, 3
+  )
+  INSERT INTO access_principal_ips (agency_id, account_id, principal, source_ip)
+  SELECT DISTINCT agency_id, account_id, key, source_ip FROM remaining
+   WHERE source_ip IS NOT NULL;
+  RETURN NULL;
+END $$;
+
+-- First apply over existing events (an upgrade): summarise them once, before the triggers exist.
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'access_events_summarise_insert') THEN
+    INSERT INTO cao.access_principals (agency_id, account_id, principal, principal_arn,
+                                       principal_name, first_seen, last_seen, event_count)
+    SELECT agency_id, account_id, coalesce(principal_arn, principal_name), max(principal_arn),
+           max(principal_name), min(event_time), max(event_time), count(*)
+      FROM cao.access_events WHERE coalesce(principal_arn, principal_name) IS NOT NULL
+     GROUP BY 1, 2, 3
+    ON CONFLICT DO NOTHING;
+    INSERT INTO cao.access_principal_ips (agency_id, account_id, principal, source_ip)
+    SELECT DISTINCT agency_id, account_id, coalesce(principal_arn, principal_name), source_ip
+      FROM cao.access_events
+     WHERE coalesce(principal_arn, principal_name) IS NOT NULL AND source_ip IS NOT NULL
+    ON CONFLICT DO NOTHING;
+  END IF;
+END $$;
+
+CREATE OR REPLACE TRIGGER access_events_summarise_insert AFTER INSERT ON cao.access_events
+  REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION cao.summarise_inserted_events();
+CREATE OR REPLACE TRIGGER access_events_summarise_delete AFTER DELETE ON cao.access_events
+  REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION cao.summarise_deleted_events();
+
+-- Row security as on every tenant table. The app role reads them and, through the insert
+-- trigger during a sync, inserts and updates them; it deletes no events, so no summary rows
+-- either (the purge and the cascades run as the owner).
+DO $$
+DECLARE
+  t text;
+BEGIN
+  FOREACH t IN ARRAY ARRAY['access_principals', 'access_principal_ips']
+  LOOP
+    EXECUTE format('ALTER TABLE cao.%I ENABLE ROW LEVEL SECURITY', t);
+    EXECUTE format('ALTER TABLE cao.%I FORCE ROW LEVEL SECURITY', t);
+    EXECUTE format('DROP POLICY IF EXISTS tenant ON cao.%I', t);
+    EXECUTE format('CREATE POLICY tenant ON cao.%I TO cao_app USING (agency_id = cao.current_agency())'
+                   ' WITH CHECK (agency_id = cao.current_agency())', t);
+    EXECUTE format('DROP POLICY IF EXISTS owner_all ON cao.%I', t);
+    EXECUTE format('CREATE POLICY owner_all ON cao.%I TO %I USING (true) WITH CHECK (true)',
+                   t, current_user);
+  END LOOP;
+END $$;
+GRANT SELECT, INSERT, UPDATE ON cao.access_principals TO cao_app;
+GRANT SELECT, INSERT ON cao.access_principal_ips TO cao_app;
+
 -- ---------------------------------------------------------------------------------------------
 -- Sync job model (owned by functions/sync_costs; reused by functions/sync_cloudtrail)
 -- ---------------------------------------------------------------------------------------------

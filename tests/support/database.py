@@ -79,6 +79,8 @@ TENANT_TABLES = [
     "cost_months",
     "cost_account_months",
     "access_events",
+    "access_principals",
+    "access_principal_ips",
     "sync_jobs",
     "sync_cursors",
     "sync_runs",

@@ -802,3 +802,39 @@ def page_vendor_sessions(
     )
     cur = conn.cursor(row_factory=class_row(VendorSessionRow))
     return cur.execute(query, params).fetchall()
+
+
+# ---- principal summaries: rebuild ---------------------------------------------------------------
+
+
+def rebuild_principal_summaries(conn: Connection, agency_id: uuid.UUID | None) -> int:
+    """Recompute the principal summaries of one agency (None: every agency) from its events;
+    returns the summary rows written. Runs as the schema owner (the app role may not delete
+    summaries). Event writes wait on a SHARE lock until the transaction ends, so no sync or
+    purge can commit events the rebuild would miss or count twice."""
+    conn.execute("LOCK TABLE cao.access_events IN SHARE MODE")
+    scope = sql.SQL("true" if agency_id is None else "agency_id = %(agency)s")
+    params = {"agency": agency_id}
+    conn.execute(sql.SQL("DELETE FROM cao.access_principal_ips WHERE {}").format(scope), params)
+    conn.execute(sql.SQL("DELETE FROM cao.access_principals WHERE {}").format(scope), params)
+    written = conn.execute(
+        sql.SQL(
+            "INSERT INTO cao.access_principals (agency_id, account_id, principal, principal_arn,"
+            " principal_name, first_seen, last_seen, event_count)"
+            " SELECT agency_id, account_id, coalesce(principal_arn, principal_name),"
+            " max(principal_arn), max(principal_name), min(event_time), max(event_time), count(*)"
+            " FROM cao.access_events WHERE {} AND coalesce(principal_arn, principal_name)"
+            " IS NOT NULL GROUP BY 1, 2, 3"
+        ).format(scope),
+        params,
+    ).rowcount
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO cao.access_principal_ips (agency_id, account_id, principal, source_ip)"
+            " SELECT DISTINCT agency_id, account_id, coalesce(principal_arn, principal_name),"
+            " source_ip FROM cao.access_events WHERE {} AND source_ip IS NOT NULL"
+            " AND coalesce(principal_arn, principal_name) IS NOT NULL"
+        ).format(scope),
+        params,
+    )
+    return max(written, 0)

@@ -73,7 +73,7 @@ def test_a_batch_inserted_twice_is_summarised_once(
     assert insert(app_conn, agency.id, account, twice) == 1
 
     assert assert_summaries_match_events(owner_conn, agency.id) == 1
-    [(arn, name, first_seen, last_seen, count, ips)] = summarised(owner_conn, agency.id).values()
+    [(_arn, _name, first_seen, last_seen, count, ips)] = summarised(owner_conn, agency.id).values()
     assert (count, first_seen, last_seen) == (
         62,
         t0 - timedelta(days=1),

@@ -36,6 +36,12 @@ def summarised(owner: psycopg.Connection[Any], agency_id: uuid.UUID) -> Summarie
         " FROM cao.access_principals s WHERE s.agency_id = %s",
         (agency_id,),
     ).fetchall()
+    return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+
+
+def assert_summaries_match_events(owner: psycopg.Connection[Any], agency_id: uuid.UUID) -> int:
+    """The summaries equal a recomputation from the events; returns how many there are."""
+    expected = recomputed(owner, agency_id)
     orphans = owner.execute(
         "SELECT count(*) FROM cao.access_principal_ips i WHERE i.agency_id = %s AND NOT EXISTS"
         " (SELECT 1 FROM cao.access_principals s"
@@ -43,11 +49,5 @@ def summarised(owner: psycopg.Connection[Any], agency_id: uuid.UUID) -> Summarie
         (agency_id,),
     ).fetchone()
     assert orphans == (0,), "source IPs summarised for a principal with no summary"
-    return {(r[0], r[1]): tuple(r[2:]) for r in rows}
-
-
-def assert_summaries_match_events(owner: psycopg.Connection[Any], agency_id: uuid.UUID) -> int:
-    """The summaries equal a recomputation from the events; returns how many there are."""
-    expected = recomputed(owner, agency_id)
     assert summarised(owner, agency_id) == expected
     return len(expected)

@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 
 from functions.access import operator
 from shared.settings import Settings
@@ -83,7 +84,9 @@ def test_deleting_an_account_or_the_agency_takes_its_summaries_and_keeps_the_res
     assert client.delete("/api/agency", headers=agency.headers).status_code == 204
     for table in ("access_principals", "access_principal_ips"):
         left = owner_conn.execute(
-            f"SELECT count(*) FROM cao.{table} WHERE agency_id = %s",  # noqa: S608
+            sql.SQL("SELECT count(*) FROM cao.{} WHERE agency_id = %s").format(
+                sql.Identifier(table)
+            ),
             (agency.id,),
         ).fetchone()
         assert left == (0,)

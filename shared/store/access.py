@@ -23,6 +23,14 @@ as plain comparisons rather than a row comparison: with row-level security on, o
 operators may be used as index conditions ahead of the policy, and timestamptz/bigint
 comparisons are. A principal is its ARN when CloudTrail gave one, else its name (AWS service
 principals).
+
+Principal summaries. `cao.access_principals` (per account x principal: names, first and last
+seen, event count) and `cao.access_principal_ips` (its distinct source IPs) are written by
+statement triggers on cao.access_events (schema.sql), in the transaction of the statement that
+wrote the events: the INSERT of `insert_events` adds exactly the rows it inserted (those its
+anti-join or ON CONFLICT skipped are not in the trigger's transition table), the retention purge
+recomputes what it touched, deletions cascade. No code here writes them but the operator's
+`rebuild_principal_summaries`.
 """
 
 from __future__ import annotations

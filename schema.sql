@@ -329,6 +329,12 @@ CREATE OR REPLACE FUNCTION cao.summarise_inserted_events() RETURNS trigger
   LANGUAGE plpgsql SET search_path = cao, pg_temp
 AS $$
 BEGIN
+  INSERT INTO access_principal_ips (agency_id, account_id, principal, source_ip)
+  SELECT DISTINCT agency_id, account_id, coalesce(principal_arn, principal_name), source_ip
+    FROM new_rows
+   WHERE coalesce(principal_arn, principal_name) IS NOT NULL AND source_ip IS NOT NULL
+   ORDER BY 2, 3, 4
+  ON CONFLICT DO NOTHING;
   INSERT INTO access_principals AS s (agency_id, account_id, principal, principal_arn,
                                       principal_name, first_seen, last_seen, event_count)
   SELECT agency_id, account_id, coalesce(principal_arn, principal_name), max(principal_arn),
@@ -341,12 +347,6 @@ BEGIN
          first_seen = least(s.first_seen, EXCLUDED.first_seen),
          last_seen = greatest(s.last_seen, EXCLUDED.last_seen),
          event_count = s.event_count + EXCLUDED.event_count;
-  INSERT INTO access_principal_ips (agency_id, account_id, principal, source_ip)
-  SELECT DISTINCT agency_id, account_id, coalesce(principal_arn, principal_name), source_ip
-    FROM new_rows
-   WHERE coalesce(principal_arn, principal_name) IS NOT NULL AND source_ip IS NOT NULL
-   ORDER BY 2, 3, 4
-  ON CONFLICT DO NOTHING;
   RETURN NULL;
 END $$;
 
@@ -425,14 +425,109 @@ CREATE OR REPLACE TRIGGER access_events_summarise_delete AFTER DELETE ON cao.acc
   REFERENCING OLD TABLE AS old_rows
   FOR EACH STATEMENT EXECUTE FUNCTION cao.summarise_deleted_events();
 
--- Row security as on every tenant table. The app role reads them and, through the insert
--- trigger during a sync, inserts and updates them; it deletes no events, so no summary rows
--- either (the purge and the cascades run as the owner).
+-- Read API: the same summaries over all of an agency's accounts, one row per principal, so the
+-- unfiltered page is one keyset range (a principal can act in many accounts, and its distinct
+-- source IPs are counted across them). Recomputed, for the principals a statement touched,
+-- from the per-account summaries by statement triggers on those (a cascade from an account's
+-- deletion included: whichever of the two tables cascades last leaves the totals right).
+CREATE TABLE IF NOT EXISTS cao.access_principal_totals (
+  agency_id        uuid NOT NULL REFERENCES cao.agencies (id) ON DELETE CASCADE,
+  principal        text NOT NULL,
+  principal_arn    text,
+  principal_name   text,
+  first_seen       timestamptz NOT NULL,
+  last_seen        timestamptz NOT NULL,
+  event_count      bigint NOT NULL,
+  source_ip_count  integer NOT NULL,
+  source_ips       text[] NOT NULL,
+  PRIMARY KEY (agency_id, principal)
+);
+CREATE INDEX IF NOT EXISTS access_principal_totals_recent
+  ON cao.access_principal_totals (agency_id, last_seen DESC, principal);
+
+-- Runs as the writer (the app role when a sync inserts events or an account is deleted; the
+-- owner in the purge). Totals of an agency being deleted are not written again: they cascade.
+CREATE OR REPLACE FUNCTION cao.refresh_principal_totals() RETURNS trigger
+  LANGUAGE plpgsql SET search_path = cao, pg_temp
+AS $$
+DECLARE
+  agencies_touched uuid[];
+  principals_touched text[];
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    SELECT array_agg(agency_id), array_agg(principal) INTO agencies_touched, principals_touched
+      FROM (SELECT DISTINCT agency_id, principal FROM old_rows) d;
+  ELSE
+    SELECT array_agg(agency_id), array_agg(principal) INTO agencies_touched, principals_touched
+      FROM (SELECT DISTINCT agency_id, principal FROM new_rows) d;
+  END IF;
+  DELETE FROM access_principal_totals t
+   USING unnest(agencies_touched, principals_touched) AS k(agency_id, principal)
+   WHERE t.agency_id = k.agency_id AND t.principal = k.principal;
+  INSERT INTO access_principal_totals (agency_id, principal, principal_arn, principal_name,
+                                       first_seen, last_seen, event_count, source_ip_count,
+                                       source_ips)
+  SELECT k.agency_id, k.principal, p.principal_arn, p.principal_name, p.first_seen,
+         p.last_seen, p.event_count, ips.n, ips.first
+    FROM unnest(agencies_touched, principals_touched) AS k(agency_id, principal)
+    CROSS JOIN LATERAL (
+      SELECT max(s.principal_arn) AS principal_arn, max(s.principal_name) AS principal_name,
+             min(s.first_seen) AS first_seen, max(s.last_seen) AS last_seen,
+             sum(s.event_count)::bigint AS event_count
+        FROM access_principals s WHERE s.agency_id = k.agency_id AND s.principal = k.principal
+    ) p
+    CROSS JOIN LATERAL (
+      SELECT count(*)::integer AS n,
+             coalesce((array_agg(d.source_ip ORDER BY d.source_ip))[1:20], ARRAY[]::text[])
+               AS first
+        FROM (SELECT DISTINCT i.source_ip FROM access_principal_ips i
+               WHERE i.agency_id = k.agency_id AND i.principal = k.principal) d
+    ) ips
+   WHERE p.event_count IS NOT NULL AND k.agency_id IN (SELECT id FROM agencies);
+  RETURN NULL;
+END $$;
+
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_trigger WHERE tgname = 'access_principals_totals_insert') THEN
+    INSERT INTO cao.access_principal_totals (agency_id, principal, principal_arn,
+                                             principal_name, first_seen, last_seen, event_count,
+                                             source_ip_count, source_ips)
+    SELECT s.agency_id, s.principal, max(s.principal_arn), max(s.principal_name),
+           min(s.first_seen), max(s.last_seen), sum(s.event_count)::bigint,
+           coalesce((SELECT count(DISTINCT i.source_ip)::integer FROM cao.access_principal_ips i
+                      WHERE i.agency_id = s.agency_id AND i.principal = s.principal), 0),
+           coalesce((SELECT (array_agg(DISTINCT i.source_ip))[1:20] FROM cao.access_principal_ips i
+                      WHERE i.agency_id = s.agency_id AND i.principal = s.principal),
+                    ARRAY[]::text[])
+      FROM cao.access_principals s GROUP BY s.agency_id, s.principal
+    ON CONFLICT DO NOTHING;
+  END IF;
+END $$;
+
+CREATE OR REPLACE TRIGGER access_principals_totals_insert AFTER INSERT ON cao.access_principals
+  REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION cao.refresh_principal_totals();
+CREATE OR REPLACE TRIGGER access_principals_totals_update AFTER UPDATE ON cao.access_principals
+  REFERENCING NEW TABLE AS new_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION cao.refresh_principal_totals();
+CREATE OR REPLACE TRIGGER access_principals_totals_delete AFTER DELETE ON cao.access_principals
+  REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION cao.refresh_principal_totals();
+CREATE OR REPLACE TRIGGER access_principal_ips_totals_delete AFTER DELETE
+  ON cao.access_principal_ips REFERENCING OLD TABLE AS old_rows
+  FOR EACH STATEMENT EXECUTE FUNCTION cao.refresh_principal_totals();
+
+-- Row security as on every tenant table. The app role reads them and, through the triggers
+-- during a sync, inserts and updates the per-account summaries; it deletes no events, so no
+-- per-account summary rows either (the purge runs as the owner, cascades need no grant). The
+-- totals it recomputes (delete, insert) when a sync or an account's deletion touches them.
 DO $$
 DECLARE
   t text;
 BEGIN
-  FOREACH t IN ARRAY ARRAY['access_principals', 'access_principal_ips']
+  FOREACH t IN ARRAY ARRAY['access_principals', 'access_principal_ips',
+                           'access_principal_totals']
   LOOP
     EXECUTE format('ALTER TABLE cao.%I ENABLE ROW LEVEL SECURITY', t);
     EXECUTE format('ALTER TABLE cao.%I FORCE ROW LEVEL SECURITY', t);
@@ -446,6 +541,7 @@ BEGIN
 END $$;
 GRANT SELECT, INSERT, UPDATE ON cao.access_principals TO cao_app;
 GRANT SELECT, INSERT ON cao.access_principal_ips TO cao_app;
+GRANT SELECT, INSERT, DELETE ON cao.access_principal_totals TO cao_app;
 
 -- ---------------------------------------------------------------------------------------------
 -- Sync job model (owned by functions/sync_costs; reused by functions/sync_cloudtrail)

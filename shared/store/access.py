@@ -404,15 +404,40 @@ def page_principals(
 ) -> list[PrincipalRow]:
     """One row per principal seen under filter `f`, most recently active first.
 
-    All time (no `since`/`until`), the page is read from the summaries kept at ingest
-    (`cao.access_principals`, `cao.access_principal_ips`; see `_page_from_summaries`), whatever
-    the number of events. The summaries are all-time per account x principal, so a time window
+    All time (no `since`/`until`), the page is read from the summaries kept at ingest, whatever
+    the number of events: over all accounts from the agency totals
+    (`cao.access_principal_totals`, one keyset range), under an account filter from the
+    per-account summaries (`cao.access_principals`, `cao.access_principal_ips`; see
+    `_page_from_summaries`). The summaries are all-time per account x principal, so a time window
     cannot be answered from them: a page under `since` or `until` is computed from the events of
     the window (`_page_from_events`), as exact and as slow as the window is large.
     """
     if f.since is None and f.until is None:
+        if f.account_ids is None:
+            return _page_from_totals(conn, agency_id, after, limit)
         return _page_from_summaries(conn, agency_id, f.account_ids, after, limit)
     return _page_from_events(conn, agency_id, f, after, limit)
+
+
+def _page_from_totals(
+    conn: Connection, agency_id: uuid.UUID, after: tuple[datetime, str] | None, limit: int
+) -> list[PrincipalRow]:
+    """The page over all accounts: one keyset range of `cao.access_principal_totals`."""
+    params: dict[str, object] = {"agency": agency_id, "limit": limit}
+    keyset = sql.SQL("")
+    if after is not None:
+        keyset = sql.SQL(
+            " AND last_seen <= %(at)s AND (last_seen < %(at)s OR principal > %(after_key)s)"
+        )
+        params.update(at=after[0], after_key=after[1])
+    query = sql.SQL(
+        "SELECT principal, principal_arn, principal_name, first_seen, last_seen, event_count,"
+        " source_ip_count, source_ips FROM cao.access_principal_totals"
+        " WHERE agency_id = %(agency)s{keyset} ORDER BY last_seen DESC, principal"
+        " LIMIT %(limit)s"
+    ).format(keyset=keyset)
+    cur = conn.cursor(row_factory=kwargs_row(PrincipalRow.model_construct))
+    return cur.execute(query, params).fetchall()
 
 
 SUMMARY_SCAN = 512
@@ -817,14 +842,26 @@ def page_vendor_sessions(
 
 def rebuild_principal_summaries(conn: Connection, agency_id: uuid.UUID | None) -> int:
     """Recompute the principal summaries of one agency (None: every agency) from its events;
-    returns the summary rows written. Runs as the schema owner (the app role may not delete
-    summaries). Event writes wait on a SHARE lock until the transaction ends, so no sync or
-    purge can commit events the rebuild would miss or count twice."""
+    returns the per-account summary rows written. The source IPs go in first: the per-account
+    summaries' insert trigger recomputes the agency totals from both. Runs as the schema owner
+    (the app role may not delete summaries). Event writes wait on a SHARE lock until the
+    transaction ends, so no sync or purge can commit events the rebuild would miss or count
+    twice."""
     conn.execute("LOCK TABLE cao.access_events IN SHARE MODE")
     scope = sql.SQL("true" if agency_id is None else "agency_id = %(agency)s")
     params = {"agency": agency_id}
     conn.execute(sql.SQL("DELETE FROM cao.access_principal_ips WHERE {}").format(scope), params)
     conn.execute(sql.SQL("DELETE FROM cao.access_principals WHERE {}").format(scope), params)
+    conn.execute(sql.SQL("DELETE FROM cao.access_principal_totals WHERE {}").format(scope), params)
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO cao.access_principal_ips (agency_id, account_id, principal, source_ip)"
+            " SELECT DISTINCT agency_id, account_id, coalesce(principal_arn, principal_name),"
+            " source_ip FROM cao.access_events WHERE {} AND source_ip IS NOT NULL"
+            " AND coalesce(principal_arn, principal_name) IS NOT NULL"
+        ).format(scope),
+        params,
+    )
     written = conn.execute(
         sql.SQL(
             "INSERT INTO cao.access_principals (agency_id, account_id, principal, principal_arn,"
@@ -836,13 +873,4 @@ def rebuild_principal_summaries(conn: Connection, agency_id: uuid.UUID | None) -
         ).format(scope),
         params,
     ).rowcount
-    conn.execute(
-        sql.SQL(
-            "INSERT INTO cao.access_principal_ips (agency_id, account_id, principal, source_ip)"
-            " SELECT DISTINCT agency_id, account_id, coalesce(principal_arn, principal_name),"
-            " source_ip FROM cao.access_events WHERE {} AND source_ip IS NOT NULL"
-            " AND coalesce(principal_arn, principal_name) IS NOT NULL"
-        ).format(scope),
-        params,
-    )
     return max(written, 0)

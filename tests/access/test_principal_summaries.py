@@ -82,7 +82,7 @@ def test_deleting_an_account_or_the_agency_takes_its_summaries_and_keeps_the_res
     assert not any("111111111111" in p["principal"] for p in listed)
 
     assert client.delete("/api/agency", headers=agency.headers).status_code == 204
-    for table in ("access_principals", "access_principal_ips"):
+    for table in ("access_principals", "access_principal_ips", "access_principal_totals"):
         left = owner_conn.execute(
             sql.SQL("SELECT count(*) FROM cao.{} WHERE agency_id = %s").format(
                 sql.Identifier(table)

@@ -81,6 +81,7 @@ TENANT_TABLES = [
     "access_events",
     "access_principals",
     "access_principal_ips",
+    "access_principal_totals",
     "sync_jobs",
     "sync_cursors",
     "sync_runs",

@@ -1,5 +1,6 @@
-"""The principal summaries (cao.access_principals, cao.access_principal_ips) beside the same
-summaries recomputed from the events, both read as the owner, for exact comparisons."""
+"""The principal summaries (cao.access_principals, cao.access_principal_ips and the agency
+totals cao.access_principal_totals) beside the same summaries recomputed from the events, both
+read as the owner, for exact comparisons."""
 
 from __future__ import annotations
 
@@ -50,4 +51,29 @@ def assert_summaries_match_events(owner: psycopg.Connection[Any], agency_id: uui
     ).fetchone()
     assert orphans == (0,), "source IPs summarised for a principal with no summary"
     assert summarised(owner, agency_id) == expected
+    assert totals(owner, agency_id) == recomputed_totals(owner, agency_id)
     return len(expected)
+
+
+def recomputed_totals(owner: psycopg.Connection[Any], agency_id: uuid.UUID) -> dict[str, Any]:
+    """Per principal over all the agency's accounts, from every stored event."""
+    rows = owner.execute(
+        "SELECT coalesce(principal_arn, principal_name), max(principal_arn), max(principal_name),"
+        " min(event_time), max(event_time), count(*), count(DISTINCT source_ip),"
+        " coalesce((array_agg(DISTINCT source_ip) FILTER (WHERE source_ip IS NOT NULL))[1:20],"
+        " ARRAY[]::text[])"
+        " FROM cao.access_events WHERE agency_id = %s"
+        " AND coalesce(principal_arn, principal_name) IS NOT NULL GROUP BY 1",
+        (agency_id,),
+    ).fetchall()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+def totals(owner: psycopg.Connection[Any], agency_id: uuid.UUID) -> dict[str, Any]:
+    """Per principal, as cao.access_principal_totals holds it."""
+    rows = owner.execute(
+        "SELECT principal, principal_arn, principal_name, first_seen, last_seen, event_count,"
+        " source_ip_count, source_ips FROM cao.access_principal_totals WHERE agency_id = %s",
+        (agency_id,),
+    ).fetchall()
+    return {r[0]: tuple(r[1:]) for r in rows}

@@ -154,7 +154,10 @@ def test_the_app_role_writes_only_its_own_agencys_summaries(
     with tenant_tx(app_conn, theirs.id):
         seen = app_conn.execute("SELECT count(*) FROM cao.access_principals").fetchone()
         seen_ips = app_conn.execute("SELECT count(*) FROM cao.access_principal_ips").fetchone()
-        assert (seen, seen_ips) == ((0,), (0,))
+        seen_totals = app_conn.execute(
+            "SELECT count(*) FROM cao.access_principal_totals"
+        ).fetchone()
+        assert (seen, seen_ips, seen_totals) == ((0,), (0,), (0,))
         page = access.page_principals(app_conn, theirs.id, access.EventFilter(), None, 10)
         assert page == []
     for statement in (
@@ -162,6 +165,9 @@ def test_the_app_role_writes_only_its_own_agencys_summaries(
         " last_seen, event_count) VALUES (%(agency)s, %(account)s, 'x', now(), now(), 1)",
         "INSERT INTO cao.access_principal_ips (agency_id, account_id, principal, source_ip)"
         " VALUES (%(agency)s, %(account)s, 'x', '192.0.2.9')",
+        "INSERT INTO cao.access_principal_totals (agency_id, principal, first_seen, last_seen,"
+        " event_count, source_ip_count, source_ips)"
+        " VALUES (%(agency)s, 'x', now(), now(), 1, 0, '{}')",
     ):
         try:
             with tenant_tx(app_conn, theirs.id):

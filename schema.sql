@@ -302,10 +302,8 @@ CREATE TABLE IF NOT EXISTS cao.access_principals (
   PRIMARY KEY (account_id, principal),
   FOREIGN KEY (agency_id, account_id) REFERENCES cao.accounts (agency_id, id) ON DELETE CASCADE
 );
--- A page: the agency's (or one account's) principals, most recently active first; then the
--- page's principals across accounts.
-CREATE INDEX IF NOT EXISTS access_principals_recent
-  ON cao.access_principals (agency_id, last_seen DESC, principal);
+-- A page of one account's principals, most recently active first; then the page's principals
+-- across the accounts filtered (and the agency totals' recomputation).
 CREATE INDEX IF NOT EXISTS access_principals_account_recent
   ON cao.access_principals (account_id, last_seen DESC, principal);
 CREATE INDEX IF NOT EXISTS access_principals_principal
@@ -324,7 +322,8 @@ CREATE INDEX IF NOT EXISTS access_principal_ips_principal
   ON cao.access_principal_ips (agency_id, principal, source_ip) INCLUDE (account_id);
 
 -- Insert: add the statement's new events to their summaries. Runs as the writer (row-level
--- security applies: a tenant writes only its own summaries).
+-- security applies: a tenant writes only its own summaries). Source IPs first: the upsert of
+-- the summaries then recomputes the agency totals (below) with them.
 CREATE OR REPLACE FUNCTION cao.summarise_inserted_events() RETURNS trigger
   LANGUAGE plpgsql SET search_path = cao, pg_temp
 AS $$

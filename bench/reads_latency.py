@@ -1,5 +1,5 @@
-"""Benchmark: p50/p95 latency of the costs and access-events endpoints with 1M access events and
-100 accounts, beside the same queries run directly in SQL.
+"""Benchmark: p50/p95 latency of the costs, access-events and principals endpoints with 1M
+access events and 100 accounts, beside the same queries run directly in SQL.
 
     python -m bench.reads_latency [events] [requests]      # defaults: 1000000 200
 

@@ -1,5 +1,5 @@
-"""Benchmark: p50/p95 latency of the costs and access-events endpoints with 1M access events and
-100 accounts, beside the same queries run directly in SQL.
+"""Benchmark: p50/p95 latency of the costs, access-events and principals endpoints with 1M
+access events and 100 accounts, beside the same queries run directly in SQL.
 
     python -m bench.reads_latency [events] [requests]      # defaults: 1000000 200
 
@@ -250,6 +250,11 @@ def main(argv: list[str]) -> int:
             deep["items"][0]["id"] + 1,
         )
 
+        first_principals = client.get("/api/access/principals", headers=headers).json()
+        principals_cursor = first_principals["next_cursor"]
+        last = first_principals["items"][-1]
+        principals_after = (datetime.fromisoformat(last["last_seen"]), last["principal"])
+
         this_month = month_of(now)
         six = add_months(this_month, -5)
         fourteen = add_months(this_month, -(MONTHS - 1))
@@ -337,6 +342,25 @@ def main(argv: list[str]) -> int:
                 "GET /api/access/principals (first page of 100)",
                 {},
                 lambda c: access.page_principals(c, agency_id, EventFilter(), None, 101),
+            ),
+            (
+                "GET /api/access/principals?cursor= (page 2)",
+                {"cursor": principals_cursor},
+                lambda c: access.page_principals(
+                    c, agency_id, EventFilter(), principals_after, 101
+                ),
+            ),
+            (
+                "GET /api/access/principals?account_id=X",
+                {"account_id": str(one_account)},
+                lambda c: access.page_principals(
+                    c, agency_id, EventFilter(account_ids=[one_account]), None, 101
+                ),
+            ),
+            (
+                "GET /api/access/principals?since=7d (events)",
+                {"since": window.since.isoformat() if window.since else ""},
+                lambda c: access.page_principals(c, agency_id, window, None, 101),
             ),
             (
                 "GET /api/access/events?event_name=&since=7d",

@@ -23,6 +23,14 @@ as plain comparisons rather than a row comparison: with row-level security on, o
 operators may be used as index conditions ahead of the policy, and timestamptz/bigint
 comparisons are. A principal is its ARN when CloudTrail gave one, else its name (AWS service
 principals).
+
+Principal summaries. `cao.access_principals` (per account x principal: names, first and last
+seen, event count) and `cao.access_principal_ips` (its distinct source IPs) are written by
+statement triggers on cao.access_events (schema.sql), in the transaction of the statement that
+wrote the events: the INSERT of `insert_events` adds exactly the rows it inserted (those its
+anti-join or ON CONFLICT skipped are not in the trigger's transition table), the retention purge
+recomputes what it touched, deletions cascade. No code here writes them but the operator's
+`rebuild_principal_summaries`.
 """
 
 from __future__ import annotations
@@ -396,8 +404,183 @@ def page_principals(
 ) -> list[PrincipalRow]:
     """One row per principal seen under filter `f`, most recently active first.
 
-    A page costs what its principals cost, not what the agency's whole history costs (one
-    aggregate over every event took seconds at 1M events). Two steps:
+    All time (no `since`/`until`), the page is read from the summaries kept at ingest, whatever
+    the number of events: over all accounts from the agency totals
+    (`cao.access_principal_totals`, one keyset range), under an account filter from the
+    per-account summaries (`cao.access_principals`, `cao.access_principal_ips`; see
+    `_page_from_summaries`). The summaries are all-time per account x principal, so a time window
+    cannot be answered from them: a page under `since` or `until` is computed from the events of
+    the window (`_page_from_events`), as exact and as slow as the window is large.
+    """
+    if f.since is None and f.until is None:
+        if f.account_ids is None:
+            return _page_from_totals(conn, agency_id, after, limit)
+        return _page_from_summaries(conn, agency_id, f.account_ids, after, limit)
+    return _page_from_events(conn, agency_id, f, after, limit)
+
+
+def _page_from_totals(
+    conn: Connection, agency_id: uuid.UUID, after: tuple[datetime, str] | None, limit: int
+) -> list[PrincipalRow]:
+    """The page over all accounts: one keyset range of `cao.access_principal_totals`."""
+    params: dict[str, object] = {"agency": agency_id, "limit": limit}
+    keyset = sql.SQL("")
+    if after is not None:
+        keyset = sql.SQL(
+            " AND last_seen <= %(at)s AND (last_seen < %(at)s OR principal > %(after_key)s)"
+        )
+        params.update(at=after[0], after_key=after[1])
+    query = sql.SQL(
+        "SELECT principal, principal_arn, principal_name, first_seen, last_seen, event_count,"
+        " source_ip_count, source_ips FROM cao.access_principal_totals"
+        " WHERE agency_id = %(agency)s{keyset} ORDER BY last_seen DESC, principal"
+        " LIMIT %(limit)s"
+    ).format(keyset=keyset)
+    cur = conn.cursor(row_factory=kwargs_row(PrincipalRow.model_construct))
+    return cur.execute(query, params).fetchall()
+
+
+SUMMARY_SCAN = 512
+
+
+def _page_from_summaries(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    account_ids: Sequence[uuid.UUID] | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[PrincipalRow]:
+    """A page from the per account x principal summaries, in two steps:
+    1. which principals are on it: summary rows are read in page order (last seen, newest
+       first; then principal) from the cursor on, in a batch of `scan` rows. A principal's
+       first row in that order is its latest activity over all accounts, so the distinct
+       principals of a batch are, in order of first appearance, the page's first ones, except
+       those active at or before the cursor in another account (they were on an earlier page).
+       Too few: the batch grows fourfold until the rows run out.
+    2. their summaries over the accounts, and their distinct source IPs.
+    """
+    scan = max(SUMMARY_SCAN, 4 * limit)
+    while True:
+        keys, exhausted = _summary_keys(conn, agency_id, account_ids, after, scan=scan)
+        if exhausted or len(keys) >= limit:
+            return _principal_summaries(conn, agency_id, account_ids, keys[:limit])
+        scan *= 4
+
+
+def _summary_keys(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    account_ids: Sequence[uuid.UUID] | None,
+    after: tuple[datetime, str] | None,
+    *,
+    scan: int,
+) -> tuple[list[str], bool]:
+    """The page's principals found in the first `scan` summary rows after the cursor, in page
+    order, and whether those were all the rows."""
+    params: dict[str, object] = {"agency": agency_id, "scan": scan}
+    keyset = sql.SQL("")
+    if after is not None:
+        keyset = sql.SQL(
+            " AND last_seen <= %(at)s AND (last_seen < %(at)s OR principal > %(after_key)s)"
+        )
+        params.update(at=after[0], after_key=after[1])
+    if account_ids is None:
+        rows_sql = sql.SQL(
+            "SELECT principal, last_seen FROM cao.access_principals"
+            " WHERE agency_id = %(agency)s{keyset}"
+            " ORDER BY last_seen DESC, principal LIMIT %(scan)s"
+        ).format(keyset=keyset)
+    else:
+        # One index range per account, merged: the agency-wide order filtered by account
+        # would read past every other account's principals.
+        params["accounts"] = list(dict.fromkeys(account_ids))
+        rows_sql = sql.SQL(
+            "SELECT s.principal, s.last_seen FROM unnest(%(accounts)s::uuid[]) AS a(account_id)"
+            " CROSS JOIN LATERAL (SELECT principal, last_seen FROM cao.access_principals"
+            "   WHERE account_id = a.account_id AND agency_id = %(agency)s{keyset}"
+            "   ORDER BY last_seen DESC, principal LIMIT %(scan)s) s"
+            " ORDER BY s.last_seen DESC, s.principal LIMIT %(scan)s"
+        ).format(keyset=keyset)
+    rows = conn.execute(rows_sql, params).fetchall()
+    keys = list(dict.fromkeys(r[0] for r in rows))
+    if after is not None and keys:
+        keys = [
+            k for k in keys if k not in _listed_before(conn, agency_id, account_ids, after, keys)
+        ]
+    return keys, len(rows) < scan
+
+
+def _listed_before(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    account_ids: Sequence[uuid.UUID] | None,
+    after: tuple[datetime, str],
+    keys: Sequence[str],
+) -> set[str]:
+    """Those of `keys` whose latest activity (under the account filter) is at or before the
+    cursor in page order: they were listed on an earlier page."""
+    accounts = sql.SQL("")
+    params: dict[str, object] = {
+        "agency": agency_id,
+        "keys": list(keys),
+        "at": after[0],
+        "after_key": after[1],
+    }
+    if account_ids is not None:
+        accounts = sql.SQL(" AND account_id = ANY(%(accounts)s)")
+        params["accounts"] = list(account_ids)
+    query = sql.SQL(
+        "SELECT DISTINCT principal FROM cao.access_principals"
+        " WHERE agency_id = %(agency)s AND principal = ANY(%(keys)s){accounts}"
+        " AND last_seen >= %(at)s AND (last_seen > %(at)s OR principal <= %(after_key)s)"
+    ).format(accounts=accounts)
+    return {r[0] for r in conn.execute(query, params)}
+
+
+def _principal_summaries(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    account_ids: Sequence[uuid.UUID] | None,
+    keys: Sequence[str],
+) -> list[PrincipalRow]:
+    """The summaries of `keys` over the accounts (all, or those filtered), in their order."""
+    if not keys:
+        return []
+    accounts = sql.SQL("")
+    params: dict[str, object] = {"agency": agency_id, "keys": list(keys)}
+    if account_ids is not None:
+        accounts = sql.SQL(" AND account_id = ANY(%(accounts)s)")
+        params["accounts"] = list(account_ids)
+    query = sql.SQL(
+        "WITH p AS (SELECT principal, max(principal_arn) AS principal_arn,"
+        "  max(principal_name) AS principal_name, min(first_seen) AS first_seen,"
+        "  max(last_seen) AS last_seen, sum(event_count)::bigint AS event_count"
+        "  FROM cao.access_principals"
+        "  WHERE agency_id = %(agency)s AND principal = ANY(%(keys)s){accounts}"
+        "  GROUP BY principal),"
+        " ips AS (SELECT principal, count(DISTINCT source_ip) AS source_ip_count,"
+        "  (array_agg(DISTINCT source_ip))[1:{ips}] AS source_ips"
+        "  FROM cao.access_principal_ips"
+        "  WHERE agency_id = %(agency)s AND principal = ANY(%(keys)s){accounts}"
+        "  GROUP BY principal)"
+        " SELECT p.*, coalesce(ips.source_ip_count, 0) AS source_ip_count,"
+        "  coalesce(ips.source_ips, ARRAY[]::text[]) AS source_ips"
+        " FROM p LEFT JOIN ips USING (principal)"
+    ).format(accounts=accounts, ips=sql.Literal(MAX_LISTED_IPS))
+    cur = conn.cursor(row_factory=kwargs_row(PrincipalRow.model_construct))
+    rows = cur.execute(query, params).fetchall()
+    order = {k: i for i, k in enumerate(keys)}
+    return sorted(rows, key=lambda r: order[r.principal])
+
+
+def _page_from_events(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    f: EventFilter,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[PrincipalRow]:
+    """The page under a time window, from the window's events. Two steps:
     1. which principals are on the page (`_principals_on_page`): events are read newest first,
        under the filter and from the cursor's time down, in a batch of PRINCIPAL_SCAN rows. A
        principal's newest event in the batch is its last activity; those active strictly after
@@ -652,3 +835,42 @@ def page_vendor_sessions(
     )
     cur = conn.cursor(row_factory=class_row(VendorSessionRow))
     return cur.execute(query, params).fetchall()
+
+
+# ---- principal summaries: rebuild ---------------------------------------------------------------
+
+
+def rebuild_principal_summaries(conn: Connection, agency_id: uuid.UUID | None) -> int:
+    """Recompute the principal summaries of one agency (None: every agency) from its events;
+    returns the per-account summary rows written. The source IPs go in first: the per-account
+    summaries' insert trigger recomputes the agency totals from both. Runs as the schema owner
+    (the app role may not delete summaries). Event writes wait on a SHARE lock until the
+    transaction ends, so no sync or purge can commit events the rebuild would miss or count
+    twice."""
+    conn.execute("LOCK TABLE cao.access_events IN SHARE MODE")
+    scope = sql.SQL("true" if agency_id is None else "agency_id = %(agency)s")
+    params = {"agency": agency_id}
+    conn.execute(sql.SQL("DELETE FROM cao.access_principal_ips WHERE {}").format(scope), params)
+    conn.execute(sql.SQL("DELETE FROM cao.access_principals WHERE {}").format(scope), params)
+    conn.execute(sql.SQL("DELETE FROM cao.access_principal_totals WHERE {}").format(scope), params)
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO cao.access_principal_ips (agency_id, account_id, principal, source_ip)"
+            " SELECT DISTINCT agency_id, account_id, coalesce(principal_arn, principal_name),"
+            " source_ip FROM cao.access_events WHERE {} AND source_ip IS NOT NULL"
+            " AND coalesce(principal_arn, principal_name) IS NOT NULL"
+        ).format(scope),
+        params,
+    )
+    written = conn.execute(
+        sql.SQL(
+            "INSERT INTO cao.access_principals (agency_id, account_id, principal, principal_arn,"
+            " principal_name, first_seen, last_seen, event_count)"
+            " SELECT agency_id, account_id, coalesce(principal_arn, principal_name),"
+            " max(principal_arn), max(principal_name), min(event_time), max(event_time), count(*)"
+            " FROM cao.access_events WHERE {} AND coalesce(principal_arn, principal_name)"
+            " IS NOT NULL GROUP BY 1, 2, 3"
+        ).format(scope),
+        params,
+    ).rowcount
+    return max(written, 0)

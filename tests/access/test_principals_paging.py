@@ -85,6 +85,7 @@ def test_paged_principals_equal_one_aggregate_over_every_event(
     which: str,
 ) -> None:
     monkeypatch.setattr(access, "PRINCIPAL_SCAN", scan)
+    monkeypatch.setattr(access, "SUMMARY_SCAN", scan)
     since = T0 + timedelta(minutes=300)
     params: dict[str, Any] = {
         "all": {},

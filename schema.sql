@@ -939,26 +939,31 @@ $$;
 -- Consumer: take the lease of one job. Returns the lease token, or nothing when another live
 -- delivery holds it, or the job is gone, not due (a duplicate delivery after the job already
 -- ran), paused, or its account/agency may not sync. SKIP LOCKED: never waits on a concurrent
--- claimer or on a worker writing its results.
+-- claimer or on a worker writing its results. The worker passes its clock (tests run it on a
+-- simulated one), but never a time ahead of the database's: a caller's "now" in the future
+-- could take a job before it is due or a live worker's lease. The lease is at most 10 minutes
+-- (workers ask for 60 s and renew it).
 CREATE OR REPLACE FUNCTION cao.claim_job(p_job_id uuid, p_now timestamptz, p_lease_seconds integer)
   RETURNS TABLE (lease_token uuid, agency_id uuid, account_id uuid, kind text, deliveries integer)
   LANGUAGE sql SECURITY DEFINER SET search_path = cao, pg_temp
 AS $$
-  WITH free AS (
-    SELECT j.id FROM sync_jobs j
+  WITH clock AS (SELECT least(p_now, now()) AS at),
+  free AS (
+    SELECT j.id, clock.at FROM sync_jobs j
       JOIN accounts c ON c.id = j.account_id
       JOIN agencies a ON a.id = j.agency_id
+      CROSS JOIN clock
      WHERE j.id = p_job_id
-       AND j.next_run_at <= p_now
+       AND j.next_run_at <= clock.at
        AND j.state <> 'paused'
        AND c.status NOT IN ('paused', 'unsafe_trust_policy')
-       AND is_entitled(a, p_now)
-       AND (j.lease_expires_at IS NULL OR j.lease_expires_at <= p_now)
+       AND is_entitled(a, clock.at)
+       AND (j.lease_expires_at IS NULL OR j.lease_expires_at <= clock.at)
      FOR UPDATE OF j SKIP LOCKED
   )
   UPDATE sync_jobs j
      SET lease_token = gen_random_uuid(),
-         lease_expires_at = p_now + make_interval(secs => least(greatest(p_lease_seconds, 1), 3600)),
+         lease_expires_at = free.at + make_interval(secs => least(greatest(p_lease_seconds, 1), 600)),
          state = 'running',
          deliveries = j.deliveries + 1
     FROM free WHERE j.id = free.id

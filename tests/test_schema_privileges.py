@@ -119,6 +119,43 @@ def test_the_dispatcher_queues_no_job_before_it_is_due(
     assert state == ("idle", None)
 
 
+def test_a_claim_cannot_run_ahead_of_the_database_clock_or_hold_a_job_for_long(
+    two: tuple[AgencyFixture, AgencyFixture], app_conn: Conn, owner_conn: Conn
+) -> None:
+    _, victim = two
+    account = make_account(app_conn, victim.id)
+    with tenant_tx(app_conn, victim.id):
+        job = app_conn.execute(
+            "INSERT INTO cao.sync_jobs (agency_id, account_id, kind, next_run_at)"
+            " VALUES (%s, %s, 'costs', now() + interval '1 day') RETURNING id",
+            (victim.id, account),
+        ).fetchone()
+    assert job is not None
+    future = datetime.now(UTC) + timedelta(days=3650)
+    with system_tx(app_conn):
+        taken = app_conn.execute(
+            "SELECT * FROM cao.claim_job(%s, %s, 2147483647)", (job[0], future)
+        ).fetchall()
+    assert taken == []  # not due on the database's clock, whatever the caller says
+    assert owner_conn.execute(
+        "SELECT state, lease_token FROM cao.sync_jobs WHERE id = %s", (job[0],)
+    ).fetchone() == ("idle", None)
+
+    owner_conn.execute(
+        "UPDATE cao.sync_jobs SET next_run_at = now() - interval '1 minute' WHERE id = %s",
+        (job[0],),
+    )
+    with system_tx(app_conn):
+        [claimed] = app_conn.execute(
+            "SELECT * FROM cao.claim_job(%s, %s, 2147483647)", (job[0], future)
+        ).fetchall()
+    lease = owner_conn.execute(
+        "SELECT lease_expires_at - now() FROM cao.sync_jobs WHERE id = %s", (job[0],)
+    ).fetchone()
+    assert claimed[0] is not None and lease is not None
+    assert lease[0] <= timedelta(minutes=10)  # clamped: not the asked-for 68 years from 3000
+
+
 def test_the_trust_probe_list_holds_only_accounts_due_a_probe(
     two: tuple[AgencyFixture, AgencyFixture], app_conn: Conn
 ) -> None:

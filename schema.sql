@@ -1226,10 +1226,10 @@ $$;
 -- rows in it go by purge_expired_events, row by row). Before the drop it counts the rows per
 -- agency (returned like purge_expired_events, for the audit log) and notes the account x
 -- principal and vendor-session pairs they summarise; after it, those are recomputed from the
--- events that remain, in the same transaction. At most one partition a call; no row when none
--- is due.
+-- events that remain, in the same transaction. At most one partition a call: its name on every
+-- row (one row with no agency when it was empty); no row when none is due.
 CREATE OR REPLACE FUNCTION cao.drop_expired_event_partition()
-  RETURNS TABLE (agency_id uuid, deleted bigint, older_than timestamptz)
+  RETURNS TABLE (partition_name text, agency_id uuid, deleted bigint, older_than timestamptz)
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = cao, pg_temp SET TimeZone = 'UTC'
 AS $$
 DECLARE
@@ -1267,8 +1267,13 @@ BEGIN
       ' WHERE is_vendor) d', part)
       INTO vendor_accts, vendor_keys;
     RETURN QUERY EXECUTE format(
-      'SELECT e.agency_id, count(*), now() - make_interval(days => min(a.cloudtrail_retention_days))'
-      ' FROM cao.%I e JOIN agencies a ON a.id = e.agency_id GROUP BY e.agency_id', part);
+      'SELECT %L::text, e.agency_id, count(*),'
+      ' now() - make_interval(days => min(a.cloudtrail_retention_days))'
+      ' FROM cao.%I e JOIN agencies a ON a.id = e.agency_id GROUP BY e.agency_id', part, part);
+    IF NOT FOUND THEN
+      partition_name := part;
+      RETURN NEXT;
+    END IF;
     EXECUTE format('DROP TABLE cao.%I', part);
     IF accts IS NOT NULL THEN
       PERFORM resummarise_principals(accts, keys);

@@ -67,9 +67,9 @@ def purge(
         access.create_partitions_ahead(conn)
     while True:
         with system_tx(conn):
-            dropped = access.drop_expired_partition(conn)
+            partition, dropped = access.drop_expired_partition(conn)
             _record(conn, dropped)
-        if not dropped:
+        if partition is None:
             break
         outcome.partitions_dropped += 1
         outcome.rows_in_partitions += sum(count for count, _ in dropped.values())

@@ -259,14 +259,19 @@ def purge_expired_batch(
     return {r[0]: (int(r[1]), r[2]) for r in rows}
 
 
-def drop_expired_partition(conn: Connection) -> dict[uuid.UUID, tuple[int, datetime]]:
+def drop_expired_partition(
+    conn: Connection,
+) -> tuple[str | None, dict[uuid.UUID, tuple[int, datetime]]]:
     """Drop the oldest month partition whose every event is past its agency's retention, as of
-    the database's clock (one call of `cao.drop_expired_event_partition`); returns (rows
-    dropped, the cutoff) per agency, empty when no partition is due."""
+    the database's clock (one call of `cao.drop_expired_event_partition`); returns its name
+    (None when no partition is due) and (rows dropped, the cutoff) per agency."""
     rows = conn.execute(
-        "SELECT agency_id, deleted, older_than FROM cao.drop_expired_event_partition()"
+        "SELECT partition_name, agency_id, deleted, older_than"
+        " FROM cao.drop_expired_event_partition()"
     ).fetchall()
-    return {r[0]: (int(r[1]), r[2]) for r in rows}
+    if not rows:
+        return None, {}
+    return rows[0][0], {r[1]: (int(r[2]), r[3]) for r in rows if r[1] is not None}
 
 
 def create_partitions_ahead(conn: Connection) -> int:

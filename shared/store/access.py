@@ -3,18 +3,22 @@ retention purge) and the access-governance reads.
 
 Every function takes a connection already inside a transaction and never commits; the caller
 commits rows and cursor together (functions/sync_cloudtrail/reader.py). Event and cursor
-functions run inside `tenant_tx` (row-level security: that agency only); `purge_expired_batch`
-goes through the SECURITY DEFINER function `cao.purge_expired_events`, the one cross-tenant path.
+functions run inside `tenant_tx` (row-level security: that agency only); the retention purge
+goes through the SECURITY DEFINER functions `cao.drop_expired_event_partition` and
+`cao.purge_expired_events`, the cross-tenant paths.
 
 Bulk insert. Each batch is COPYed into a temporary table (dropped with the transaction: nothing
 outlives it, so a transaction-mode pooler is fine), then moved into cao.access_events with one
-INSERT ... SELECT that skips the events already stored (re-reading an event, overlap or rerun
-after a crash, is harmless). Under the sync's lease one transaction at a time writes an account's
-events, so the skip is a plain anti-join; should an event id still collide (a duplicate inside
-one batch, or a writer without a lease), the batch falls back to `ON CONFLICT DO NOTHING` inside
-a savepoint. COPY straight into cao.access_events is not possible: Postgres refuses COPY FROM
-into a table with row-level security. bench/cloudtrail_insert.py measured the choice against
-INSERT ... SELECT FROM unnest(<arrays>) and executemany; its output has the numbers.
+INSERT ... SELECT ... ON CONFLICT (account_id, event_id, event_time) DO NOTHING that skips the
+events already stored (re-reading an event, overlap or rerun after a crash, is harmless). Held
+events are found by the batch's keys only: a LATERAL probe per row of each month partition's
+unique index (account_id, event_id, ...), whatever the time stored with that ID, so the insert
+costs the same however many events the account holds (issue 21; the anti-join it replaces was
+planned as a hash of every stored event of the account). Before it, the month partitions the
+batch needs are created if missing (`cao.ensure_event_partitions`, SECURITY DEFINER). COPY
+straight into cao.access_events is not possible: Postgres refuses COPY FROM into a table with
+row-level security. bench/cloudtrail_insert.py measured the choice against INSERT ... SELECT
+FROM unnest(<arrays>) and executemany; its output has the numbers.
 
 Reads. Events are read newest first with keyset pagination on (event_time, id): the index
 `access_events_agency_time (agency_id, event_time DESC, id DESC)` serves the page directly, and
@@ -24,13 +28,17 @@ operators may be used as index conditions ahead of the policy, and timestamptz/b
 comparisons are. A principal is its ARN when CloudTrail gave one, else its name (AWS service
 principals).
 
-Principal summaries. `cao.access_principals` (per account x principal: names, first and last
-seen, event count) and `cao.access_principal_ips` (its distinct source IPs) are written by
-statement triggers on cao.access_events (schema.sql), in the transaction of the statement that
-wrote the events: the INSERT of `insert_events` adds exactly the rows it inserted (those its
-anti-join or ON CONFLICT skipped are not in the trigger's transition table), the retention purge
-recomputes what it touched, deletions cascade. No code here writes them but the operator's
-`rebuild_principal_summaries`.
+Summaries. `cao.access_principals` (per account x principal: names, first and last seen, event
+count), `cao.access_principal_ips` (its distinct source IPs), their agency totals, and the
+vendor ledger (`cao.access_vendor_sessions`, `cao.access_vendor_event_names`,
+`cao.access_vendor_ips`: our own sessions per account x session name) are written by statement
+triggers on cao.access_events (schema.sql), in the transaction of the statement that wrote the
+events: the INSERT of `insert_events` adds exactly the rows it inserted (those it skipped are not
+in the trigger's transition table), the retention purge recomputes what it touched (a row delete
+through the trigger, a dropped month partition in `cao.drop_expired_event_partition`), deletions
+cascade. No code here writes them but the operator's `rebuild_principal_summaries`. The
+principals, new-principals and vendor pages read only them, all time; a `since`/`until` window
+is computed from the window's events.
 """
 
 from __future__ import annotations

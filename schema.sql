@@ -383,15 +383,20 @@ SELECT cao.secure_event_partition('cao.access_events_default');
 -- by the app role before each insert and by the daily purge; cheap when they exist. Bounded:
 -- only months from two years back to two months ahead (rows outside go to the default
 -- partition), at most 24 per call. Rows of a new month already in the default partition are
--- moved into it (they stay one statement's worth of rows: the insert path always asks first).
--- Returns the partitions created.
-CREATE OR REPLACE FUNCTION cao.ensure_event_partitions(p_times timestamptz[]) RETURNS integer
+-- moved into it: normally none or a few (the insert path always asks first), but a bulk load
+-- straight into cao.access_events may have left many there, so a month with more than
+-- p_move_limit of them is left in the default partition (still stored and read, never an
+-- error) for an operator to move with a NULL limit. Returns the partitions created.
+CREATE OR REPLACE FUNCTION cao.ensure_event_partitions(p_times timestamptz[],
+                                                       p_move_limit integer DEFAULT 10000)
+  RETURNS integer
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = cao, pg_temp SET TimeZone = 'UTC'
 AS $$
 DECLARE
   m timestamptz;
   part text;
   created integer := 0;
+  waiting bigint;
 BEGIN
   FOR m IN
     SELECT DISTINCT date_trunc('month', t) FROM unnest(p_times) AS t
@@ -404,6 +409,17 @@ BEGIN
     -- Two creators at once: the second waits here, then finds the partition made.
     LOCK TABLE access_events IN SHARE ROW EXCLUSIVE MODE;
     CONTINUE WHEN to_regclass('cao.' || part) IS NOT NULL;
+    IF p_move_limit IS NOT NULL THEN
+      SELECT count(*) INTO waiting FROM (
+        SELECT 1 FROM access_events_default
+         WHERE event_time >= m AND event_time < m + interval '1 month'
+         LIMIT p_move_limit + 1) d;
+      IF waiting > p_move_limit THEN
+        RAISE WARNING 'cao.access_events_default holds more than % events of %: its partition is'
+                      ' left to an operator', p_move_limit, to_char(m, 'YYYY-MM');
+        CONTINUE;
+      END IF;
+    END IF;
     CREATE TEMP TABLE IF NOT EXISTS cao_moving_events (LIKE access_events) ON COMMIT DROP;
     -- Statement triggers fire only for statements on cao.access_events itself: moving rows
     -- between partitions leaves the summaries as they are, and right.
@@ -1402,7 +1418,7 @@ GRANT EXECUTE ON FUNCTION cao.dispatch_due_jobs(text, integer) TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.claim_job(uuid, timestamptz, integer) TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.purge_expired_events(integer) TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.drop_expired_event_partition() TO cao_app;
-GRANT EXECUTE ON FUNCTION cao.ensure_event_partitions(timestamptz[]) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.ensure_event_partitions(timestamptz[], integer) TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.record_webhook(text, text, uuid) TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.agency_exists(uuid) TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.rate_limit_hit(text) TO cao_app;

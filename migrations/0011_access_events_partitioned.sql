@@ -116,15 +116,20 @@ SELECT cao.secure_event_partition('cao.access_events_default');
 -- by the app role before each insert and by the daily purge; cheap when they exist. Bounded:
 -- only months from two years back to two months ahead (rows outside go to the default
 -- partition), at most 24 per call. Rows of a new month already in the default partition are
--- moved into it (they stay one statement's worth of rows: the insert path always asks first).
--- Returns the partitions created.
-CREATE OR REPLACE FUNCTION cao.ensure_event_partitions(p_times timestamptz[]) RETURNS integer
+-- moved into it: normally none or a few (the insert path always asks first), but a bulk load
+-- straight into cao.access_events may have left many there, so a month with more than
+-- p_move_limit of them is left in the default partition (still stored and read, never an
+-- error) for an operator to move with a NULL limit. Returns the partitions created.
+CREATE OR REPLACE FUNCTION cao.ensure_event_partitions(p_times timestamptz[],
+                                                       p_move_limit integer DEFAULT 10000)
+  RETURNS integer
   LANGUAGE plpgsql SECURITY DEFINER SET search_path = cao, pg_temp SET TimeZone = 'UTC'
 AS $$
 DECLARE
   m timestamptz;
   part text;
   created integer := 0;
+  waiting bigint;
 BEGIN
   FOR m IN
     SELECT DISTINCT date_trunc('month', t) FROM unnest(p_times) AS t
@@ -137,6 +142,17 @@ BEGIN
     -- Two creators at once: the second waits here, then finds the partition made.
     LOCK TABLE access_events IN SHARE ROW EXCLUSIVE MODE;
     CONTINUE WHEN to_regclass('cao.' || part) IS NOT NULL;
+    IF p_move_limit IS NOT NULL THEN
+      SELECT count(*) INTO waiting FROM (
+        SELECT 1 FROM access_events_default
+         WHERE event_time >= m AND event_time < m + interval '1 month'
+         LIMIT p_move_limit + 1) d;
+      IF waiting > p_move_limit THEN
+        RAISE WARNING 'cao.access_events_default holds more than % events of %: its partition is'
+                      ' left to an operator', p_move_limit, to_char(m, 'YYYY-MM');
+        CONTINUE;
+      END IF;
+    END IF;
     CREATE TEMP TABLE IF NOT EXISTS cao_moving_events (LIKE access_events) ON COMMIT DROP;
     -- Statement triggers fire only for statements on cao.access_events itself: moving rows
     -- between partitions leaves the summaries as they are, and right.
@@ -553,11 +569,11 @@ BEGIN
                  current_user);
 END $$;
 GRANT SELECT, INSERT, UPDATE, DELETE ON cao.access_events TO cao_app;
-REVOKE ALL ON FUNCTION cao.secure_event_partition(regclass), cao.ensure_event_partitions(timestamptz[]),
+REVOKE ALL ON FUNCTION cao.secure_event_partition(regclass), cao.ensure_event_partitions(timestamptz[], integer),
   cao.resummarise_principals(uuid[], text[]), cao.resummarise_vendor_sessions(uuid[], text[]),
   cao.summarise_inserted_events(), cao.summarise_deleted_events(),
   cao.refresh_principal_totals() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION cao.ensure_event_partitions(timestamptz[]) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.ensure_event_partitions(timestamptz[], integer) TO cao_app;
 
 -- The rows.
 DO $$
@@ -572,7 +588,7 @@ BEGIN
   SELECT array_agg(DISTINCT date_trunc('month', event_time AT TIME ZONE 'UTC') AT TIME ZONE 'UTC')
     INTO months FROM cao.access_events_unpartitioned;
   IF months IS NOT NULL THEN
-    PERFORM cao.ensure_event_partitions(months);
+    PERFORM cao.ensure_event_partitions(months, NULL);
   END IF;
   INSERT INTO cao.access_events OVERRIDING SYSTEM VALUE
   SELECT id, agency_id, account_id, aws_account_id, region, event_id, event_time, event_name,

@@ -226,6 +226,14 @@ def test_a_row_in_the_default_partition_moves_into_its_month_when_that_is_made(
     assert where_is(owner_conn, "homeless") == "access_events_default"
     before = summarised(owner_conn, agency.id)
 
+    # More rows waiting than the caller will move in one statement: the month is left alone
+    # (the rows stay stored and readable in the default partition), no error.
+    with app_conn.transaction():
+        made = app_conn.execute(
+            "SELECT cao.ensure_event_partitions(%s::timestamptz[], 0)", ([month],)
+        ).fetchone()
+    assert made == (0,) and where_is(owner_conn, "homeless") == "access_events_default"
+
     with app_conn.transaction():
         app_conn.execute("SELECT cao.ensure_event_partitions(%s::timestamptz[])", ([month],))
     assert where_is(owner_conn, "homeless") == partition_name(month)

@@ -25,7 +25,17 @@ PG_DUMP = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pg_dump"
 
 def dump_schema(url: str) -> str:
     out = subprocess.run(
-        [str(PG_DUMP), "--schema-only", "--no-owner", "--schema=cao", "--dbname", url],
+        [
+            str(PG_DUMP),
+            "--schema-only",
+            "--no-owner",
+            "--schema=cao",
+            # Month partitions of cao.access_events are made by data (the insert path, the
+            # purge), not by the schema: whatever months a database holds, its schema is the same.
+            "--exclude-table=cao.access_events_[0-9][0-9][0-9][0-9]_[0-9][0-9]",
+            "--dbname",
+            url,
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -60,9 +70,17 @@ def test_every_tenant_table_has_row_security_enabled_and_forced(
     rows = owner_conn.execute(
         "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity FROM pg_class c"
         " JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = 'cao' AND c.relkind = 'r'"
+        " WHERE n.nspname = 'cao' AND c.relkind IN ('r', 'p')"
     ).fetchall()
     by_name = {r[0]: (r[1], r[2]) for r in rows}
+    partitions = {
+        r[0]
+        for r in owner_conn.execute(
+            "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'cao' AND c.relispartition"
+        )
+    }
+    assert "access_events_default" in partitions
     assert set(TENANT_TABLES) <= set(by_name)
     # Every table that has an agency_id column is a tenant table.
     with_agency = {
@@ -72,7 +90,8 @@ def test_every_tenant_table_has_row_security_enabled_and_forced(
             " WHERE table_schema = 'cao' AND column_name = 'agency_id'"
         )
     }
-    assert with_agency - {"webhook_deliveries"} <= set(TENANT_TABLES)
+    # (Partitions of a tenant table are checked with every table below.)
+    assert with_agency - partitions - {"webhook_deliveries"} <= set(TENANT_TABLES)
     for table, (enabled, forced) in by_name.items():
         if table == "schema_migrations":
             continue

@@ -2,9 +2,11 @@
 
     python -m functions.access.operator rebuild-principal-summaries (--agency <uuid> | --all)
 
-Recomputes the per account x principal summaries that GET /api/access/principals reads
-(`cao.access_principals`, `cao.access_principal_ips`) from the stored events, in one
-transaction. Triggers on `cao.access_events` keep them right as events are inserted, purged or
+Recomputes the summaries the access endpoints read from the stored events, in one transaction:
+the per account x principal summaries of GET /api/access/principals and /new-principals
+(`cao.access_principals`, `cao.access_principal_ips`, and through them the agency totals) and
+the vendor ledger of GET /api/access/vendor (`cao.access_vendor_sessions` and its event names
+and source IPs). Triggers on `cao.access_events` keep them right as events are inserted, purged or
 cascaded away; this is the repair for anything else (a restore of events alone, a bug). While it
 runs, event writes of every agency wait (a SHARE lock on the events table), so it is
 run for one agency at a time when it can be.

@@ -8,9 +8,17 @@ returns what it deleted per agency, with the cutoff. It runs in batches, each it
 transaction, until a batch comes back short or the time budget is spent (the rest goes the
 next day, or on the next call).
 
-Each batch records what it purged in the same transaction: one audit-log row per agency that
-lost rows (`access.purged`, with the count and the cutoff), visible to that agency in its
-audit log, so the deletion and its record commit together. The totals go to the logs.
+Events are partitioned by month (schema.sql), so whole months go first: while the oldest month
+partition holds no event still within its agency's retention, `cao.drop_expired_event_partition`
+drops it (each its own transaction, the summaries recomputed in it); the rows left past their
+retention in a month that still holds younger ones (it straddles the horizon, or another agency
+keeps it longer) are then deleted in batches as before. The run also creates this month's and
+next month's partitions if missing, so a sync rarely has to.
+
+Each batch or dropped partition records what it purged in the same transaction: one audit-log
+row per agency that lost rows (`access.purged`, with the count and the cutoff), visible to that
+agency in its audit log, so the deletion and its record commit together. The totals go to the
+logs.
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from shared.db import Connection, system_tx, tenant_tx
 from shared.logs import get_logger
@@ -34,6 +43,8 @@ ACTION = "access_events.purged"
 class PurgeOutcome:
     deleted: dict[uuid.UUID, int] = field(default_factory=dict)
     batches: int = 0
+    partitions_dropped: int = 0
+    rows_in_partitions: int = 0  # of `deleted`, those that went with a dropped partition
     more: bool = False  # stopped on the time budget with rows still to purge
 
     @property
@@ -52,29 +63,27 @@ def purge(
     cross-tenant delete takes no "now" from its caller); see the docstring."""
     outcome = PurgeOutcome()
     started = monotonic()
+    with system_tx(conn):
+        access.create_partitions_ahead(conn)
     while True:
         with system_tx(conn):
+            partition, dropped = access.drop_expired_partition(conn)
+            _record(conn, dropped)
+        if partition is None:
+            break
+        outcome.partitions_dropped += 1
+        outcome.rows_in_partitions += sum(count for count, _ in dropped.values())
+        _add(outcome, dropped)
+        if monotonic() - started >= time_budget_s:
+            outcome.more = True
+            break
+    while not outcome.more:
+        with system_tx(conn):
             batch_result = access.purge_expired_batch(conn, batch)
-            deleted = {agency_id: count for agency_id, (count, _) in batch_result.items()}
-            for agency_id, (count, older_than) in batch_result.items():
-                # A savepoint that sets this agency as the tenant: its audit row passes RLS.
-                with tenant_tx(conn, agency_id):
-                    days = access.retention_days(conn, agency_id)
-                    audit.record(
-                        conn,
-                        agency_id,
-                        ACTOR,
-                        ACTION,
-                        details={
-                            "deleted": count,
-                            "retention_days": days,
-                            "older_than": older_than.isoformat(),
-                        },
-                    )
+            _record(conn, batch_result)
         outcome.batches += 1
-        for agency_id, count in deleted.items():
-            outcome.deleted[agency_id] = outcome.deleted.get(agency_id, 0) + count
-        if sum(deleted.values()) < batch:
+        _add(outcome, batch_result)
+        if sum(count for count, _ in batch_result.values()) < batch:
             break
         if monotonic() - started >= time_budget_s:
             outcome.more = True
@@ -85,7 +94,32 @@ def purge(
             "deleted": outcome.total,
             "agencies": len(outcome.deleted),
             "batches": outcome.batches,
+            "partitions_dropped": outcome.partitions_dropped,
             "more": outcome.more,
         },
     )
     return outcome
+
+
+def _record(conn: Connection, purged: dict[uuid.UUID, tuple[int, datetime]]) -> None:
+    """One audit row per agency that lost rows, in the transaction that deleted them."""
+    for agency_id, (count, older_than) in purged.items():
+        # A savepoint that sets this agency as the tenant: its audit row passes RLS.
+        with tenant_tx(conn, agency_id):
+            days = access.retention_days(conn, agency_id)
+            audit.record(
+                conn,
+                agency_id,
+                ACTOR,
+                ACTION,
+                details={
+                    "deleted": count,
+                    "retention_days": days,
+                    "older_than": older_than.isoformat(),
+                },
+            )
+
+
+def _add(outcome: PurgeOutcome, purged: dict[uuid.UUID, tuple[int, datetime]]) -> None:
+    for agency_id, (count, _) in purged.items():
+        outcome.deleted[agency_id] = outcome.deleted.get(agency_id, 0) + count

@@ -3,18 +3,22 @@ retention purge) and the access-governance reads.
 
 Every function takes a connection already inside a transaction and never commits; the caller
 commits rows and cursor together (functions/sync_cloudtrail/reader.py). Event and cursor
-functions run inside `tenant_tx` (row-level security: that agency only); `purge_expired_batch`
-goes through the SECURITY DEFINER function `cao.purge_expired_events`, the one cross-tenant path.
+functions run inside `tenant_tx` (row-level security: that agency only); the retention purge
+goes through the SECURITY DEFINER functions `cao.drop_expired_event_partition` and
+`cao.purge_expired_events`, the cross-tenant paths.
 
 Bulk insert. Each batch is COPYed into a temporary table (dropped with the transaction: nothing
 outlives it, so a transaction-mode pooler is fine), then moved into cao.access_events with one
-INSERT ... SELECT that skips the events already stored (re-reading an event, overlap or rerun
-after a crash, is harmless). Under the sync's lease one transaction at a time writes an account's
-events, so the skip is a plain anti-join; should an event id still collide (a duplicate inside
-one batch, or a writer without a lease), the batch falls back to `ON CONFLICT DO NOTHING` inside
-a savepoint. COPY straight into cao.access_events is not possible: Postgres refuses COPY FROM
-into a table with row-level security. bench/cloudtrail_insert.py measured the choice against
-INSERT ... SELECT FROM unnest(<arrays>) and executemany; its output has the numbers.
+INSERT ... SELECT ... ON CONFLICT (account_id, event_id, event_time) DO NOTHING that skips the
+events already stored (re-reading an event, overlap or rerun after a crash, is harmless). Held
+events are found by the batch's keys only: a LATERAL probe per row of each month partition's
+unique index (account_id, event_id, ...), whatever the time stored with that ID, so the insert
+costs the same however many events the account holds (issue 21; the anti-join it replaces was
+planned as a hash of every stored event of the account). Before it, the month partitions the
+batch needs are created if missing (`cao.ensure_event_partitions`, SECURITY DEFINER). COPY
+straight into cao.access_events is not possible: Postgres refuses COPY FROM into a table with
+row-level security. bench/cloudtrail_insert.py measured the choice against INSERT ... SELECT
+FROM unnest(<arrays>) and executemany; its output has the numbers.
 
 Reads. Events are read newest first with keyset pagination on (event_time, id): the index
 `access_events_agency_time (agency_id, event_time DESC, id DESC)` serves the page directly, and
@@ -24,13 +28,17 @@ operators may be used as index conditions ahead of the policy, and timestamptz/b
 comparisons are. A principal is its ARN when CloudTrail gave one, else its name (AWS service
 principals).
 
-Principal summaries. `cao.access_principals` (per account x principal: names, first and last
-seen, event count) and `cao.access_principal_ips` (its distinct source IPs) are written by
-statement triggers on cao.access_events (schema.sql), in the transaction of the statement that
-wrote the events: the INSERT of `insert_events` adds exactly the rows it inserted (those its
-anti-join or ON CONFLICT skipped are not in the trigger's transition table), the retention purge
-recomputes what it touched, deletions cascade. No code here writes them but the operator's
-`rebuild_principal_summaries`.
+Summaries. `cao.access_principals` (per account x principal: names, first and last seen, event
+count), `cao.access_principal_ips` (its distinct source IPs), their agency totals, and the
+vendor ledger (`cao.access_vendor_sessions`, `cao.access_vendor_event_names`,
+`cao.access_vendor_ips`: our own sessions per account x session name) are written by statement
+triggers on cao.access_events (schema.sql), in the transaction of the statement that wrote the
+events: the INSERT of `insert_events` adds exactly the rows it inserted (those it skipped are not
+in the trigger's transition table), the retention purge recomputes what it touched (a row delete
+through the trigger, a dropped month partition in `cao.drop_expired_event_partition`), deletions
+cascade. No code here writes them but the operator's `rebuild_principal_summaries`. The
+principals, new-principals and vendor pages read only them, all time; a `since`/`until` window
+is computed from the window's events.
 """
 
 from __future__ import annotations
@@ -38,10 +46,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from psycopg import errors as pg_errors
 from psycopg import sql
 from psycopg.rows import class_row, kwargs_row
 from pydantic import Field
@@ -64,40 +71,50 @@ _CREATE_INCOMING = (
     + ") ON COMMIT DROP"
 )
 _COPY_INCOMING = f"COPY {_INCOMING} ({_COLUMN_LIST}) FROM STDIN"
+# Rows the account already holds are skipped by one probe of each partition's unique index per
+# row of the batch (a LATERAL with LIMIT 1 is a nested loop: only the batch's keys are read,
+# however many events the account has), whatever their stored time; a duplicate inside the batch
+# or a concurrent writer is skipped by ON CONFLICT on the unique key. RETURNING nothing: the
+# statement's rowcount is the rows inserted, and the summaries' trigger sees exactly those.
 _MOVE_NEW = (
     f"INSERT INTO cao.access_events (agency_id, account_id, {_COLUMN_LIST})"  # noqa: S608
     f" SELECT %(agency)s, %(account)s, {_COLUMN_LIST} FROM {_INCOMING} i"
-    " WHERE NOT EXISTS (SELECT 1 FROM cao.access_events e"
-    "                    WHERE e.account_id = %(account)s AND e.event_id = i.event_id)"
+    " LEFT JOIN LATERAL (SELECT true AS held FROM cao.access_events e"
+    "   WHERE e.account_id = %(account)s AND e.event_id = i.event_id LIMIT 1) s ON true"
+    " WHERE s.held IS NULL"
+    " ON CONFLICT (account_id, event_id, event_time) DO NOTHING"
 )
-_MOVE_SKIPPING_CONFLICTS = (
-    f"INSERT INTO cao.access_events (agency_id, account_id, {_COLUMN_LIST})"  # noqa: S608
-    f" SELECT %(agency)s, %(account)s, {_COLUMN_LIST} FROM {_INCOMING}"
-    " ON CONFLICT (account_id, event_id) DO NOTHING"
-)
+_ENSURE_PARTITIONS = "SELECT cao.ensure_event_partitions(%s::timestamptz[])"
+_EVENT_TIME = EVENT_COLUMNS.index("event_time")
 
 Row = Sequence[Any]
+
+
+def _months(rows: Sequence[Row]) -> list[datetime]:
+    """The first instant (UTC) of each month the rows' event times fall in."""
+    months = set()
+    for row in rows:
+        t = row[_EVENT_TIME].astimezone(UTC)
+        months.add(datetime(t.year, t.month, 1, tzinfo=UTC))
+    return sorted(months)
 
 
 def insert_events(
     conn: Connection, agency_id: uuid.UUID, account_id: uuid.UUID, rows: Sequence[Row]
 ) -> int:
-    """Insert event rows (columns `EVENT_COLUMNS`); returns how many were new."""
+    """Insert event rows (columns `EVENT_COLUMNS`); returns how many were new. The month
+    partitions the rows need are created first if missing (`cao.ensure_event_partitions`)."""
     if not rows:
         return 0
     if len(rows) > MAX_BATCH_ROWS:
         raise ValueError(f"insert at most {MAX_BATCH_ROWS} rows per call")
+    conn.execute(_ENSURE_PARTITIONS, (_months(rows),))
     conn.execute(_CREATE_INCOMING)
     with conn.cursor() as cur:
         with cur.copy(_COPY_INCOMING) as copy:
             for row in rows:
                 copy.write_row(row)
-        ids = {"agency": agency_id, "account": account_id}
-        try:
-            with conn.transaction():  # a savepoint: a collision falls back below
-                cur.execute(_MOVE_NEW, ids)
-        except pg_errors.UniqueViolation:
-            cur.execute(_MOVE_SKIPPING_CONFLICTS, ids)
+        cur.execute(_MOVE_NEW, {"agency": agency_id, "account": account_id})
         inserted = max(cur.rowcount, 0)
     # Dropped now, not only at commit: the same transaction may insert another batch.
     conn.execute(f"DROP TABLE {_INCOMING}")
@@ -248,6 +265,40 @@ def purge_expired_batch(
         "SELECT agency_id, deleted, older_than FROM cao.purge_expired_events(%s)", (batch,)
     ).fetchall()
     return {r[0]: (int(r[1]), r[2]) for r in rows}
+
+
+def drop_expired_partition(
+    conn: Connection,
+) -> tuple[str | None, dict[uuid.UUID, tuple[int, datetime]]]:
+    """Drop the oldest month partition whose every event is past its agency's retention, as of
+    the database's clock (one call of `cao.drop_expired_event_partition`); returns its name
+    (None when no partition is due) and (rows dropped, the cutoff) per agency."""
+    rows = conn.execute(
+        "SELECT partition_name, agency_id, deleted, older_than"
+        " FROM cao.drop_expired_event_partition()"
+    ).fetchall()
+    if not rows:
+        return None, {}
+    return rows[0][0], {r[1]: (int(r[2]), r[3]) for r in rows if r[1] is not None}
+
+
+def create_partitions_ahead(conn: Connection) -> int:
+    """Create this month's and next month's event partitions if missing (the database's clock);
+    returns how many were created."""
+    row = conn.execute(
+        "SELECT cao.ensure_event_partitions(ARRAY[now(), now() + interval '1 month'])"
+    ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def event_partitions(conn: Connection) -> list[str]:
+    """The names of the partitions of cao.access_events (the owner's view; for operators and
+    tests)."""
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " WHERE i.inhparent = 'cao.access_events'::regclass ORDER BY c.relname"
+    ).fetchall()
+    return [r[0] for r in rows]
 
 
 def retention_days(conn: Connection, agency_id: uuid.UUID) -> int | None:
@@ -764,38 +815,43 @@ def page_new_principals(
     limit: int,
 ) -> list[PrincipalRow]:
     """Principals whose first stored event (under the account filter) is at or after `cutoff`,
-    newest first-appearance first. "First" is within what retention keeps."""
-    recent_where, params = _conditions(agency_id, EventFilter(account_ids=account_ids))
-    recent_where.append(sql.SQL("event_time >= %(cutoff)s"))
-    older = [sql.SQL("o.agency_id = %(agency)s"), sql.SQL("o.event_time < %(cutoff)s")]
-    if account_ids is not None:
-        older.append(sql.SQL("o.account_id = ANY(%(accounts)s)"))
-    params["cutoff"] = cutoff
+    newest first-appearance first. "First" is within what retention keeps.
+
+    Read from the summaries kept at ingest: all of such a principal's events are in the window,
+    so its all-time summary is the window's. Over all accounts, one keyset range of the agency
+    totals (`access_principal_totals_first`); under an account filter, the accounts' summaries
+    first seen since the cutoff name the candidates, and those first seen earlier in another of
+    the accounts are left out."""
+    params: dict[str, object] = {"agency": agency_id, "cutoff": cutoff, "limit": limit}
     keyset = sql.SQL("")
     if after is not None:
         keyset = sql.SQL(
-            " AND (first_seen < %(at)s OR (first_seen = %(at)s AND principal > %(after_key)s))"
+            " AND first_seen <= %(at)s AND (first_seen < %(at)s OR principal > %(after_key)s)"
         )
         params.update(at=after[0], after_key=after[1])
-    params["limit"] = limit
-    older_sql = sql.SQL(" AND ").join(older)
-    # Two NOT EXISTS, one per way a principal is keyed, so each can use its index.
+    if account_ids is None:
+        query = sql.SQL(
+            "SELECT principal, principal_arn, principal_name, first_seen, last_seen, event_count,"
+            " source_ip_count, source_ips FROM cao.access_principal_totals"
+            " WHERE agency_id = %(agency)s AND first_seen >= %(cutoff)s{keyset}"
+            " ORDER BY first_seen DESC, principal LIMIT %(limit)s"
+        ).format(keyset=keyset)
+        cur = conn.cursor(row_factory=kwargs_row(PrincipalRow.model_construct))
+        return cur.execute(query, params).fetchall()
+    params["accounts"] = list(dict.fromkeys(account_ids))
     query = sql.SQL(
-        "SELECT * FROM ({agg}) r"
-        " WHERE NOT EXISTS (SELECT 1 FROM cao.access_events o WHERE {older}"
-        "   AND o.principal_arn = r.principal)"
-        " AND NOT EXISTS (SELECT 1 FROM cao.access_events o WHERE {older}"
-        "   AND o.principal_arn IS NULL AND o.principal_name = r.principal){keyset}"
+        "SELECT principal FROM ("
+        " SELECT s.principal, min(s.first_seen) AS first_seen FROM cao.access_principals s"
+        "  WHERE s.agency_id = %(agency)s AND s.account_id = ANY(%(accounts)s)"
+        "  AND s.principal IN (SELECT c.principal FROM cao.access_principals c"
+        "   WHERE c.agency_id = %(agency)s AND c.account_id = ANY(%(accounts)s)"
+        "   AND c.first_seen >= %(cutoff)s)"
+        "  GROUP BY s.principal) p"
+        " WHERE first_seen >= %(cutoff)s{keyset}"
         " ORDER BY first_seen DESC, principal LIMIT %(limit)s"
-    ).format(
-        agg=_PRINCIPAL_AGGREGATE.format(
-            ips=sql.Literal(MAX_LISTED_IPS), where=sql.SQL(" AND ").join(recent_where)
-        ),
-        older=older_sql,
-        keyset=keyset,
-    )
-    cur = conn.cursor(row_factory=kwargs_row(PrincipalRow.model_construct))
-    return cur.execute(query, params).fetchall()
+    ).format(keyset=keyset)
+    keys = [r[0] for r in conn.execute(query, params)]
+    return _principal_summaries(conn, agency_id, account_ids, keys)
 
 
 def page_vendor_sessions(
@@ -805,7 +861,14 @@ def page_vendor_sessions(
     after: tuple[datetime, str] | None,
     limit: int,
 ) -> list[VendorSessionRow]:
-    """Our own sessions (events marked is_vendor) per account and session name, latest first."""
+    """Our own sessions (events marked is_vendor) per account and session name, latest first.
+
+    All time (no `since`/`until`), read from the ledger kept at ingest
+    (`cao.access_vendor_sessions` and its event names and source IPs), one keyset range (one per
+    account under an account filter, merged). Under a time window, from the window's events
+    (the partial index `access_events_vendor`: our sessions are a sliver of the events)."""
+    if f.since is None and f.until is None:
+        return _vendor_from_summaries(conn, agency_id, f.account_ids, after, limit)
     where, params = _conditions(agency_id, f)
     where.append(sql.SQL("is_vendor"))
     keyset = sql.SQL("")
@@ -837,12 +900,70 @@ def page_vendor_sessions(
     return cur.execute(query, params).fetchall()
 
 
+_VENDOR_KEY = "(account_id::text || '/' || session_name)"
+
+
+def _vendor_from_summaries(
+    conn: Connection,
+    agency_id: uuid.UUID,
+    account_ids: Sequence[uuid.UUID] | None,
+    after: tuple[datetime, str] | None,
+    limit: int,
+) -> list[VendorSessionRow]:
+    """The ledger's page from `cao.access_vendor_sessions`, each row with its first event names
+    and source IPs (one index range of each per row)."""
+    params: dict[str, object] = {"agency": agency_id, "limit": limit}
+    keyset: sql.Composable = sql.SQL("")
+    if after is not None:
+        keyset = sql.SQL(
+            " AND last_event <= %(at)s AND (last_event < %(at)s OR {key} > %(after_key)s)"
+        ).format(key=sql.SQL(_VENDOR_KEY))
+        params.update(at=after[0], after_key=after[1])
+    columns = sql.SQL(
+        "{key} AS key, account_id, aws_account_id, session_name, principal_arn, first_event,"
+        " last_event, event_count"
+    ).format(key=sql.SQL(_VENDOR_KEY))
+    order = sql.SQL("ORDER BY last_event DESC, {key} LIMIT %(limit)s").format(
+        key=sql.SQL(_VENDOR_KEY)
+    )
+    if account_ids is None:
+        sessions = sql.SQL(
+            "SELECT {columns} FROM cao.access_vendor_sessions"
+            " WHERE agency_id = %(agency)s{keyset} {order}"
+        ).format(columns=columns, keyset=keyset, order=order)
+    else:
+        params["accounts"] = list(dict.fromkeys(account_ids))
+        sessions = sql.SQL(
+            "SELECT s.* FROM unnest(%(accounts)s::uuid[]) AS a(id)"
+            " CROSS JOIN LATERAL (SELECT {columns} FROM cao.access_vendor_sessions"
+            "   WHERE account_id = a.id AND agency_id = %(agency)s{keyset} {order}) s"
+            " ORDER BY s.last_event DESC, s.key LIMIT %(limit)s"
+        ).format(columns=columns, keyset=keyset, order=order)
+    query = sql.SQL(
+        "SELECT v.*,"
+        " ARRAY(SELECT n.event_name FROM cao.access_vendor_event_names n"
+        "  WHERE n.account_id = v.account_id AND n.session_name = v.session_name"
+        "  ORDER BY n.event_name LIMIT {names}) AS event_names,"
+        " ARRAY(SELECT i.source_ip FROM cao.access_vendor_ips i"
+        "  WHERE i.account_id = v.account_id AND i.session_name = v.session_name"
+        "  ORDER BY i.source_ip LIMIT {ips}) AS source_ips"
+        " FROM ({sessions}) v ORDER BY v.last_event DESC, v.key"
+    ).format(
+        names=sql.Literal(MAX_LISTED_EVENT_NAMES),
+        ips=sql.Literal(MAX_LISTED_IPS),
+        sessions=sessions,
+    )
+    cur = conn.cursor(row_factory=class_row(VendorSessionRow))
+    return cur.execute(query, params).fetchall()
+
+
 # ---- principal summaries: rebuild ---------------------------------------------------------------
 
 
 def rebuild_principal_summaries(conn: Connection, agency_id: uuid.UUID | None) -> int:
-    """Recompute the principal summaries of one agency (None: every agency) from its events;
-    returns the per-account summary rows written. The source IPs go in first: the per-account
+    """Recompute the access summaries of one agency (None: every agency) from its events: the
+    principal summaries and the vendor-access ledger; returns the per account x principal
+    summary rows written. The source IPs go in first: the per-account
     summaries' insert trigger recomputes the agency totals from both. Runs as the schema owner
     (the app role may not delete summaries). Event writes wait on a SHARE lock until the
     transaction ends, so no sync or purge can commit events the rebuild would miss or count
@@ -860,6 +981,38 @@ def rebuild_principal_summaries(conn: Connection, agency_id: uuid.UUID | None) -
             " source_ip FROM cao.access_events WHERE {} AND source_ip IS NOT NULL"
             " AND coalesce(principal_arn, principal_name) IS NOT NULL"
         ).format(scope),
+        params,
+    )
+    conn.execute(
+        sql.SQL("DELETE FROM cao.access_vendor_event_names WHERE {}").format(scope), params
+    )
+    conn.execute(sql.SQL("DELETE FROM cao.access_vendor_ips WHERE {}").format(scope), params)
+    conn.execute(sql.SQL("DELETE FROM cao.access_vendor_sessions WHERE {}").format(scope), params)
+    vendor = sql.SQL("coalesce(principal_name, principal_arn, '')")
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO cao.access_vendor_sessions (agency_id, account_id, session_name,"
+            " aws_account_id, principal_arn, first_event, last_event, event_count)"
+            " SELECT agency_id, account_id, {vendor}, max(aws_account_id), max(principal_arn),"
+            " min(event_time), max(event_time), count(*) FROM cao.access_events"
+            " WHERE {scope} AND is_vendor GROUP BY 1, 2, 3"
+        ).format(scope=scope, vendor=vendor),
+        params,
+    )
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO cao.access_vendor_event_names (agency_id, account_id, session_name,"
+            " event_name) SELECT DISTINCT agency_id, account_id, {vendor}, event_name"
+            " FROM cao.access_events WHERE {scope} AND is_vendor"
+        ).format(scope=scope, vendor=vendor),
+        params,
+    )
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO cao.access_vendor_ips (agency_id, account_id, session_name, source_ip)"
+            " SELECT DISTINCT agency_id, account_id, {vendor}, source_ip FROM cao.access_events"
+            " WHERE {scope} AND is_vendor AND source_ip IS NOT NULL"
+        ).format(scope=scope, vendor=vendor),
         params,
     )
     written = conn.execute(

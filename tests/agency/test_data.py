@@ -97,7 +97,7 @@ def test_the_export_holds_every_table_of_the_agency_and_nothing_of_another(
         for r in owner_conn.execute(
             "SELECT c.relname FROM pg_class c JOIN pg_namespace n"
             " ON n.oid = c.relnamespace JOIN pg_attribute a ON a.attrelid = c.oid"
-            " WHERE n.nspname = 'cao' AND c.relkind = 'r' AND a.attname = 'agency_id'"
+            " WHERE n.nspname = 'cao' AND c.relkind IN ('r', 'p') AND a.attname = 'agency_id'"
             " AND has_table_privilege('cao_app', c.oid, 'SELECT')"
         )
     }

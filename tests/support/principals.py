@@ -1,6 +1,7 @@
 """The principal summaries (cao.access_principals, cao.access_principal_ips and the agency
-totals cao.access_principal_totals) beside the same summaries recomputed from the events, both
-read as the owner, for exact comparisons."""
+totals cao.access_principal_totals) and the vendor-access ledger (cao.access_vendor_sessions,
+its event names and source IPs) beside the same summaries recomputed from the events, both read
+as the owner, for exact comparisons."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import uuid
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 Summaries = dict[tuple[uuid.UUID, str], tuple[Any, ...]]
 
@@ -52,6 +54,58 @@ def assert_summaries_match_events(owner: psycopg.Connection[Any], agency_id: uui
     assert orphans == (0,), "source IPs summarised for a principal with no summary"
     assert summarised(owner, agency_id) == expected
     assert totals(owner, agency_id) == recomputed_totals(owner, agency_id)
+    assert_vendor_ledger_matches_events(owner, agency_id)
+    return len(expected)
+
+
+def recomputed_vendor(owner: psycopg.Connection[Any], agency_id: uuid.UUID) -> Summaries:
+    """Per account x vendor session, from every stored event of the agency marked is_vendor."""
+    rows = owner.execute(
+        "SELECT account_id, coalesce(principal_name, principal_arn, ''), max(aws_account_id),"
+        " max(principal_arn), min(event_time), max(event_time), count(*),"
+        " array_agg(DISTINCT event_name),"
+        " coalesce(array_agg(DISTINCT source_ip) FILTER (WHERE source_ip IS NOT NULL),"
+        " ARRAY[]::text[])"
+        " FROM cao.access_events WHERE agency_id = %s AND is_vendor GROUP BY 1, 2",
+        (agency_id,),
+    ).fetchall()
+    return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+
+
+def vendor_ledger(owner: psycopg.Connection[Any], agency_id: uuid.UUID) -> Summaries:
+    """Per account x vendor session, as the ledger holds it."""
+    rows = owner.execute(
+        "SELECT v.account_id, v.session_name, v.aws_account_id, v.principal_arn, v.first_event,"
+        " v.last_event, v.event_count,"
+        " coalesce((SELECT array_agg(n.event_name ORDER BY n.event_name)"
+        "   FROM cao.access_vendor_event_names n"
+        "   WHERE n.account_id = v.account_id AND n.session_name = v.session_name),"
+        "  ARRAY[]::text[]),"
+        " coalesce((SELECT array_agg(i.source_ip ORDER BY i.source_ip) FROM cao.access_vendor_ips i"
+        "   WHERE i.account_id = v.account_id AND i.session_name = v.session_name),"
+        "  ARRAY[]::text[])"
+        " FROM cao.access_vendor_sessions v WHERE v.agency_id = %s",
+        (agency_id,),
+    ).fetchall()
+    return {(r[0], r[1]): tuple(r[2:]) for r in rows}
+
+
+def assert_vendor_ledger_matches_events(
+    owner: psycopg.Connection[Any], agency_id: uuid.UUID
+) -> int:
+    """The vendor ledger equals a recomputation from the events; returns its sessions."""
+    for table in ("access_vendor_event_names", "access_vendor_ips"):
+        orphans = owner.execute(
+            sql.SQL(
+                "SELECT count(*) FROM cao.{} x WHERE x.agency_id = %s AND NOT EXISTS"
+                " (SELECT 1 FROM cao.access_vendor_sessions v"
+                "  WHERE v.account_id = x.account_id AND v.session_name = x.session_name)"
+            ).format(sql.Identifier(table)),
+            (agency_id,),
+        ).fetchone()
+        assert orphans == (0,), f"{table} holds rows of no vendor session"
+    expected = recomputed_vendor(owner, agency_id)
+    assert vendor_ledger(owner, agency_id) == expected
     return len(expected)
 
 

@@ -27,7 +27,7 @@ from tests.conftest import base_env
 from tests.support.database import TestDatabase
 
 UNREACHABLE = "postgresql://cao_app@127.0.0.1:9/nowhere?connect_timeout=1"
-GATES: tuple[Callable[..., Any], ...] = (web.get_bearer_key, require_cron)
+GATES: tuple[Callable[..., Any], ...] = (web.get_credential, require_cron)
 
 MALFORMED = [
     None,

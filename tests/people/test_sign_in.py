@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from shared.kit.clock import utc_now
 from tests.people.conftest import Admin, Browser
 from tests.support.authenticator import unb64url
 from tests.support.deps import override
@@ -85,8 +86,6 @@ def test_an_enrolment_is_single_use_and_lasts_15_minutes(open_browser: Any) -> N
 
     late: Browser = open_browser()
     token = late.sign_up()["enrolment"]["token"]
-    from shared.kit.clock import utc_now
-
     with override(clock=lambda: utc_now() + timedelta(minutes=16)):
         r = late.post("/api/passkeys/registration/options", json={"enrolment_token": token})
     assert r.status_code == 401
@@ -187,8 +186,6 @@ def test_sign_in_is_throttled_per_credential_and_per_address(
 
 
 def test_idle_and_absolute_expiry_on_the_injected_clock(admin: Admin) -> None:
-    from shared.kit.clock import utc_now
-
     browser = admin.browser
     start = utc_now()
     with override(clock=lambda: start + timedelta(hours=11)):

@@ -138,10 +138,9 @@ def test_removing_a_user_ends_their_sessions(
     assert admin.browser.delete(f"/api/users/{them['id']}").status_code == 204
     assert colleague.get("/api/accounts").status_code == 401
     assert colleague.sign_in().status_code == 401
-    for table in ("users", "passkeys", "sessions"):
+    for table, column in (("users", "id"), ("passkeys", "user_id"), ("sessions", "user_id")):
         row = owner_conn.execute(
-            f"SELECT count(*) FROM cao.{table} WHERE {'id' if table == 'users' else 'user_id'} = %s",
-            (them["id"],),
+            f"SELECT count(*) FROM cao.{table} WHERE {column} = %s", (them["id"],)
         ).fetchone()
         assert row == (0,), table
     assert admin.browser.delete(f"/api/users/{them['id']}").status_code == 404

@@ -130,68 +130,15 @@ def build_tenant(conn: Conn, marker: str) -> Tenant:
         (auth.hash_key(spare),),
     ).fetchone()
     assert key_id is not None
-    now = datetime.now(UTC)
-    user = seed.insert(
-        conn,
-        agency.id,
-        "users",
-        email=f"{marker.lower()}-{secrets.token_hex(4)}@example.com",
-        name=f"{marker}-person",
-        role="admin",
-    )
-    passkey = seed.insert(
-        conn,
-        agency.id,
-        "passkeys",
-        user_id=user,
-        credential_id=secrets.token_bytes(32),
-        public_key=secrets.token_bytes(77),
-        name=f"{marker}-passkey",
-    )
-    session_token = auth.generate_token()
-    session = seed.insert(
-        conn,
-        agency.id,
-        "sessions",
-        user_id=user,
-        passkey_id=passkey,
-        token_hash=auth.hash_token(session_token),
-        created_at=now,
-        last_seen_at=now,
-        expires_at=now + timedelta(days=7),
-    )
-    invitation = seed.insert(
-        conn,
-        agency.id,
-        "invitations",
-        kind="invite",
-        email=f"{marker.lower()}-invitee-{secrets.token_hex(4)}@example.com",
-        role="member",
-        token_hash=auth.hash_token(auth.generate_token()),
-        created_by="test",
-        created_at=now,
-        expires_at=now + timedelta(days=7),
-    )
-    seed.insert(
-        conn,
-        agency.id,
-        "enrolments",
-        user_id=user,
-        token_hash=auth.hash_token(auth.generate_token()),
-        created_at=now,
-        expires_at=now + timedelta(minutes=15),
-    )
+    people = seed.add_people(conn, agency.id, marker)
     ids = {
         "agency": agency.id,
         "account": account,
         "runbook": runbook,
         "key": key_id[0],
-        "user": user,
-        "passkey": passkey,
-        "session": session,
-        "invitation": invitation,
+        **{k: people[k] for k in ("user", "passkey", "session", "invitation")},
     }
-    return Tenant(agency, ids, aws_id, marker, spare, session_token)
+    return Tenant(agency, ids, aws_id, marker, spare, people["session_token"])
 
 
 # Path/query/body names -> which of a tenant's ids they hold.

@@ -99,7 +99,6 @@ WE_STORE_ON_PAGE: tuple[str, ...] = (
 )
 
 
-
 @dataclass(frozen=True)
 class Addition:
     """A line we publish beyond the page's, named so the test holding us to the page knows it."""

@@ -254,3 +254,13 @@ def test_another_agencys_people_are_404(admin: Admin, open_browser: Any) -> None
     assert me.delete(f"/api/invitations/{invitation['id']}").status_code == 404
     assert theirs["id"] not in {u["id"] for u in me.get("/api/users").json()["users"]}
     assert other_browser.get("/api/session").status_code == 200
+
+
+def test_existing_audited_actions_record_the_person(admin: Admin) -> None:
+    browser = admin.browser
+    me = browser.refresh()["user"]
+    r = browser.post("/api/agency/keys", json={"name": "CI", "role": "member"})
+    assert r.status_code == 201, r.text
+    entries = browser.get("/api/audit").json()["items"]
+    created = [e for e in entries if e["action"] == "key.created"]
+    assert created and created[0]["actor"] == f"user:{me['id']}"

@@ -1136,7 +1136,8 @@ DECLARE
 BEGIN
   SELECT k.window_seconds, k.max_hits INTO p
     FROM (VALUES ('signup', 3600, 5), ('sync-now', 3600, 4), ('verify', 3600, 4),
-                 ('signin', 600, 30), ('signin-credential', 600, 10))
+                 ('signin', 600, 30), ('signin-credential', 600, 10),
+                 ('signin-alert', 600, 1))
       AS k (kind, window_seconds, max_hits)
    WHERE k.kind = split_part(p_bucket, ':', 1);
   IF NOT FOUND THEN

@@ -211,6 +211,7 @@ def test_no_caller_can_reset_or_widen_a_rate_limit(app_conn: Conn) -> None:
         ("verify", VERIFY_LIMIT, VERIFY_WINDOW_S),
         ("signin", SIGNIN_LIMIT, SIGNIN_WINDOW_S),
         ("signin-credential", SIGNIN_CREDENTIAL_LIMIT, SIGNIN_WINDOW_S),
+        ("signin-alert", 1, SIGNIN_WINDOW_S),
     ],
 )
 def test_the_limits_the_messages_state_are_the_ones_the_database_applies(

@@ -43,6 +43,7 @@ MAX_SESSIONS = 20
 SIGNIN_WINDOW_S = 600  # cao.rate_limit_hit: 'signin' and 'signin-credential'
 SIGNIN_LIMIT = 30  # requests (options and assertions) per address block per window
 SIGNIN_CREDENTIAL_LIMIT = 10  # assertions per credential per window
+# (a throttled credential's burst is audited once per window: 'signin-alert', 1 per 600 s)
 SIGN_IN_FAILED = "sign-in failed: use a passkey registered for this site, or ask an admin"
 
 
@@ -96,10 +97,7 @@ def sign_in(
         _throttle(conn, _bucket("signin-credential", credential_id))
     except RateLimitedError:
         if found is not None:
-            with tenant_tx(conn, found[0]):
-                audit.record(
-                    conn, found[0], "anonymous", "session.sign_in_throttled", f"user:{found[1]}"
-                )
+            _audit_burst(conn, found[0], found[1], credential_id)
         raise
     with system_tx(conn):
         taken = people.take_challenge(conn, challenge, "authentication")
@@ -136,6 +134,19 @@ def sign_in(
     if failure:
         raise UnauthorizedError(SIGN_IN_FAILED, code="sign_in_failed")
     return token
+
+
+def _audit_burst(
+    conn: Connection, agency_id: uuid.UUID, user_id: uuid.UUID, credential_id: bytes
+) -> None:
+    """Audit a burst of failed sign-ins once per window (the 'signin-alert' kind allows one
+    per 10 minutes per credential): an attacker hammering a passkey cannot flood the log."""
+    with system_tx(conn):
+        again = rate_limits.hit(conn, _bucket("signin-alert", credential_id))
+    if again:
+        return
+    with tenant_tx(conn, agency_id):
+        audit.record(conn, agency_id, "anonymous", "session.sign_in_throttled", f"user:{user_id}")
 
 
 def open_session(

@@ -172,8 +172,11 @@ def test_sign_in_is_throttled_per_credential_and_per_address(
     # From another address, the same credential is still throttled.
     browser.address = "198.51.100.7"
     assert browser.sign_in().status_code == 429
+    for _ in range(5):
+        assert browser.sign_in().status_code == 429
     audit = browser.http.get("/api/audit", headers=admin.key_headers).json()["items"]
-    assert any(e["action"] == "session.sign_in_throttled" for e in audit)
+    # The burst is audited once, however long it goes on.
+    assert [e["action"] for e in audit].count("session.sign_in_throttled") == 1
     assert any(e["action"] == "session.sign_in_failed" for e in audit)
     # Per address: an IPv6 /64 counts as one.
     other: Browser = open_browser()

@@ -99,9 +99,13 @@ def _fails(r: Any) -> None:
     }
 
 
-def test_a_replayed_assertion_is_refused(admin: Admin, owner_conn: Conn) -> None:
+def test_a_replayed_assertion_is_refused_by_its_used_challenge(
+    admin: Admin, owner_conn: Conn
+) -> None:
     browser = admin.browser
-    assertion = browser.authenticator.get(browser.sign_in_options(), browser.origin)
+    # An authenticator without a counter (sign count always 0): only the single-use challenge
+    # can refuse the replay.
+    assertion = browser.authenticator.get(browser.sign_in_options(), browser.origin, sign_count=0)
     assert browser.submit_assertion(assertion).status_code == 200
     before = _count(owner_conn, "sessions", admin.agency_id)
     _fails(browser.submit_assertion(assertion))

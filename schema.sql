@@ -933,6 +933,92 @@ CREATE TABLE IF NOT EXISTS cao.audit_log (
 CREATE INDEX IF NOT EXISTS audit_agency_time ON cao.audit_log (agency_id, at DESC);
 
 -- ---------------------------------------------------------------------------------------------
+-- People (functions/people): the agency's users, their passkeys, browser sessions, invitations
+-- and recovery links, and enrolments (the one-time ceremony that registers a first passkey).
+-- Nothing here can sign in by itself: passkeys are public keys; session, invitation, recovery
+-- and enrolment tokens are stored as SHA-256 only.
+-- ---------------------------------------------------------------------------------------------
+
+CREATE TABLE IF NOT EXISTS cao.users (
+  id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  agency_id        uuid NOT NULL REFERENCES cao.agencies(id) ON DELETE CASCADE,
+  email            text NOT NULL CHECK (length(email) BETWEEN 3 AND 320),
+  name             text NOT NULL CHECK (length(name) BETWEEN 1 AND 200),
+  role             text NOT NULL CHECK (role IN ('admin', 'member')),
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  last_sign_in_at  timestamptz,
+  UNIQUE (agency_id, id)
+);
+-- An email is one person across the product (case-insensitive).
+CREATE UNIQUE INDEX IF NOT EXISTS users_email ON cao.users (lower(email));
+CREATE INDEX IF NOT EXISTS users_agency ON cao.users (agency_id, created_at);
+
+CREATE TABLE IF NOT EXISTS cao.passkeys (
+  id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  agency_id        uuid NOT NULL,
+  user_id          uuid NOT NULL,
+  credential_id    bytea NOT NULL UNIQUE CHECK (length(credential_id) BETWEEN 16 AND 1023),
+  public_key       bytea NOT NULL CHECK (length(public_key) <= 2048),
+  sign_count       bigint NOT NULL DEFAULT 0 CHECK (sign_count >= 0),
+  transports       text[] NOT NULL DEFAULT ARRAY[]::text[] CHECK (cardinality(transports) <= 8),
+  name             text NOT NULL CHECK (length(name) BETWEEN 1 AND 100),
+  created_at       timestamptz NOT NULL DEFAULT now(),
+  last_used_at     timestamptz,
+  UNIQUE (agency_id, id),
+  FOREIGN KEY (agency_id, user_id) REFERENCES cao.users (agency_id, id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS passkeys_user ON cao.passkeys (agency_id, user_id);
+
+-- A session ends with its user and with the passkey that opened it (ON DELETE CASCADE).
+CREATE TABLE IF NOT EXISTS cao.sessions (
+  id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  agency_id        uuid NOT NULL,
+  user_id          uuid NOT NULL,
+  passkey_id       uuid NOT NULL,
+  token_hash       bytea NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+  created_at       timestamptz NOT NULL,
+  last_seen_at     timestamptz NOT NULL,
+  expires_at       timestamptz NOT NULL,
+  FOREIGN KEY (agency_id, user_id) REFERENCES cao.users (agency_id, id) ON DELETE CASCADE,
+  FOREIGN KEY (agency_id, passkey_id) REFERENCES cao.passkeys (agency_id, id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS sessions_user ON cao.sessions (agency_id, user_id, created_at DESC);
+CREATE INDEX IF NOT EXISTS sessions_passkey ON cao.sessions (passkey_id);
+
+-- Invitations (kind 'invite': a new user with this email and role) and recovery links (kind
+-- 'recovery': a new passkey for an existing user). Single use, 7 days, revocable.
+CREATE TABLE IF NOT EXISTS cao.invitations (
+  id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  agency_id        uuid NOT NULL REFERENCES cao.agencies(id) ON DELETE CASCADE,
+  kind             text NOT NULL CHECK (kind IN ('invite', 'recovery')),
+  email            text NOT NULL CHECK (length(email) BETWEEN 3 AND 320),
+  role             text NOT NULL CHECK (role IN ('admin', 'member')),
+  user_id          uuid,
+  token_hash       bytea NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+  created_by       text NOT NULL CHECK (length(created_by) <= 100),
+  created_at       timestamptz NOT NULL,
+  expires_at       timestamptz NOT NULL,
+  accepted_at      timestamptz,
+  revoked_at       timestamptz,
+  CHECK ((kind = 'recovery') = (user_id IS NOT NULL)),
+  FOREIGN KEY (agency_id, user_id) REFERENCES cao.users (agency_id, id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS invitations_agency ON cao.invitations (agency_id, created_at DESC);
+
+-- Enrolment: a single-use, 15-minute ceremony that registers one passkey for one user.
+CREATE TABLE IF NOT EXISTS cao.enrolments (
+  id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  agency_id        uuid NOT NULL,
+  user_id          uuid NOT NULL,
+  token_hash       bytea NOT NULL UNIQUE CHECK (length(token_hash) = 32),
+  created_at       timestamptz NOT NULL,
+  expires_at       timestamptz NOT NULL,
+  used_at          timestamptz,
+  FOREIGN KEY (agency_id, user_id) REFERENCES cao.users (agency_id, id) ON DELETE CASCADE
+);
+CREATE INDEX IF NOT EXISTS enrolments_user ON cao.enrolments (agency_id, user_id);
+
+-- ---------------------------------------------------------------------------------------------
 -- Cross-tenant by nature: not visible to the app role at all (no grants); reached only through
 -- SECURITY DEFINER functions.
 -- ---------------------------------------------------------------------------------------------
@@ -943,6 +1029,18 @@ CREATE TABLE IF NOT EXISTS cao.webhook_deliveries (
   agency_id     uuid,
   received_at   timestamptz NOT NULL DEFAULT now()
 );
+
+-- WebAuthn challenges: single use, 5 minutes, taken atomically by the challenge found in the
+-- client data. Sign-in challenges belong to nobody yet (user_id NULL); registration challenges
+-- to the user enrolling. Reached only through cao.put_challenge / cao.take_challenge.
+CREATE TABLE IF NOT EXISTS cao.webauthn_challenges (
+  challenge    bytea PRIMARY KEY CHECK (length(challenge) BETWEEN 16 AND 64),
+  purpose      text NOT NULL CHECK (purpose IN ('registration', 'authentication')),
+  agency_id    uuid,
+  user_id      uuid,
+  expires_at   timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS webauthn_challenges_expiry ON cao.webauthn_challenges (expires_at);
 
 -- Fixed-window rate limits (sign-up per source address, sync-now and verify per account).
 CREATE TABLE IF NOT EXISTS cao.rate_limits (
@@ -1044,7 +1142,8 @@ BEGIN
                            'cost_account_months', 'cost_pulls', 'cost_pull_rows',
                            'access_events',
                            'sync_jobs', 'sync_cursors', 'sync_runs', 'runbooks',
-                           'runbook_versions', 'audit_log', 'notice_deliveries']
+                           'runbook_versions', 'audit_log', 'notice_deliveries',
+                           'users', 'passkeys', 'sessions', 'invitations', 'enrolments']
   LOOP
     EXECUTE format('ALTER TABLE cao.%I ENABLE ROW LEVEL SECURITY', t);
     EXECUTE format('ALTER TABLE cao.%I FORCE ROW LEVEL SECURITY', t);
@@ -1086,20 +1185,33 @@ GRANT UPDATE (revoked_at) ON cao.api_keys TO cao_app;
 GRANT SELECT, INSERT, DELETE ON cao.external_ids TO cao_app;
 GRANT UPDATE (retired_at) ON cao.external_ids TO cao_app;
 GRANT SELECT, INSERT, DELETE ON cao.runbook_versions TO cao_app;
+-- People: token hashes, credential ids and public keys are written once; a user's email never
+-- changes. Sessions are created and deleted (last_seen_at is cao.authenticate_session's).
+REVOKE ALL ON cao.users, cao.passkeys, cao.sessions, cao.invitations, cao.enrolments FROM cao_app;
+GRANT SELECT, INSERT, DELETE ON cao.users, cao.passkeys, cao.sessions TO cao_app;
+GRANT UPDATE (name, role, last_sign_in_at) ON cao.users TO cao_app;
+GRANT UPDATE (name, sign_count, last_used_at) ON cao.passkeys TO cao_app;
+GRANT SELECT, INSERT ON cao.invitations, cao.enrolments TO cao_app;
+GRANT UPDATE (accepted_at, revoked_at) ON cao.invitations TO cao_app;
+GRANT UPDATE (used_at) ON cao.enrolments TO cao_app;
 
 -- The app role never touches these directly.
 ALTER TABLE cao.webhook_deliveries ENABLE ROW LEVEL SECURITY;
 ALTER TABLE cao.webhook_deliveries FORCE ROW LEVEL SECURITY;
 ALTER TABLE cao.rate_limits ENABLE ROW LEVEL SECURITY;
 ALTER TABLE cao.rate_limits FORCE ROW LEVEL SECURITY;
+ALTER TABLE cao.webauthn_challenges ENABLE ROW LEVEL SECURITY;
+ALTER TABLE cao.webauthn_challenges FORCE ROW LEVEL SECURITY;
 DO $$
 BEGIN
   EXECUTE 'DROP POLICY IF EXISTS owner_all ON cao.webhook_deliveries';
   EXECUTE format('CREATE POLICY owner_all ON cao.webhook_deliveries TO %I USING (true) WITH CHECK (true)', current_user);
   EXECUTE 'DROP POLICY IF EXISTS owner_all ON cao.rate_limits';
   EXECUTE format('CREATE POLICY owner_all ON cao.rate_limits TO %I USING (true) WITH CHECK (true)', current_user);
+  EXECUTE 'DROP POLICY IF EXISTS owner_all ON cao.webauthn_challenges';
+  EXECUTE format('CREATE POLICY owner_all ON cao.webauthn_challenges TO %I USING (true) WITH CHECK (true)', current_user);
 END $$;
-REVOKE ALL ON cao.webhook_deliveries, cao.rate_limits FROM cao_app;
+REVOKE ALL ON cao.webhook_deliveries, cao.rate_limits, cao.webauthn_challenges FROM cao_app;
 
 -- ---------------------------------------------------------------------------------------------
 -- SECURITY DEFINER functions: the only cross-tenant paths. Each pins search_path, takes only
@@ -1336,7 +1448,9 @@ DECLARE
   t timestamptz := now();
 BEGIN
   SELECT k.window_seconds, k.max_hits INTO p
-    FROM (VALUES ('signup', 3600, 5), ('sync-now', 3600, 4), ('verify', 3600, 4))
+    FROM (VALUES ('signup', 3600, 5), ('sync-now', 3600, 4), ('verify', 3600, 4),
+                 ('signin', 600, 30), ('signin-credential', 600, 10),
+                 ('signin-alert', 600, 1))
       AS k (kind, window_seconds, max_hits)
    WHERE k.kind = split_part(p_bucket, ':', 1);
   IF NOT FOUND THEN
@@ -1403,11 +1517,87 @@ BEGIN
     RETURN;
   END IF;
   DELETE FROM webhook_deliveries WHERE agency_id = a;
+  DELETE FROM webauthn_challenges WHERE agency_id = a;
   DELETE FROM rate_limits r
    WHERE strpos(r.bucket, a::text) > 0
       OR EXISTS (SELECT 1 FROM accounts c
                   WHERE c.agency_id = a AND strpos(r.bucket, c.id::text) > 0);
 END $$;
+
+-- People (functions/people). Sign-in, enrolment and invitation acceptance happen before there is
+-- a tenant: these map a token's hash or a credential id to its agency, and nothing more. Their
+-- clock is greatest(caller's, database's): a caller's clock can shorten a lifetime (tests run
+-- sessions on an injected clock) but never extend one.
+
+-- A live session by its token's hash: idle 12 hours, absolute 7 days (expires_at, set at
+-- sign-in). last_seen_at is refreshed at most once a minute, not a write per request.
+CREATE OR REPLACE FUNCTION cao.authenticate_session(p_token_hash bytea, p_now timestamptz)
+  RETURNS TABLE (agency_id uuid, user_id uuid, session_id uuid, role text)
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$
+DECLARE
+  t timestamptz := greatest(p_now, now());
+BEGIN
+  UPDATE sessions s SET last_seen_at = t
+   WHERE s.token_hash = p_token_hash AND s.expires_at > t
+     AND s.last_seen_at > t - interval '12 hours'
+     AND s.last_seen_at < t - interval '1 minute';
+  RETURN QUERY SELECT s.agency_id, s.user_id, s.id, u.role
+    FROM sessions s JOIN users u ON u.id = s.user_id
+   WHERE s.token_hash = p_token_hash AND s.expires_at > t
+     AND s.last_seen_at > t - interval '12 hours';
+END $$;
+
+-- An enrolment still open (unused, unexpired) by its token's hash.
+CREATE OR REPLACE FUNCTION cao.find_enrolment(p_token_hash bytea, p_now timestamptz)
+  RETURNS TABLE (enrolment_id uuid, agency_id uuid, user_id uuid)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$
+  SELECT e.id, e.agency_id, e.user_id FROM enrolments e
+   WHERE e.token_hash = p_token_hash AND e.used_at IS NULL
+     AND e.expires_at > greatest(p_now, now())
+$$;
+
+-- An invitation or recovery link by its token's hash (its state is read in its agency's
+-- transaction, to tell the holder of the link why it no longer works).
+CREATE OR REPLACE FUNCTION cao.find_invitation(p_token_hash bytea)
+  RETURNS TABLE (invitation_id uuid, agency_id uuid)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$ SELECT i.id, i.agency_id FROM invitations i WHERE i.token_hash = p_token_hash $$;
+
+-- Sign-in: the passkey behind a credential id.
+CREATE OR REPLACE FUNCTION cao.find_passkey(p_credential_id bytea)
+  RETURNS TABLE (agency_id uuid, user_id uuid, passkey_id uuid)
+  LANGUAGE sql STABLE SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$ SELECT p.agency_id, p.user_id, p.id FROM passkeys p WHERE p.credential_id = p_credential_id $$;
+
+-- A new WebAuthn challenge, 5 minutes, for sign-in (no agency, no user) or for a registration
+-- of the transaction's agency's user. Expired challenges are cleared as new ones come.
+CREATE OR REPLACE FUNCTION cao.put_challenge(p_challenge bytea, p_purpose text, p_user_id uuid)
+  RETURNS void
+  LANGUAGE plpgsql SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$
+BEGIN
+  IF (p_purpose = 'registration') <> (p_user_id IS NOT NULL AND current_agency() IS NOT NULL) THEN
+    RAISE EXCEPTION 'a registration challenge needs its user and agency' USING ERRCODE = '22023';
+  END IF;
+  DELETE FROM webauthn_challenges WHERE challenge IN (
+    SELECT challenge FROM webauthn_challenges WHERE expires_at <= now() LIMIT 100);
+  INSERT INTO webauthn_challenges (challenge, purpose, agency_id, user_id, expires_at)
+    VALUES (p_challenge, p_purpose,
+            CASE WHEN p_purpose = 'registration' THEN current_agency() END,
+            p_user_id, now() + interval '5 minutes');
+END $$;
+
+-- Take (consume) a live challenge: its agency and user, or nothing (unknown, expired, used).
+CREATE OR REPLACE FUNCTION cao.take_challenge(p_challenge bytea, p_purpose text)
+  RETURNS TABLE (agency_id uuid, user_id uuid)
+  LANGUAGE sql SECURITY DEFINER SET search_path = cao, pg_temp
+AS $$
+  DELETE FROM webauthn_challenges c
+   WHERE c.challenge = p_challenge AND c.purpose = p_purpose AND c.expires_at > now()
+  RETURNING c.agency_id, c.user_id
+$$;
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA cao FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION cao.current_agency() TO cao_app;
@@ -1426,3 +1616,9 @@ GRANT EXECUTE ON FUNCTION cao.erase_agency_traces() TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.accounts_due_trust_probe(integer) TO cao_app;
 GRANT EXECUTE ON FUNCTION cao.set_billing_state(text, text, timestamptz, text, text, timestamptz,
   timestamptz) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.authenticate_session(bytea, timestamptz) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.find_enrolment(bytea, timestamptz) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.find_invitation(bytea) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.find_passkey(bytea) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.put_challenge(bytea, text, uuid) TO cao_app;
+GRANT EXECUTE ON FUNCTION cao.take_challenge(bytea, text) TO cao_app;

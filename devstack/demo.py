@@ -1,4 +1,5 @@
-"""`make demo`: the whole product on this machine, seeded, at http://127.0.0.1:3000.
+"""`make demo`: the whole product on this machine, seeded, at http://127.0.0.1:3000 (the console:
+http://localhost:3000, the passkeys' relying party).
 
 What it starts (all stopped by Ctrl-C):
 - Postgres: the embedded server (data under .local/pg, git-ignored) unless DATABASE_URL and
@@ -46,6 +47,9 @@ from shared.web import Body, create_app
 
 HOST, PORT = "127.0.0.1", 3000
 BASE = f"http://{HOST}:{PORT}"
+# The console's address: WebAuthn refuses IP addresses as relying party IDs, so people sign in
+# at localhost (CAO_PUBLIC_URL; browsers keep Secure cookies on http://localhost).
+CONSOLE = f"http://localhost:{PORT}"
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
 DB_NAME = "cao_demo"
@@ -183,7 +187,11 @@ def seed(http: httpx.Client, sim: SimulatedAws) -> dict[str, Any]:
 
     r = http.post(
         "/api/agencies",
-        json={"name": "Demo Cloud Partners", "contact_email": "ops@demo-partners.example"},
+        json={
+            "name": "Demo Cloud Partners",
+            "contact_email": "ops@demo-partners.example",
+            "admin": {"name": "Demo Admin", "email": "admin@demo-partners.example"},
+        },
     )
     r.raise_for_status()
     agency = r.json()
@@ -208,7 +216,12 @@ def seed(http: httpx.Client, sim: SimulatedAws) -> dict[str, Any]:
         headers=auth,
         json={"title": "Acme: monthly cost review", "body": RUNBOOK, "account_id": acme},
     ).raise_for_status()
-    return {"key": key, "external_id": external_id, "agency_id": agency["agency_id"]}
+    return {
+        "key": key,
+        "external_id": external_id,
+        "agency_id": agency["agency_id"],
+        "enrolment": agency["enrolment"]["token"],
+    }
 
 
 def wait_for_syncs(http: httpx.Client, key: str, timeout_s: float = 90) -> list[dict[str, Any]]:
@@ -236,6 +249,14 @@ def banner(info: dict[str, Any], accounts: list[dict[str, Any]], cron_secret: st
     )
     return f"""
 CloudAgencyOps is running at {BASE}   (OpenAPI: {BASE}/api/docs; Ctrl-C stops everything)
+
+Open the console at {CONSOLE}, not at 127.0.0.1: passkeys (WebAuthn) refuse IP addresses.
+The demo admin (admin@demo-partners.example) registers a passkey with this enrolment within
+15 minutes (POST /api/passkeys/registration/options, then /api/passkeys/registration):
+    {info["enrolment"]}
+Later, invite people with the API key (the link is the invitation):
+    curl -s -X POST $CAO/api/invitations -H "Authorization: Bearer $KEY" \
+      -H 'content-type: application/json' -d '{{"email":"you@example.com","role":"admin"}}'
 
 Demo agency "Demo Cloud Partners" (admin API key, shown once):
     export CAO={BASE} KEY={key}
@@ -291,6 +312,7 @@ def main() -> int:
             "CAO_AWS_ENDPOINT_URL": sim.endpoint_url,
             # Fictional: shows the quick-create link; production publishes to S3 (README).
             "CAO_TEMPLATE_URL": "https://cloudagencyops-demo.s3.amazonaws.com/role.yaml",
+            "CAO_PUBLIC_URL": CONSOLE,
             "CRON_SECRET": cron_secret,
             "POLAR_WEBHOOK_SECRET": DEMO_WEBHOOK_SECRET,
             "POLAR_ACCESS_TOKEN": "demo-polar-token-not-for-production",

@@ -97,6 +97,7 @@ PROBES: dict[str, Probe] = {
     "cron_verify": Probe("GET", "/api/cron/verify", (401,), {"authorization": "Bearer wrong"}),
     "notices": _authenticated("/api/notices"),
     "onboarding": _authenticated("/api/onboarding"),
+    "people": _authenticated("/api/users"),
     "runbooks": _authenticated("/api/runbooks"),
     # The queue's push consumer: a delivery the queue service never made must be refused.
     "sync_worker": Probe(

@@ -155,6 +155,12 @@ def tenant_tx(conn: Connection, agency_id: uuid.UUID | str) -> Iterator[Connecti
         yield conn
 
 
+def enter_tenant(conn: Connection, agency_id: uuid.UUID) -> None:
+    """Set the tenant inside an open transaction: sign-up creates the agency (through a
+    SECURITY DEFINER function) and then writes its first rows as that tenant, atomically."""
+    conn.execute("SELECT set_config('app.agency_id', %s, true)", (str(agency_id),))
+
+
 @contextmanager
 def system_tx(conn: Connection) -> Iterator[Connection]:
     """A transaction with no tenant: it sees no tenant rows, only SECURITY DEFINER functions."""

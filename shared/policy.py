@@ -86,7 +86,8 @@ STORED_CLOUDTRAIL_FIELDS: tuple[StoredField, ...] = (
     StoredField("region", "region (to locate)", "the region read", 32),
 )
 
-WE_STORE: tuple[str, ...] = (
+# The security page's lines, verbatim.
+WE_STORE_ON_PAGE: tuple[str, ...] = (
     "Aggregated cost data from Cost Explorer (per account × per service × per month)",
     "CloudTrail event metadata ("
     + ", ".join(f.label for f in STORED_CLOUDTRAIL_FIELDS if "(" not in f.label)
@@ -96,6 +97,27 @@ WE_STORE: tuple[str, ...] = (
     "Runbook content YOU author in our editor",
     "Your agency's billing details + Polar customer ID",
 )
+
+
+@dataclass(frozen=True)
+class Addition:
+    """A line we publish beyond the page's, named so the test holding us to the page knows it."""
+
+    name: str
+    text: str
+
+
+# What the product stores beyond the page's list (the page's lines are kept verbatim above).
+WE_STORE_ADDITIONS: tuple[Addition, ...] = (
+    Addition(
+        "people",
+        "The people who sign in to your agency's console: name, email, role, passkey public keys "
+        "(never anything that can sign in by itself), and session records (hashed session "
+        "tokens, sign-in and last-seen times)",
+    ),
+)
+
+WE_STORE: tuple[str, ...] = WE_STORE_ON_PAGE + tuple(a.text for a in WE_STORE_ADDITIONS)
 
 WE_NEVER_STORE: tuple[str, ...] = (
     "AWS access keys (long-lived IAM user credentials)",

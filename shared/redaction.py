@@ -52,6 +52,10 @@ SENSITIVE_KEYS = frozenset(
         "key",
         "private_key",
         "client_secret",
+        "enrolment_token",
+        "csrf_token",
+        "x-csrf-token",
+        "__Host-cao_session",
     )
 )
 
@@ -67,6 +71,9 @@ _PATTERNS = [
     re.compile(r"\bpolar_[a-z]{2,4}_[A-Za-z0-9]{8,}"),
     # Our API keys (see shared.auth): cao_ + 43 url-safe base64 characters.
     re.compile(r"\bcao_[A-Za-z0-9_-]{20,}"),
+    # Browser sessions (the cookie) and invitation or recovery links (token in the fragment).
+    re.compile(r"cao_session=[^;\s'\"]+"),
+    re.compile(r"/(?:invite|recover)#[A-Za-z0-9_-]+"),
     # AWS secret access keys: 40 base64 characters standing alone.
     # (mixed case required, so a 40-hex commit SHA is left alone).
     re.compile(

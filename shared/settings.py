@@ -14,6 +14,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from shared import redaction
 from shared.errors import ConfigError
@@ -99,7 +100,10 @@ VARS: dict[str, Var] = {
         ),
         Var(
             "CAO_PUBLIC_URL",
-            "Public HTTPS origin of the product (security.txt Canonical and Policy URLs).",
+            "Public HTTPS origin of the product (security.txt Canonical and Policy URLs, the "
+            "links of invitations); its host is the passkeys' relying party ID, and its origin "
+            "the one browsers may send unsafe requests from (plus http://localhost:<port> "
+            "outside production).",
             default="https://cloudagencyops.com",
         ),
         Var(
@@ -116,6 +120,7 @@ VARS: dict[str, Var] = {
 }
 
 _ACCOUNT_ID = re.compile(r"^\d{12}$")
+_LOCALHOST_ORIGIN = re.compile(r"http://localhost(?::\d{1,5})?")
 
 
 class Settings:
@@ -172,3 +177,34 @@ class Settings:
     @property
     def sentry_dsn(self) -> str:
         return self.get("SENTRY_DSN")
+
+    @property
+    def public_url(self) -> str:
+        """CAO_PUBLIC_URL without a trailing slash."""
+        return self.get("CAO_PUBLIC_URL").rstrip("/")
+
+    @property
+    def public_origin(self) -> str:
+        parts = urlsplit(self.public_url)
+        if parts.scheme not in {"https", "http"} or not parts.hostname:
+            raise ConfigError("CAO_PUBLIC_URL must be an http(s) URL such as https://example.com")
+        return f"{parts.scheme}://{parts.netloc}".lower()
+
+    @property
+    def rp_id(self) -> str:
+        """The passkeys' relying party ID: the host of CAO_PUBLIC_URL."""
+        host = urlsplit(self.public_url).hostname
+        if not host:
+            raise ConfigError("CAO_PUBLIC_URL must be an http(s) URL such as https://example.com")
+        return host
+
+    @property
+    def is_production(self) -> bool:
+        return self.get("VERCEL_ENV") == "production"
+
+    def allows_origin(self, origin: str) -> bool:
+        """Browsers may send unsafe requests from CAO_PUBLIC_URL's origin and, outside
+        production, from http://localhost on any port (the demo and local development)."""
+        if origin.lower() == self.public_origin:
+            return True
+        return not self.is_production and bool(_LOCALHOST_ORIGIN.fullmatch(origin))

@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -31,12 +32,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import auth, bootstrap, db, observability
 from shared.bootstrap import Deps
-from shared.errors import CaoError, RateLimitedError, UnavailableError
+from shared.errors import CaoError, ForbiddenError, RateLimitedError, UnavailableError
 from shared.logs import get_logger
 from shared.queue import Publisher
 from shared.settings import Settings
 
 MAX_BODY_BYTES = 256 * 1024
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 SECURITY_HEADERS = [
     (b"strict-transport-security", b"max-age=63072000; includeSubDomains"),
@@ -243,7 +246,10 @@ class EdgeMiddleware:
 
     async def _dispatch(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = _declared_length(scope)
-        if declared is not None and declared > self.max_body_bytes:
+        refusal = cross_origin_refusal(scope)
+        if refusal is not None:
+            await error_response(403, "cross_origin", refusal)(scope, receive, send)
+        elif declared is not None and declared > self.max_body_bytes:
             await self._too_large(scope, receive, send)
         elif declared is None and scope.get("method") in {"POST", "PUT", "PATCH", "DELETE"}:
             # No declared length (chunked): buffer up to the bound, then replay to the app.
@@ -270,6 +276,23 @@ class EdgeMiddleware:
             f"the request body is larger than {self.max_body_bytes} bytes",
         )
         await response(scope, receive, send)
+
+
+def cross_origin_refusal(scope: Scope) -> str | None:
+    """Why a browser's unsafe request is refused at the edge, before any work: an `Origin`
+    that is not ours, or a `Sec-Fetch-Site` other than same-origin (or none: typed by the user).
+    Requests carrying neither (scripts, webhooks, crons, the queue) pass; a cookie-authenticated
+    one is further held to a positive check and its CSRF token (`get_credential`)."""
+    if scope.get("method") not in UNSAFE_METHODS:
+        return None
+    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+    origin = headers.get("origin")
+    if origin is not None and not bootstrap.current().settings.allows_origin(origin):
+        return "cross-origin request refused: changes are accepted from the console's origin only"
+    site = headers.get("sec-fetch-site")
+    if site is not None and site not in {"same-origin", "none"}:
+        return "cross-site request refused: changes are accepted from the console's origin only"
+    return None
 
 
 def _replay(body: bytes) -> Receive:
@@ -401,20 +424,87 @@ async def get_conn(deps: DepsDep) -> AsyncIterator[db.Connection]:
 Conn = Annotated[db.Connection, Depends(get_conn, scope="function")]
 
 
-def get_bearer_key(
+@dataclass(frozen=True, repr=False)
+class Credential:
+    """What a request authenticates with, checked for shape only: an API key (from the
+    `Authorization` header) or a session token (from the `__Host-cao_session` cookie)."""
+
+    key: str | None = None
+    session: str | None = None
+
+    def __repr__(self) -> str:
+        return f"Credential(kind={'key' if self.key else 'session'})"
+
+
+async def get_credential(
+    request: Request,
     authorization: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> str:
-    """The request's API key, checked for shape before anything opens a database connection:
-    a malformed or missing header costs no connection (401)."""
-    return auth.bearer_key(authorization)
+) -> Credential:
+    """The request's API key or session token, checked before anything opens a database
+    connection (401 when neither is well-formed). A request with an `Authorization` header is
+    authenticated by its key alone: the cookie is never read. A cookie-authenticated change
+    (POST, PATCH, PUT, DELETE) must also come from our origin (`Origin` or `Sec-Fetch-Site:
+    same-origin`) and carry the session's CSRF token (`X-CSRF-Token` or a `csrf_token` form
+    field), else 403 before any work."""
+    form_token = None
+    if (
+        authorization is None
+        and request.method in UNSAFE_METHODS
+        and "x-csrf-token" not in request.headers
+        and request.headers.get("content-type", "").startswith(_FORM_TYPES)
+    ):
+        value = (await request.form()).get("csrf_token")
+        form_token = value if isinstance(value, str) else None
+    return credential_of(request, form_token)
 
 
-def get_caller(key: Annotated[str, Depends(get_bearer_key)], conn: Conn) -> auth.Caller:
-    # `key` is declared before `conn`: FastAPI solves dependencies in order, so the header is
-    # refused before the connection is opened. Routes list the caller before `conn` for the
-    # same reason (tests/api/test_auth_before_db.py walks every route).
-    caller = auth.authenticate_key(conn, key)
-    log_context(agency_id=str(caller.agency_id), key_id=str(caller.key_id))
+def credential_of(request: Request, form_token: str | None = None) -> Credential:
+    """`get_credential` for a request whose form (if any) was read: a route that authenticates
+    only in some cases (registration: an enrolment token, or the signed-in user) calls it."""
+    authorization = request.headers.get("authorization")
+    if authorization is not None:
+        return Credential(key=auth.bearer_key(authorization))
+    token = auth.session_token(request.cookies.get(auth.SESSION_COOKIE))
+    if token is None:
+        auth.bearer_key(None)  # the 401 that says what to send
+        raise AssertionError("unreachable")
+    if request.method in UNSAFE_METHODS:
+        if not _from_our_origin(request.headers):
+            raise ForbiddenError(
+                "a signed-in change must come from the console's own origin (Origin or "
+                "Sec-Fetch-Site: same-origin)",
+                code="cross_origin",
+            )
+        if not auth.csrf_matches(token, request.headers.get("x-csrf-token", form_token)):
+            raise ForbiddenError(
+                "missing or wrong CSRF token: send the csrf_token of GET /api/session as the "
+                "X-CSRF-Token header",
+                code="csrf_token",
+            )
+    return Credential(session=token)
+
+
+def _from_our_origin(headers: Mapping[str, str]) -> bool:
+    """Positively from an allowed origin (the edge already refused any other one)."""
+    origin = headers.get("origin")
+    if origin is not None:
+        return bootstrap.current().settings.allows_origin(origin)
+    return headers.get("sec-fetch-site") == "same-origin"
+
+
+def get_caller(
+    credential: Annotated[Credential, Depends(get_credential)], conn: Conn, now: Now
+) -> auth.Caller:
+    # `credential` is declared before `conn`: FastAPI solves dependencies in order, so the
+    # header or cookie is refused before the connection is opened. Routes list the caller
+    # before `conn` for the same reason (tests/api/test_auth_before_db.py walks every route).
+    if credential.key is not None:
+        caller = auth.authenticate_key(conn, credential.key)
+        log_context(agency_id=str(caller.agency_id), key_id=str(caller.key_id))
+    else:
+        assert credential.session is not None
+        caller = auth.authenticate_session(conn, credential.session, now)
+        log_context(agency_id=str(caller.agency_id), user_id=str(caller.user_id))
     return caller
 
 

@@ -36,6 +36,7 @@ from shared import logs, observability
 from shared.queue import LocalQueue
 from shared.settings import Settings
 from shared.web import create_app
+from tests.people.conftest import ORIGIN, Browser
 from tests.support.database import TestDatabase
 from tests.support.deps import with_publisher, with_settings
 from tests.support.sentry import CapturingTransport
@@ -59,8 +60,9 @@ bug_router = APIRouter()
 
 @bug_router.get("/api/test-bug")
 def a_buggy_handler(request: Request) -> None:
-    """A bug that puts secrets in an exception message: configured secrets and the caller's key."""
-    leaked = request.headers.get("authorization", "")
+    """A bug that puts secrets in an exception message: configured secrets and the caller's key
+    or session cookie."""
+    leaked = request.headers.get("authorization", "") + " " + request.headers.get("cookie", "")
     raise RuntimeError(f"bug: {leaked} {CANARY_CRON} {CANARY_WEBHOOK} {CANARY_POLAR}")
 
 
@@ -176,7 +178,8 @@ def test_no_secret_survives_a_full_flow(
         logs.get_logger().setLevel(logging.INFO)
         observability.stop()
 
-    api_key, external_id = secrets_in_play
+    api_key, external_id, people_tokens = secrets_in_play
+    assert len(people_tokens) >= 6
     sts = issued_sts_credentials()
     assert len(sts) >= 3, "the flow assumed the client role"
     ours = [flow_env["CAO_AWS_ACCESS_KEY_ID"], flow_env["CAO_AWS_SECRET_ACCESS_KEY"]]
@@ -189,6 +192,7 @@ def test_no_secret_survives_a_full_flow(
         api_key,
         *ours,
         *sts,
+        *people_tokens,
     ]
 
     # The database: no canary, no credential shape, and the ExternalId only in its column.
@@ -220,9 +224,12 @@ def test_no_secret_survives_a_full_flow(
         assert not SESSION_TOKEN.search(text), f"a token-like value reached {where}"
 
 
-def run_flow(env: dict[str, str], sim: SimulatedAws, queue: LocalQueue) -> tuple[str, str]:
+def run_flow(
+    env: dict[str, str], sim: SimulatedAws, queue: LocalQueue
+) -> tuple[str, str, list[str]]:
     app = create_app(*all_routers(), bug_router)
     client = TestClient(app, raise_server_exceptions=False)
+    people_tokens = people_flow(app)
 
     r = client.post("/api/agencies", json={"name": "Canary Ops", "contact_email": "c@x.example"})
     assert r.status_code == 201, r.text
@@ -290,7 +297,32 @@ def run_flow(env: dict[str, str], sim: SimulatedAws, queue: LocalQueue) -> tuple
 
     # An error in a request handler.
     assert client.get("/api/test-bug", headers=auth).status_code == 500
-    return api_key, external_id
+    return api_key, external_id, people_tokens
+
+
+def people_flow(app: Any) -> list[str]:
+    """Sign-up with an admin, enrolment, sign-in, an invitation accepted, a recovery link, and
+    a handler bug that puts the session cookie in its message: the tokens in play."""
+    browser = Browser(TestClient(app, base_url=ORIGIN, raise_server_exceptions=False))
+    signup = browser.sign_up()
+    tokens = [signup["enrolment"]["token"]]
+    assert browser.enrol(tokens[0]).status_code == 201
+    tokens += [browser.cookie or "", browser.csrf or ""]
+    assert browser.sign_in().status_code == 200
+    tokens += [browser.cookie or "", browser.csrf or ""]
+    r = browser.post("/api/invitations", json={"email": "canary-invitee@x.example"})
+    invitation = r.json()["link"].split("#", 1)[1]
+    colleague = Browser(TestClient(app, base_url=ORIGIN, raise_server_exceptions=False))
+    r = colleague.post("/api/invitations/accept", json={"token": invitation, "name": "C"})
+    tokens += [invitation, r.json()["token"]]
+    assert colleague.enrol(r.json()["token"]).status_code == 201
+    user_id = colleague.refresh()["user"]["id"]
+    r = browser.post(f"/api/users/{user_id}/recovery")
+    recovery = r.json()["link"].split("#", 1)[1]
+    r = colleague.post("/api/recovery/accept", json={"token": recovery})
+    tokens += [recovery, r.json()["token"]]
+    assert browser.get("/api/test-bug").status_code == 500
+    return [t for t in tokens if t]
 
 
 def r_agency(client: TestClient, auth: dict[str, str]) -> str:

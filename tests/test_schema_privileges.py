@@ -20,8 +20,11 @@ from psycopg import errors
 from functions.jobs.service import SYNC_NOW_LIMIT, SYNC_NOW_WINDOW_S
 from functions.onboard.service import SIGNUP_LIMIT, SIGNUP_WINDOW_S
 from functions.onboard.verify import VERIFY_LIMIT, VERIFY_WINDOW_S
+from functions.people.sessions import SIGNIN_CREDENTIAL_LIMIT, SIGNIN_LIMIT, SIGNIN_WINDOW_S
+from shared import auth
 from shared.db import system_tx, tenant_tx
 from shared.store import access
+from tests.support import seed
 from tests.support.database import TestDatabase
 from tests.support.factories import AgencyFixture, make_account, make_agency
 from tests.sync_cloudtrail.test_store import event_row
@@ -206,6 +209,9 @@ def test_no_caller_can_reset_or_widen_a_rate_limit(app_conn: Conn) -> None:
         ("signup", SIGNUP_LIMIT, SIGNUP_WINDOW_S),
         ("sync-now", SYNC_NOW_LIMIT, SYNC_NOW_WINDOW_S),
         ("verify", VERIFY_LIMIT, VERIFY_WINDOW_S),
+        ("signin", SIGNIN_LIMIT, SIGNIN_WINDOW_S),
+        ("signin-credential", SIGNIN_CREDENTIAL_LIMIT, SIGNIN_WINDOW_S),
+        ("signin-alert", 1, SIGNIN_WINDOW_S),
     ],
 )
 def test_the_limits_the_messages_state_are_the_ones_the_database_applies(
@@ -239,6 +245,19 @@ def test_the_limits_the_messages_state_are_the_ones_the_database_applies(
         "UPDATE cao.external_ids SET value = 'chosen-by-the-customer'",
         "UPDATE cao.runbook_versions SET body = 'rewritten history'",
         "INSERT INTO cao.agencies (name, contact_email) VALUES ('x', 'x@example.com')",
+        "UPDATE cao.users SET email = 'someone-else@example.com'",
+        "UPDATE cao.users SET agency_id = agency_id",
+        "UPDATE cao.passkeys SET public_key = '\\x00'::bytea",
+        "UPDATE cao.passkeys SET credential_id = credential_id",
+        "UPDATE cao.sessions SET expires_at = now() + interval '10 years'",
+        "UPDATE cao.sessions SET last_seen_at = now()",
+        "UPDATE cao.sessions SET token_hash = sha256('mine'::bytea)",
+        "UPDATE cao.invitations SET token_hash = sha256('mine'::bytea)",
+        "UPDATE cao.invitations SET expires_at = now() + interval '10 years'",
+        "UPDATE cao.enrolments SET expires_at = now() + interval '10 years'",
+        "SELECT * FROM cao.webauthn_challenges",
+        "INSERT INTO cao.webauthn_challenges (challenge, purpose, expires_at)"
+        " VALUES (sha256('c'::bytea), 'authentication', now() + interval '1 year')",
     ],
 )
 def test_the_app_role_cannot_rewrite_what_the_code_never_rewrites(
@@ -265,6 +284,42 @@ def test_what_the_code_does_write_is_still_allowed(agency: AgencyFixture, app_co
             "SELECT cao.set_billing_state('active', 'pro', now(), 'cus_1', 'sub_1', now(), now())"
         ).fetchone()
     assert changed == (True,)
+
+
+def test_a_caller_clock_can_shorten_a_session_but_never_extend_it(
+    agency: AgencyFixture, app_conn: Conn
+) -> None:
+    people = seed.add_people(app_conn, agency.id, "clock")
+    token_hash = auth.hash_token(people["session_token"])
+    far_past = datetime(2000, 1, 1, tzinfo=UTC)
+    with system_tx(app_conn):
+        live = app_conn.execute(
+            "SELECT session_id FROM cao.authenticate_session(%s, %s)", (token_hash, far_past)
+        ).fetchall()
+        ahead = app_conn.execute(
+            "SELECT session_id FROM cao.authenticate_session(%s, %s)",
+            (token_hash, datetime.now(UTC) + timedelta(days=8)),
+        ).fetchall()
+    assert live == [(people["session"],)] and ahead == []
+
+
+def test_challenges_are_single_use_and_a_registration_needs_its_agency(
+    agency: AgencyFixture, app_conn: Conn
+) -> None:
+    challenge = uuid.uuid4().bytes * 2
+    with system_tx(app_conn):
+        app_conn.execute("SELECT cao.put_challenge(%s, 'authentication', NULL)", (challenge,))
+        first = app_conn.execute(
+            "SELECT * FROM cao.take_challenge(%s, 'authentication')", (challenge,)
+        ).fetchall()
+        second = app_conn.execute(
+            "SELECT * FROM cao.take_challenge(%s, 'authentication')", (challenge,)
+        ).fetchall()
+    assert first == [(None, None)] and second == []
+    refused = _refused(
+        app_conn, "SELECT cao.put_challenge(%s, 'registration', %s)", (challenge, uuid.uuid4())
+    )
+    assert refused is errors.InvalidParameterValue
 
 
 def test_billing_state_is_written_for_the_current_tenant_only(

@@ -18,9 +18,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
 
+from functions.people.schemas import EnrolmentOut
 from shared.auth import Caller
 from shared.cron import CronDep
 from shared.db import Connection
+from shared.kit.http import client_address
 from shared.settings import Settings
 from shared.web import ERRORS, CallerDep, Conn, DepsDep, Now, SettingsDep
 
@@ -37,16 +39,6 @@ from .schemas import (
 signup_router = APIRouter(tags=["agency"])
 
 
-def client_address(request: Request) -> str:
-    """The caller's address. On Vercel, x-real-ip / x-forwarded-for are set by the platform
-    (a client's own values are overwritten); locally, the socket's peer."""
-    for header in ("x-real-ip", "x-forwarded-for"):
-        value = request.headers.get(header, "").split(",")[0].strip()
-        if value:
-            return value[:100]
-    return request.client.host if request.client else "unknown"
-
-
 @signup_router.post(
     "/api/agencies",
     status_code=201,
@@ -59,6 +51,7 @@ def create_agency(body: SignUpIn, request: Request, conn: Conn, now: Now) -> Sig
         conn,
         name=body.name,
         contact_email=body.contact_email,
+        admin=(body.admin.name, body.admin.email) if body.admin else None,
         source_address=client_address(request),
         now=now,
     )
@@ -67,6 +60,11 @@ def create_agency(body: SignUpIn, request: Request, conn: Conn, now: Now) -> Sig
         key_id=result.key_id,
         api_key=result.api_key,
         external_id=result.external_id,
+        enrolment=(
+            EnrolmentOut(token=result.enrolment.token, expires_at=result.enrolment.expires_at)
+            if result.enrolment
+            else None
+        ),
         next="GET /api/onboarding with 'Authorization: Bearer <api_key>' for the role policy, "
         "trust policy, CloudFormation template and quick-create link",
     )

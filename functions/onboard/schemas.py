@@ -2,14 +2,13 @@
 bulk linking, the weekly probe's summary, and the linked account as stored (`AccountOut`, shown
 by accounts and the agency too).
 
-`check_name` is the rule for the names people type (an agency's name, a contact address, an
-account alias, a key name): accounts and the agency's settings use it too.
+`check_name` (shared.kit.schemas) is the rule for the names people type (an agency's name, a
+contact address, an account alias, a key name): accounts, the agency's settings and people
+use it too.
 """
 
 from __future__ import annotations
 
-import re
-import unicodedata
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -17,16 +16,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator
 
 from functions.onboard import regions
-from shared.kit.schemas import FromRow
+from functions.people.schemas import EnrolmentOut
+from shared.kit.schemas import FromRow, check_email, check_name
 from shared.web import Body
-
-
-def check_name(value: str) -> str:
-    """Refuse control characters (Postgres text cannot hold NUL; the rest has no place in a
-    name or alias either)."""
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise ValueError("must not contain control characters")
-    return value
 
 
 # A linked account as stored (`shared.store.accounts.AccountRow`). (Comments, not docstrings,
@@ -47,21 +39,32 @@ class AccountOut(FromRow):
     verified_at: datetime | None
 
 
-EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
-
-
-def check_email(value: str) -> str:
-    if not EMAIL.fullmatch(check_name(value)):
-        raise ValueError("must be an email address such as ops@example.com")
-    return value
-
-
 # ---- sign-up --------------------------------------------------------------------------------
+
+
+class AdminIn(Body):
+    name: str = Field(min_length=1, max_length=200, description="The first admin's name")
+    email: str = Field(min_length=3, max_length=320, description="Their email (unique)")
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return check_email(value)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return check_name(value)
 
 
 class SignUpIn(Body):
     name: str = Field(min_length=1, max_length=200, description="The agency's name")
     contact_email: str = Field(min_length=3, max_length=320)
+    admin: AdminIn | None = Field(
+        default=None,
+        description="The first admin, who signs in with a passkey: the response starts their "
+        "enrolment. Without it the agency has API keys only (admins can invite people later)",
+    )
 
     @field_validator("contact_email")
     @classmethod
@@ -79,6 +82,9 @@ class SignUpOut(BaseModel):
     key_id: uuid.UUID
     api_key: str = Field(description="Your first admin API key. Shown once: store it now.")
     external_id: str = Field(description="Your agency's ExternalId, for the role's trust policy")
+    enrolment: EnrolmentOut | None = Field(
+        default=None, description="The first admin's enrolment: register their passkey with it"
+    )
     next: str
 
 

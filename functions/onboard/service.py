@@ -17,7 +17,6 @@ hash is stored.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,11 +25,14 @@ from typing import TYPE_CHECKING
 from functions.jobs import service as jobs
 from functions.jobs.schemas import JobMessage
 from functions.onboard.schemas import AccountOut
+from functions.people import enrolment as people
+from functions.people.enrolment import Enrolment
 from shared import auth
 from shared.auth import Caller
 from shared.bootstrap import Deps
-from shared.db import Connection, is_unique_violation, system_tx, tenant_tx
+from shared.db import Connection, enter_tenant, is_unique_violation, system_tx, tenant_tx
 from shared.errors import ConflictError, NotFoundError, RateLimitedError
+from shared.kit.http import address_block
 from shared.queue import Publisher
 from shared.settings import Settings
 from shared.store import accounts, agency, audit, rate_limits
@@ -75,27 +77,10 @@ class SignUpResult:
     key_id: uuid.UUID
     api_key: str
     external_id: str
+    enrolment: Enrolment | None = None
 
     def __repr__(self) -> str:
         return f"SignUpResult(agency_id={self.agency_id})"
-
-
-def address_block(source_address: str) -> str:
-    """What one sign-up budget covers: an IPv4 address, or an IPv6 /64.
-
-    A single IPv6 host is usually given a whole /64 (SLAAC, privacy addresses), so counting
-    each IPv6 address alone would give one client 2^64 budgets. IPv4-mapped IPv6 addresses
-    count as their IPv4 address; text that is no address counts as itself."""
-    try:
-        ip = ipaddress.ip_address(source_address.strip())
-    except ValueError:
-        return source_address
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        prefix = ipaddress.IPv6Address(int(ip) >> 64 << 64)  # drops any %zone as well
-        return f"{prefix}/64"
-    return str(ip)
 
 
 def rate_limit_bucket(source_address: str) -> str:
@@ -116,9 +101,17 @@ def check_rate_limit(conn: Connection, source_address: str, now: datetime) -> No
 
 
 def sign_up(
-    conn: Connection, *, name: str, contact_email: str, source_address: str, now: datetime
+    conn: Connection,
+    *,
+    name: str,
+    contact_email: str,
+    admin: tuple[str, str] | None = None,
+    source_address: str,
+    now: datetime,
 ) -> SignUpResult:
-    """An agency in its trial, its ExternalId and its first admin API key."""
+    """An agency in its trial, its ExternalId and its first admin API key; with `admin` (name,
+    email), its first admin user and their enrolment (functions.people), in the same
+    transaction."""
     check_rate_limit(conn, source_address, now)
     key = auth.generate_key()
     for attempt in range(_ATTEMPTS):
@@ -133,11 +126,19 @@ def sign_up(
                     key_hash=key.key_hash,
                     key_prefix=key.display_prefix,
                 )
+                enrolment = None
+                if admin is not None:
+                    enter_tenant(conn, agency_id)
+                    enrolment = people.add_first_admin(
+                        conn, agency_id, name=admin[0], email=admin[1], now=now
+                    )
+        except ConflictError:
+            raise
         except Exception as exc:
             if not is_unique_violation(exc) or attempt == _ATTEMPTS - 1:
                 raise
             continue
-        return SignUpResult(agency_id, key_id, key.plaintext, value)
+        return SignUpResult(agency_id, key_id, key.plaintext, value, enrolment)
     raise AssertionError("unreachable")
 
 

@@ -4,10 +4,11 @@ response serialised once. FastAPI only; no I/O.
 
 from __future__ import annotations
 
+import ipaddress
 import uuid
 from typing import Annotated, Any
 
-from fastapi import Query, Response
+from fastapi import Query, Request, Response
 from pydantic import BaseModel, ConfigDict
 
 from shared.kit.pages import CURSOR_PATTERN, DEFAULT_LIMIT, MAX_LIMIT
@@ -76,3 +77,31 @@ def json_response(model: BaseModel, headers: dict[str, str] | None = None) -> Re
 def documented(model: type[BaseModel], *statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI responses of such a route: `model` on 200, and the error responses."""
     return {200: {"model": model, "description": "OK"}, **errors(*statuses)}
+
+
+def client_address(request: Request) -> str:
+    """The caller's address. On Vercel, x-real-ip / x-forwarded-for are set by the platform
+    (a client's own values are overwritten); locally, the socket's peer."""
+    for header in ("x-real-ip", "x-forwarded-for"):
+        value = request.headers.get(header, "").split(",")[0].strip()
+        if value:
+            return value[:100]
+    return request.client.host if request.client else "unknown"
+
+
+def address_block(source_address: str) -> str:
+    """What one sign-up budget covers: an IPv4 address, or an IPv6 /64.
+
+    A single IPv6 host is usually given a whole /64 (SLAAC, privacy addresses), so counting
+    each IPv6 address alone would give one client 2^64 budgets. IPv4-mapped IPv6 addresses
+    count as their IPv4 address; text that is no address counts as itself."""
+    try:
+        ip = ipaddress.ip_address(source_address.strip())
+    except ValueError:
+        return source_address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        prefix = ipaddress.IPv6Address(int(ip) >> 64 << 64)  # drops any %zone as well
+        return f"{prefix}/64"
+    return str(ip)

@@ -14,6 +14,8 @@ An API model whose shape differs from any row (computed or renamed fields) deriv
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
@@ -34,3 +36,20 @@ class Row(BaseModel):
     def from_values(cls, *values: Any) -> Self:
         """The row from a tuple of column values in the order of the fields."""
         return cls.model_construct(**dict(zip(cls.model_fields, values, strict=True)))
+
+
+def check_name(value: str) -> str:
+    """Refuse control characters (Postgres text cannot hold NUL; the rest has no place in a
+    name or alias either)."""
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+EMAIL = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
+
+
+def check_email(value: str) -> str:
+    if not EMAIL.fullmatch(check_name(value)):
+        raise ValueError("must be an email address such as ops@example.com")
+    return value

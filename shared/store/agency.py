@@ -249,8 +249,9 @@ def count_live_keys(conn: Connection, agency_id: uuid.UUID, role: str | None = N
     return len(rows)
 
 
-# Columns never exported: credential material and internal fencing tokens.
-WITHHELD_COLUMNS = ("key_hash", "lease_token")
+# Columns never exported: credential material (API key, session, invitation and enrolment
+# token hashes) and internal fencing tokens. Passkeys are exported: their public keys.
+WITHHELD_COLUMNS = ("key_hash", "token_hash", "lease_token")
 
 
 @dataclass(frozen=True)

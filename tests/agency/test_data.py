@@ -70,7 +70,8 @@ def populate(conn: Conn, agency: AgencyFixture, marker: str) -> dict[str, Any]:
         body="a",
     )
     seed.insert(conn, agency.id, "audit_log", actor="test", action=f"{marker}.done")
-    return {"account": account, "job": job}
+    people = seed.add_people(conn, agency.id, marker)
+    return {"account": account, "job": job, **people}
 
 
 def test_the_export_holds_every_table_of_the_agency_and_nothing_of_another(
@@ -115,6 +116,10 @@ def test_the_export_holds_every_table_of_the_agency_and_nothing_of_another(
             assert row[column] == str(agency.id), table
     nonempty = {t for t, rows in tables.items() if rows}
     assert {"accounts", "cost_rows", "access_events", "runbooks", "audit_log"} <= nonempty
+    assert {"users", "passkeys", "sessions", "invitations", "enrolments"} <= nonempty
+    # Passkeys are exported with their public keys; token hashes never.
+    assert tables["passkeys"][0]["public_key"].startswith("\\x")
+    assert "token_hash" not in r.text
     assert "THEIRS" not in r.text and str(other_agency.id) not in r.text
     assert "ours-runbook" in r.text and "ours-principal" in r.text
     # Credential material and fencing tokens stay out.

@@ -27,7 +27,7 @@ from tests.conftest import base_env
 from tests.support.database import TestDatabase
 
 UNREACHABLE = "postgresql://cao_app@127.0.0.1:9/nowhere?connect_timeout=1"
-GATES: tuple[Callable[..., Any], ...] = (web.get_bearer_key, require_cron)
+GATES: tuple[Callable[..., Any], ...] = (web.get_credential, require_cron)
 
 MALFORMED = [
     None,
@@ -105,3 +105,40 @@ def test_a_malformed_authorization_header_is_a_401_before_any_connection(
         r = http.request(method, path, headers=headers, json={})
         assert r.status_code == 401, (method, path, header, r.status_code, r.text)
         assert r.json()["error"]["code"] == "unauthorized"
+
+
+MALFORMED_COOKIES = [
+    "",
+    "short",
+    "x" * 42,
+    "x" * 44,
+    "A" * 42 + "!",  # right length, not our alphabet
+]
+
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/api/accounts"), ("POST", "/api/runbooks")])
+def test_a_malformed_session_cookie_is_a_401_before_any_connection(
+    http: TestClient, method: str, path: str
+) -> None:
+    for cookie in MALFORMED_COOKIES:
+        r = http.request(
+            method,
+            path,
+            headers={
+                "Cookie": f"__Host-cao_session={cookie}",
+                "Origin": "https://cloudagencyops.com",
+            },
+            json={},
+        )
+        assert r.status_code == 401, (cookie, r.status_code, r.text)
+
+
+def test_a_well_formed_cookie_is_looked_up_and_a_bad_csrf_token_refused_before_it(
+    http: TestClient,
+) -> None:
+    cookie = {"Cookie": "__Host-cao_session=" + "A" * 43}
+    # The control: a well-formed session token has to be looked up (no database here: 503).
+    assert http.get("/api/accounts", headers=cookie).status_code == 503
+    # A change without our origin or CSRF token is refused first: no connection either.
+    r = http.post("/api/runbooks", headers={**cookie, "Origin": "https://cloudagencyops.com"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "csrf_token"

@@ -4,7 +4,8 @@ agency B's ids, in the path, in the query and in the body, one place at a time (
 places hold A's own ids, so the 404 can only come from B's id). Each call must answer 404 (or
 401 from routes that take no agency key at all: cron, webhooks), echo nothing of B, and leave
 every row of B exactly as it was. Operations with no id anywhere are read (GETs only, so no
-call reaches AWS or Polar) and must show nothing of B either.
+call reaches AWS or Polar) and must show nothing of B either. The walk runs twice: with A's admin
+API key, and with the browser session of A's admin user (cookie, Origin and CSRF token).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tests.support.factories import AgencyFixture, make_account, make_agency, ma
 
 Conn = psycopg.Connection[Any]
 METHODS = ("get", "post", "put", "patch", "delete")
+PERSON_ONLY = ("/api/passkeys", "/api/sessions", "/api/session")
 
 
 @dataclass
@@ -40,7 +42,18 @@ class Tenant:
     aws_account_id: str
     marker: str
     spare_key: str = ""
+    session_token: str = ""
     texts: list[str] = field(default_factory=list)
+
+    def headers(self, how: str) -> dict[str, str]:
+        """A's admin key, or A's admin user's browser session."""
+        if how == "key":
+            return self.agency.headers
+        return {
+            "Cookie": f"{auth.SESSION_COOKIE}={self.session_token}",
+            "Origin": "https://cloudagencyops.com",
+            "X-CSRF-Token": auth.csrf_token(self.session_token),
+        }
 
 
 def build_tenant(conn: Conn, marker: str) -> Tenant:
@@ -117,13 +130,15 @@ def build_tenant(conn: Conn, marker: str) -> Tenant:
         (auth.hash_key(spare),),
     ).fetchone()
     assert key_id is not None
+    people = seed.add_people(conn, agency.id, marker)
     ids = {
         "agency": agency.id,
         "account": account,
         "runbook": runbook,
         "key": key_id[0],
+        **{k: people[k] for k in ("user", "passkey", "session", "invitation")},
     }
-    return Tenant(agency, ids, aws_id, marker, spare)
+    return Tenant(agency, ids, aws_id, marker, spare, people["session_token"])
 
 
 # Path/query/body names -> which of a tenant's ids they hold.
@@ -131,6 +146,10 @@ _ID_KINDS = {
     "runbook_id": "runbook",
     "key_id": "key",
     "agency_id": "agency",
+    "user_id": "user",
+    "passkey_id": "passkey",
+    "session_id": "session",
+    "invitation_id": "invitation",
 }
 
 
@@ -292,11 +311,17 @@ def b_texts(b: Tenant) -> list[str]:
         str(b.ids["account"]),
         str(b.ids["runbook"]),
         str(b.ids["key"]),
+        str(b.ids["user"]),
+        str(b.ids["passkey"]),
+        str(b.ids["session"]),
+        str(b.ids["invitation"]),
         b.aws_account_id,
     ]
 
 
+@pytest.mark.parametrize("how", ["key", "session"])
 def test_every_route_refuses_another_agencys_ids_and_shows_nothing_of_it(
+    how: str,
     aws_env: dict[str, str],  # first: the settings the client uses are built from it
     local_app: FastAPI,
     client: TestClient,
@@ -313,7 +338,7 @@ def test_every_route_refuses_another_agencys_ids_and_shows_nothing_of_it(
     for path, method, op in operations(local_app):
         for req in requests_for(builder, path, method, op, a, b):
             r = client.request(
-                req.method, req.path, params=req.params, json=req.body, headers=a.agency.headers
+                req.method, req.path, params=req.params, json=req.body, headers=a.headers(how)
             )
             label = f"{req.method} {path} (B's ids in {req.placed or 'nothing'})"
             checked.append(label)
@@ -321,6 +346,8 @@ def test_every_route_refuses_another_agencys_ids_and_shows_nothing_of_it(
             leaked = [t for t in b_texts(b) if t in r.text and t not in sent]
             if r.status_code >= 500:
                 failures.append(f"{label}: {r.status_code} {r.text[:200]}")
+            elif how == "key" and path.startswith(PERSON_ONLY) and r.status_code == 403:
+                pass  # a person's own passkeys and sessions: a key is no person, whatever the id
             elif req.placed and r.status_code not in {404, 401}:
                 failures.append(f"{label}: expected 404, got {r.status_code} {r.text[:200]}")
             elif req.placed and r.status_code == 401:
@@ -346,10 +373,15 @@ def test_every_route_refuses_another_agencys_ids_and_shows_nothing_of_it(
         "GET /api/runbooks/{runbook_id}/versions/{version} (B's ids in path)",
         "GET /api/audit (B's ids in nothing)",
         "GET /api/agency/export (B's ids in nothing)",
+        "PATCH /api/users/{user_id} (B's ids in path)",
+        "DELETE /api/passkeys/{passkey_id} (B's ids in path)",
+        "DELETE /api/sessions/{session_id} (B's ids in path)",
+        "DELETE /api/invitations/{invitation_id} (B's ids in path)",
+        "GET /api/users (B's ids in nothing)",
     ):
         assert expected in checked, checked
-    # A's key still works: nothing in the walk touched A's access either.
-    assert client.get("/api/accounts", headers=a.agency.headers).status_code == 200
+    # A's key or session still works: nothing in the walk touched A's access either.
+    assert client.get("/api/accounts", headers=a.headers(how)).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from devstack.server import create_local_app
 from functions.onboard import operator
 from shared.settings import Settings
+from tests.support import seed
 from tests.support.deps import with_settings
 from tests.support.factories import AgencyFixture
 
@@ -38,10 +39,32 @@ def test_the_operator_issues_a_new_admin_key_printed_once_and_audited(
         "SELECT actor, action FROM cao.audit_log WHERE agency_id = %s AND actor = 'operator'",
         (agency.id,),
     ).fetchall()
-    assert audit == [("operator", "key.created")]
+    assert sorted(audit) == [("operator", "invitation.created"), ("operator", "key.created")]
     with TestClient(create_local_app()) as http:
         r = http.get("/api/agency/keys", headers={"Authorization": f"Bearer {key}"})
     assert r.status_code == 200 and key not in r.text
+    # No admin user yet: an admin invitation to the agency's contact address.
+    link = next(line for line in out.splitlines() if "/invite#" in line)
+    invitation = owner_conn.execute(
+        "SELECT kind, role, created_by FROM cao.invitations WHERE agency_id = %s", (agency.id,)
+    ).fetchone()
+    assert link.startswith("https://cloudagencyops.com/invite#")
+    assert invitation == ("invite", "admin", "operator")
+
+
+def test_the_operator_gives_an_admin_who_lost_every_passkey_a_recovery_link(
+    settings: Settings, agency: AgencyFixture, app_conn: Conn, capsys: pytest.CaptureFixture[str]
+) -> None:
+    people = seed.add_people(app_conn, agency.id, "lost")
+    assert operator.main(["issue-admin-key", "--agency", str(agency.id)]) == 0
+    link = next(line for line in capsys.readouterr().out.splitlines() if "#" in line)
+    assert link.startswith("https://cloudagencyops.com/recover#")
+    with TestClient(create_local_app()) as http:
+        r = http.post("/api/recovery/accept", json={"token": link.split("#", 1)[1]})
+        assert r.status_code == 201
+        # The recovery ended the admin's sessions (the lost device's).
+        cookie = {"Cookie": f"__Host-cao_session={people['session_token']}"}
+        assert http.get("/api/accounts", headers=cookie).status_code == 401
 
 
 def test_the_operator_command_fails_fast_on_a_missing_setting_or_unknown_agency(

@@ -94,6 +94,11 @@ TENANT_TABLES = [
     "runbook_versions",
     "audit_log",
     "notice_deliveries",
+    "users",
+    "passkeys",
+    "sessions",
+    "invitations",
+    "enrolments",
 ]
 
 

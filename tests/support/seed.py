@@ -7,12 +7,14 @@ import secrets
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import psycopg
 from psycopg import sql
+
+from shared import auth
 
 Conn = psycopg.Connection[Any]
 
@@ -136,3 +138,66 @@ def all_rows_of(owner: Conn, agency_id: uuid.UUID) -> dict[str, list[tuple[Any, 
         ).fetchall()
         out[table] = sorted(rows, key=repr)
     return out
+
+
+def add_people(conn: Conn, agency_id: uuid.UUID, marker: str) -> dict[str, Any]:
+    """An admin user of the agency with a passkey, a live session (its token returned), an
+    open invitation and an open enrolment: ids by kind, and `session_token`."""
+    now = datetime.now(UTC)
+    user = insert(
+        conn,
+        agency_id,
+        "users",
+        email=f"{marker.lower()}-{secrets.token_hex(4)}@example.com",
+        name=f"{marker}-person",
+        role="admin",
+    )
+    passkey = insert(
+        conn,
+        agency_id,
+        "passkeys",
+        user_id=user,
+        credential_id=secrets.token_bytes(32),
+        public_key=secrets.token_bytes(77),
+        name=f"{marker}-passkey",
+    )
+    session_token = auth.generate_token()
+    session = insert(
+        conn,
+        agency_id,
+        "sessions",
+        user_id=user,
+        passkey_id=passkey,
+        token_hash=auth.hash_token(session_token),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(days=7),
+    )
+    invitation = insert(
+        conn,
+        agency_id,
+        "invitations",
+        kind="invite",
+        email=f"{marker.lower()}-invitee-{secrets.token_hex(4)}@example.com",
+        role="member",
+        token_hash=auth.hash_token(auth.generate_token()),
+        created_by="test",
+        created_at=now,
+        expires_at=now + timedelta(days=7),
+    )
+    insert(
+        conn,
+        agency_id,
+        "enrolments",
+        user_id=user,
+        token_hash=auth.hash_token(auth.generate_token()),
+        created_at=now,
+        expires_at=now + timedelta(minutes=15),
+    )
+    return {
+        "user": user,
+        "passkey": passkey,
+        "session": session,
+        "invitation": invitation,
+        "session_token": session_token,
+    }

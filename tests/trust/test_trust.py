@@ -101,7 +101,13 @@ def test_what_we_store_and_never_store_equal_the_page(client: TestClient) -> Non
     doc = client.get("/api/security").json()
     page = blocks()["stores"]
     assert doc["we_never_store"] == bullets(page, "What we do NOT store")
-    assert doc["we_store"] == bullets(page, "What we DO store")
+    on_page = bullets(page, "What we DO store")
+    # Every line of the page, verbatim and in order, then our named additions only.
+    assert doc["we_store"][: len(on_page)] == on_page
+    assert doc["we_store"][len(on_page) :] == [a.text for a in policy.WE_STORE_ADDITIONS]
+    assert [a.name for a in policy.WE_STORE_ADDITIONS] == ["people"]
+    people = doc["we_store"][-1]
+    assert all(w in people for w in ("name", "email", "role", "passkey public keys", "session"))
 
 
 def test_the_stored_cloudtrail_fields_are_the_redaction_allowlist(client: TestClient) -> None:

@@ -22,12 +22,14 @@ import logging
 import random
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING, Any, LiteralString
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import sql
 from psycopg.rows import tuple_row
 
 from shared.errors import DatabaseUnavailableError
@@ -103,7 +105,7 @@ def open_pool(
         # starts afresh rather than queueing behind a long reconnect loop.
         reconnect_timeout=wait_s,
         max_idle=POOL_MAX_IDLE_S,
-        check=ConnectionPool.check_connection,
+        check=check_if_idle,
         reset=reset_connection,
         name="cao",
         num_workers=2,
@@ -113,9 +115,29 @@ def open_pool(
     return pool
 
 
+# When each pooled connection was last given back (wall clock: it keeps counting while a frozen
+# instance sleeps, which is when a socket dies unseen).
+_RETURNED_AT: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
+CHECK_AFTER_IDLE_S = 2.0
+
+
+def check_if_idle(conn: Connection) -> None:
+    """The pool's check on checkout, skipped for a connection given back less than
+    CHECK_AFTER_IDLE_S ago: a busy instance saves a round trip per request, and a connection
+    that sat idle (or through a freeze) is still checked before it is used."""
+    from psycopg_pool import ConnectionPool  # noqa: PLC0415
+
+    returned = _RETURNED_AT.get(conn)
+    if returned is not None and time.time() - returned < CHECK_AFTER_IDLE_S:
+        return
+    ConnectionPool.check_connection(conn)
+
+
 def reset_connection(conn: Connection) -> None:
     """Put a returned connection back to the defaults every caller may assume (PgBouncer in
     transaction mode keeps no session state, so the client side is all there is to reset)."""
+    _CARRIED.pop(conn, None)  # (the request finished it: shared.web.get_conn)
+    _RETURNED_AT[conn] = time.time()
     conn.autocommit = True
     conn.isolation_level = None
     conn.read_only = None
@@ -143,9 +165,86 @@ def pooled(pool: ConnectionPool[Connection]) -> Iterator[Connection]:
         pool.putconn(conn)
 
 
+# A read request's authentication leaves its transaction open, the tenant set, for the request's
+# first tenant block: begin, authenticate-and-set-tenant, the query, commit (4 round trips, not
+# 8). Whatever else comes first (a system transaction, the end of the request) finishes it.
+_CARRIED: weakref.WeakKeyDictionary[Connection, tuple[str, AbstractContextManager[Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def carry(conn: Connection, tx: AbstractContextManager[Any], agency_id: uuid.UUID | str) -> None:
+    """Leave `tx` (entered, with `agency_id` set as the tenant and the statement timeout) open
+    for the next `tenant_tx` of the same agency on `conn`."""
+    finish_carried(conn, None)
+    _CARRIED[conn] = (str(agency_id), tx)
+
+
+def begin_carried(
+    conn: Connection, query: LiteralString, params: tuple[Any, ...]
+) -> tuple[Any, ...] | None:
+    """Begin a transaction and run `query` (one row or none; its first column `agency_id`):
+    when it returns a row, the same statement sets that agency as the tenant and the statement
+    timeout, and the transaction is carried to the request's first `tenant_tx` (`carry`);
+    when it returns none, the transaction ends here."""
+    tx = conn.transaction()
+    tx.__enter__()
+    try:
+        statement = sql.SQL(
+            "SELECT q.*, set_config('app.agency_id', q.agency_id::text, true),"
+            " set_config('statement_timeout', %s, true) FROM ({}) q"
+        ).format(sql.SQL(query))
+        row = conn.execute(statement, (str(STATEMENT_TIMEOUT_MS), *params)).fetchone()
+    except BaseException as exc:
+        tx.__exit__(type(exc), exc, exc.__traceback__)
+        raise
+    if row is None:
+        tx.__exit__(None, None, None)
+        return None
+    carry(conn, tx, row[0])
+    return tuple(row[:-2])
+
+
+def finish_carried(conn: Connection, exc: BaseException | None) -> None:
+    """Commit (or, after `exc`, roll back) the transaction `carry` left open on `conn`, if any."""
+    carried = _CARRIED.pop(conn, None)
+    if carried is not None:
+        tx = carried[1]
+        if exc is None:
+            tx.__exit__(None, None, None)
+        else:
+            tx.__exit__(type(exc), exc, exc.__traceback__)
+
+
+@contextmanager
+def request_connection(source: AbstractContextManager[Connection]) -> Iterator[Connection]:
+    """A request's connection from `source`: the transaction its authentication carried
+    (`carry`) is finished when the request ends, committed, or rolled back if it failed."""
+    with source as conn:
+        try:
+            yield conn
+        except BaseException as exc:
+            finish_carried(conn, exc)
+            raise
+        finish_carried(conn, None)
+
+
 @contextmanager
 def tenant_tx(conn: Connection, agency_id: uuid.UUID | str) -> Iterator[Connection]:
     """A transaction in which row-level security shows only `agency_id`'s rows."""
+    carried = _CARRIED.pop(conn, None)
+    if carried is not None:
+        if carried[0] == str(agency_id):
+            # The request's authentication transaction, already scoped to this agency.
+            tx = carried[1]
+            try:
+                yield conn
+            except BaseException as exc:
+                tx.__exit__(type(exc), exc, exc.__traceback__)
+                raise
+            tx.__exit__(None, None, None)
+            return
+        carried[1].__exit__(None, None, None)
     with conn.transaction():
         conn.execute(
             "SELECT set_config('app.agency_id', %s, true),"
@@ -164,6 +263,7 @@ def enter_tenant(conn: Connection, agency_id: uuid.UUID) -> None:
 @contextmanager
 def system_tx(conn: Connection) -> Iterator[Connection]:
     """A transaction with no tenant: it sees no tenant rows, only SECURITY DEFINER functions."""
+    finish_carried(conn, None)
     with conn.transaction():
         conn.execute(
             "SELECT set_config('statement_timeout', %s, true)", (str(STATEMENT_TIMEOUT_MS),)

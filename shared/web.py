@@ -417,7 +417,10 @@ async def get_conn(deps: DepsDep) -> AsyncIterator[db.Connection]:
     Retry-After when none comes within the wait. It goes back to the pool as soon as the route
     returns, before the response is sent: a slow client never holds one (a streamed response
     reads through `deps.connection()` in short checkouts of its own)."""
-    async with deps.database.admitted(), contextmanager_in_threadpool(deps.connection()) as conn:
+    async with (
+        deps.database.admitted(),
+        contextmanager_in_threadpool(db.request_connection(deps.connection())) as conn,
+    ):
         yield conn
 
 
@@ -492,18 +495,29 @@ def _from_our_origin(headers: Mapping[str, str]) -> bool:
     return headers.get("sec-fetch-site") == "same-origin"
 
 
+READ_METHODS = frozenset({"GET", "HEAD"})
+
+
 def get_caller(
-    credential: Annotated[Credential, Depends(get_credential)], conn: Conn, now: Now
+    request: Request,
+    credential: Annotated[Credential, Depends(get_credential)],
+    conn: Conn,
+    now: Now,
 ) -> auth.Caller:
     # `credential` is declared before `conn`: FastAPI solves dependencies in order, so the
     # header or cookie is refused before the connection is opened. Routes list the caller
     # before `conn` for the same reason (tests/api/test_auth_before_db.py walks every route).
+    # A read authenticates in the transaction of its query (shared.db.carry): 4 round trips
+    # (begin, authenticate and set the tenant, the query, commit). A change authenticates in a
+    # transaction of its own, so nothing is held open across what it does before writing
+    # (AWS calls, for instance).
+    carry = request.method in READ_METHODS
     if credential.key is not None:
-        caller = auth.authenticate_key(conn, credential.key)
+        caller = auth.authenticate_key(conn, credential.key, carry=carry)
         log_context(agency_id=str(caller.agency_id), key_id=str(caller.key_id))
     else:
         assert credential.session is not None
-        caller = auth.authenticate_session(conn, credential.session, now)
+        caller = auth.authenticate_session(conn, credential.session, now, carry=carry)
         log_context(agency_id=str(caller.agency_id), user_id=str(caller.user_id))
     return caller
 

@@ -105,7 +105,7 @@ def clear_session_cookie(response: Response) -> None:
 def _signed_in(request: Request, conn: Conn, now: datetime) -> Caller:
     """The caller of a route that authenticates only without an enrolment token (a JSON body:
     the CSRF token comes as X-CSRF-Token)."""
-    return get_caller(credential_of(request), conn, now)
+    return get_caller(request, credential_of(request), conn, now)
 
 
 def _session_token(request: Request) -> str:

@@ -91,6 +91,13 @@ TENANT_TABLES = [
     "runbook_versions",
     "audit_log",
     "notice_deliveries",
+    "clients",
+    "client_accounts",
+    "cost_snapshots",
+    "budgets",
+    "budget_events",
+    "anomalies",
+    "anomaly_settings",
 ]
 
 

@@ -269,14 +269,14 @@ def _positive(amount: str) -> Decimal:
 def create_budget(
     conn: Connection, agency_id: uuid.UUID, actor: str, body: schemas.BudgetCreate, now: datetime
 ) -> schemas.Budget:
-    if (body.client_id is None) == (body.account_id is None):
-        raise UnprocessableError(
-            "a budget is for one client_id or one account_id: send exactly one",
-            code="invalid_request",
-        )
-    amount = _positive(body.amount)
     with tenant_tx(conn, agency_id):
         _scope(conn, agency_id, body.client_id, body.account_id)  # 404 for unknown ids
+        if (body.client_id is None) == (body.account_id is None):
+            raise UnprocessableError(
+                "a budget is for one client_id or one account_id: send exactly one",
+                code="invalid_request",
+            )
+        amount = _positive(body.amount)
         if store.count_budgets(conn, agency_id) >= store.MAX_BUDGETS:
             raise ConflictError(
                 f"an agency can hold at most {store.MAX_BUDGETS} budgets", code="too_many_budgets"

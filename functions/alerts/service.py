@@ -24,7 +24,6 @@ from shared.db import Connection, tenant_tx
 from shared.errors import ConflictError, NotFoundError, UnprocessableError
 from shared.kit.months import add_months, month_of, month_text
 from shared.kit.pages import decode_uuid_cursor, split_page
-from shared.kit.params import dec_str
 from shared.logs import get_logger
 from shared.store import accounts, audit, clients, snapshots
 from shared.store import alerts as store
@@ -114,7 +113,8 @@ def _sum(items: Sequence[_Series], currency: str) -> tuple[Decimal, Decimal, Dec
 
 
 def _money(value: Decimal) -> str:
-    return dec_str(value.quantize(_CENT))
+    """An amount with two decimals ("1260.00"), as a budget's amount is given."""
+    return format(value.quantize(_CENT), "f")
 
 
 def forecasts(
@@ -196,7 +196,7 @@ def _budget_numbers(
 
 
 def _percent(part: Decimal, whole: Decimal) -> str:
-    return dec_str((part * 100 / whole).quantize(Decimal("0.1")))
+    return format((part * 100 / whole).quantize(Decimal("0.1")), "f")
 
 
 def _budget_view(

@@ -97,6 +97,34 @@ WE_STORE: tuple[str, ...] = (
     "Your agency's billing details + Polar customer ID",
 )
 
+# Cost snapshots are kept this long (shared/store/snapshots.py purges older ones).
+SNAPSHOT_RETENTION_MONTHS = 13
+
+
+@dataclass(frozen=True)
+class StoreAddition:
+    """What we store beyond the page's "What we DO store" lines (which stay verbatim), named."""
+
+    name: str
+    text: str
+
+
+WE_ALSO_STORE: tuple[StoreAddition, ...] = (
+    StoreAddition(
+        "month_to_date_cost_snapshots",
+        "Month-to-date cost snapshots: at each cost sync, per account × per service, the current "
+        "month's amount (and the previous month's, until AWS finalises it) with the time of the "
+        "sync. This is more than one figure per month; budgets, forecasts and spend anomalies "
+        f"are computed from them. Kept {SNAPSHOT_RETENTION_MONTHS} months.",
+    ),
+    StoreAddition(
+        "clients_budgets_anomalies",
+        "Clients, budgets and anomaly notes YOU author, and the budget thresholds raised and "
+        "spend anomalies computed from the stored cost data (deleted with the account or the "
+        "agency).",
+    ),
+)
+
 WE_NEVER_STORE: tuple[str, ...] = (
     "AWS access keys (long-lived IAM user credentials)",
     "AWS secret access keys",

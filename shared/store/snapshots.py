@@ -23,11 +23,12 @@ from decimal import Decimal
 from psycopg import sql
 from psycopg.rows import class_row
 
+from shared import policy
 from shared.db import Connection
 from shared.kit.months import add_months, month_start
 from shared.store.costs import CostRow
 
-RETENTION_MONTHS = 13
+RETENTION_MONTHS = policy.SNAPSHOT_RETENTION_MONTHS  # published in policy.WE_ALSO_STORE
 SNAPSHOT_METRIC = "UnblendedCost"
 
 

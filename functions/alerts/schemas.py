@@ -36,7 +36,9 @@ DEFAULT_THRESHOLDS = [
 ]
 
 
-def _unique(value: list[Threshold]) -> list[Threshold]:
+def _unique(value: list[Threshold] | None) -> list[Threshold] | None:
+    if value is None:
+        return None
     keys = [(t.kind, t.percent) for t in value]
     if len(set(keys)) != len(keys):
         raise ValueError("thresholds must be distinct (kind, percent) pairs")

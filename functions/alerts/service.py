@@ -30,6 +30,7 @@ from shared.store import alerts as store
 
 HISTORY = detect.LOOKBACK + timedelta(days=7)  # the baseline's rates and their references
 _CENT = Decimal("0.01")
+MAX_ABSOLUTE_FLOOR = 1_000_000  # per day (the column's bound)
 
 
 # ---- scopes and forecasts -----------------------------------------------------------------------
@@ -617,9 +618,11 @@ def get_settings(conn: Connection, agency_id: uuid.UUID) -> schemas.AnomalySetti
 def update_settings(
     conn: Connection, agency_id: uuid.UUID, actor: str, body: schemas.AnomalySettingsPatch
 ) -> schemas.AnomalySettings:
-    if body.absolute_floor_per_day is not None and Decimal(body.absolute_floor_per_day) < 1:
+    if body.absolute_floor_per_day is not None and not (
+        1 <= Decimal(body.absolute_floor_per_day) <= MAX_ABSOLUTE_FLOOR
+    ):
         raise UnprocessableError(
-            "absolute_floor_per_day must be at least 1.00 (cents never alert)",
+            f"absolute_floor_per_day must be 1.00 to {MAX_ABSOLUTE_FLOOR} (cents never alert)",
             code="invalid_request",
         )
     with tenant_tx(conn, agency_id):

@@ -183,12 +183,19 @@ def test_budget_input_is_checked_and_changes_are_audited(
         headers=agency.headers,
     )
     assert r.status_code == 200 and r.json()["amount"] == "80.00"
+    r = client.patch(
+        f"/api/budgets/{made['id']}",
+        json={"name": "Renamed", "thresholds": None},
+        headers=agency.headers,
+    )
+    assert r.status_code == 200 and r.json()["thresholds"] == [{"kind": "actual", "percent": 50}]
     member = {"Authorization": f"Bearer {make_api_key(app_conn, agency.id, 'member')}"}
     assert client.delete(f"/api/budgets/{made['id']}", headers=member).status_code == 403
     assert client.delete(f"/api/budgets/{made['id']}", headers=agency.headers).status_code == 204
     r = client.get("/api/audit", params={"action": "budget.*"}, headers=agency.headers)
     assert [e["action"] for e in r.json()["items"]] == [
         "budget.deleted",
+        "budget.updated",
         "budget.updated",
         "budget.created",
     ]
@@ -242,7 +249,12 @@ def test_the_anomaly_floors_are_the_agency_s_settings(
 ) -> None:
     got = client.get("/api/anomalies/settings", headers=agency.headers).json()
     assert got == {"relative_floor_pct": 100, "absolute_floor_per_day": "10.00"}
-    for body in ({"absolute_floor_per_day": "0.50"}, {"relative_floor_pct": 5}, {"x": 1}):
+    for body in (
+        {"absolute_floor_per_day": "0.50"},
+        {"absolute_floor_per_day": "291739264227"},
+        {"relative_floor_pct": 5},
+        {"x": 1},
+    ):
         r = client.patch("/api/anomalies/settings", json=body, headers=agency.headers)
         assert r.status_code == 422, body
     r = client.patch(

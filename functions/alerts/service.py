@@ -379,13 +379,22 @@ def _evaluate_budgets(conn: Connection, agency_id: uuid.UUID, now: datetime) -> 
 
 
 def _evaluate_anomalies(
-    conn: Connection, agency_id: uuid.UUID, account_id: uuid.UUID, since: datetime
+    conn: Connection,
+    agency_id: uuid.UUID,
+    account_id: uuid.UUID,
+    since: datetime,
+    until: datetime | None = None,
 ) -> tuple[int, int]:
     """The anomaly rule on every series the sync just snapshotted: (raised, extended)."""
     floors = store.floors(conn, agency_id)
     rule = detect.Floors(floors.relative_floor_pct, floors.absolute_floor)
     points = snapshots.series_touched(
-        conn, agency_id, account_id, taken_since=since, history_since=since - HISTORY
+        conn,
+        agency_id,
+        account_id,
+        taken_since=since,
+        history_since=since - HISTORY,
+        taken_until=until,
     )
     raised = extended = 0
     for (usage, service, currency), group in groupby(
@@ -454,6 +463,16 @@ def after_cost_sync(
             "snapshots_purged": purged,
         },
     )
+
+
+def evaluate_anomalies_at(
+    conn: Connection, agency_id: uuid.UUID, account_id: uuid.UUID, at: datetime
+) -> int:
+    """The anomaly rule as the sync that took the snapshots at `at` ran it (later snapshots
+    left out): for seeded snapshot history (make demo). Returns anomalies raised."""
+    with tenant_tx(conn, agency_id):
+        raised, _ = _evaluate_anomalies(conn, agency_id, account_id, at, until=at)
+    return raised
 
 
 def _summary(row: store.AnomalyRow, label: str | None) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from psycopg import sql
@@ -104,18 +104,21 @@ def series_touched(
     *,
     taken_since: datetime,
     history_since: datetime,
+    taken_until: datetime | None = None,
 ) -> list[Snapshot]:
     """Every snapshot since `history_since` of the series that `account_id` snapshotted at or
-    after `taken_since` (what one sync just wrote), ordered by series and time."""
+    after `taken_since` (what one sync just wrote), ordered by series and time; with
+    `taken_until`, as they stood then (later snapshots left out)."""
     cur = conn.cursor(row_factory=class_row(Snapshot))
     query = sql.SQL(
         "WITH touched AS (SELECT DISTINCT usage_account_id, service, currency"
         "   FROM cao.cost_snapshots WHERE agency_id = %(agency)s AND account_id = %(account)s"
-        "   AND taken_at >= %(since)s)"
+        "   AND taken_at >= %(since)s AND taken_at <= %(until)s)"
         " SELECT {} FROM cao.cost_snapshots s"
         " JOIN touched t ON t.usage_account_id = s.usage_account_id AND t.service = s.service"
         "  AND t.currency = s.currency"
         " WHERE s.agency_id = %(agency)s AND s.taken_at >= %(history)s"
+        " AND s.taken_at <= %(until)s"
         " ORDER BY s.usage_account_id, s.service, s.currency, s.taken_at"
     ).format(_COLUMNS)
     return cur.execute(
@@ -125,6 +128,7 @@ def series_touched(
             "account": account_id,
             "since": taken_since,
             "history": history_since,
+            "until": taken_until or datetime.max.replace(tzinfo=UTC),
         },
     ).fetchall()
 

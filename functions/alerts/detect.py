@@ -26,8 +26,8 @@ Why each normal pattern of cost data stays quiet:
   median ignores the odd negative rate in the baseline);
 - **Cost Explorer's 24-48 h lag**: a day's spend shows one or two days late, so one daily
   growth holds no day's spend and the next two; a rate spans at least 64 hours (three daily
-  syncs), where that averages out instead of reading as a doubling (measured: with 24-hour rates
-  the 60-day test raises 11 false alarms; with 40-hour rates and 7 baseline rates, 2 in 200
+  syncs), where that averages out instead of reading as a doubling (measured: with daily rates
+  the 60-day test raises 11 false alarms; with 40-hour rates and 7 baseline rates, 2 in 400
   simulated series), and a rate is per elapsed hour, so a missed sync (an outage) spreads its
   growth;
 - **a source switch** between a member account and its management account: the series is keyed

@@ -74,33 +74,44 @@ class _Series:
     service: str
     currency: str
     account_id: uuid.UUID  # the link of its latest snapshot
+    links: frozenset[uuid.UUID]  # every link it was pulled through this month
     result: forecast.Forecast
     as_of: datetime | None
 
 
-def _forecasts(conn: Connection, agency_id: uuid.UUID, month: date, scope: _Scope) -> list[_Series]:
-    points = snapshots.of_month(
-        conn,
-        agency_id,
-        month,
-        account_ids=scope.account_ids,
-        usage_account_ids=scope.aws_account_ids,
-    )
-    previous = store.previous_totals(
-        conn,
-        agency_id,
-        add_months(month, -1),
-        account_ids=scope.account_ids,
-        usage_account_ids=scope.aws_account_ids,
-    )
+def _all_forecasts(conn: Connection, agency_id: uuid.UUID, month: date) -> list[_Series]:
+    """Every series' forecast of the agency for `month` (one read of the month's snapshots)."""
+    points = snapshots.of_month(conn, agency_id, month)
+    previous = store.previous_totals(conn, agency_id, add_months(month, -1))
     out = []
     for key, group in groupby(points, key=lambda s: (s.usage_account_id, s.service, s.currency)):
         series = list(group)
         result = forecast.series_forecast(
             [forecast.Point(s.taken_at, s.amount) for s in series], month, previous.get(key)
         )
-        out.append(_Series(*key, series[-1].account_id, result, series[-1].taken_at))
+        out.append(
+            _Series(
+                *key,
+                series[-1].account_id,
+                frozenset(s.account_id for s in series),
+                result,
+                series[-1].taken_at,
+            )
+        )
     return out
+
+
+def _in_scope(series: Sequence[_Series], scope: _Scope) -> list[_Series]:
+    """The series of a scope: pulled through one of its accounts, or attributed to one of
+    its AWS accounts (the cost reads' account filter)."""
+    if scope.account_ids is None and scope.aws_account_ids is None:
+        return list(series)
+    ids, aws = set(scope.account_ids or ()), set(scope.aws_account_ids or ())
+    return [s for s in series if s.usage_account_id in aws or s.links & ids]
+
+
+def _forecasts(conn: Connection, agency_id: uuid.UUID, month: date, scope: _Scope) -> list[_Series]:
+    return _in_scope(_all_forecasts(conn, agency_id, month), scope)
 
 
 def _sum(items: Sequence[_Series], currency: str) -> tuple[Decimal, Decimal, Decimal, bool]:
@@ -189,10 +200,13 @@ def forecasts(
 
 
 def _budget_numbers(
-    conn: Connection, agency_id: uuid.UUID, row: store.BudgetRow, month: date
+    conn: Connection,
+    agency_id: uuid.UUID,
+    row: store.BudgetRow,
+    series: Sequence[_Series],
 ) -> tuple[Decimal, Decimal]:
     scope = _scope(conn, agency_id, row.client_id, row.account_id)
-    actual, fc, _, _ = _sum(_forecasts(conn, agency_id, month, scope), row.currency)
+    actual, fc, _, _ = _sum(_in_scope(series, scope), row.currency)
     return actual, fc
 
 
@@ -241,8 +255,9 @@ def list_budgets(conn: Connection, agency_id: uuid.UUID, now: datetime) -> schem
     with tenant_tx(conn, agency_id):
         rows = store.budgets(conn, agency_id)
         raised = store.budget_events(conn, agency_id, month, [r.id for r in rows])
+        series = _all_forecasts(conn, agency_id, month) if rows else []
         items = [
-            _budget_view(r, month, *_budget_numbers(conn, agency_id, r, month), raised)
+            _budget_view(r, month, *_budget_numbers(conn, agency_id, r, series), raised)
             for r in rows
         ]
     return schemas.BudgetList(month=month_text(month), items=items)
@@ -257,7 +272,8 @@ def get_budget(
         if row is None:
             raise NotFoundError("budget not found")
         raised = store.budget_events(conn, agency_id, month, [row.id])
-        return _budget_view(row, month, *_budget_numbers(conn, agency_id, row, month), raised)
+        series = _all_forecasts(conn, agency_id, month)
+        return _budget_view(row, month, *_budget_numbers(conn, agency_id, row, series), raised)
 
 
 def _positive(amount: str) -> Decimal:
@@ -354,8 +370,10 @@ def _evaluate_budgets(conn: Connection, agency_id: uuid.UUID, now: datetime) -> 
     """Raise every threshold crossed this month not raised yet; returns how many were."""
     month = month_of(now)
     raised = 0
-    for row in store.budgets(conn, agency_id):
-        actual, fc = _budget_numbers(conn, agency_id, row, month)
+    rows = store.budgets(conn, agency_id)
+    series = _all_forecasts(conn, agency_id, month) if rows else []
+    for row in rows:
+        actual, fc = _budget_numbers(conn, agency_id, row, series)
         for t in row.thresholds:
             limit = row.amount * Decimal(int(t["percent"])) / 100
             crossed = actual >= limit if t["kind"] == "actual" else fc > limit

@@ -15,7 +15,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from psycopg import sql
 from psycopg.rows import class_row, kwargs_row
 from psycopg.types.json import Jsonb
 
@@ -159,26 +158,14 @@ def budget_events(
 
 
 def previous_totals(
-    conn: Connection,
-    agency_id: uuid.UUID,
-    month: date,
-    *,
-    account_ids: Sequence[uuid.UUID] | None = None,
-    usage_account_ids: Sequence[str] | None = None,
+    conn: Connection, agency_id: uuid.UUID, month: date
 ) -> dict[tuple[str, str, str], Decimal]:
     """A month's UnblendedCost per (AWS account, service, currency), from the stored rows."""
-    where: sql.Composable = sql.SQL(
-        "agency_id = %(agency)s AND month = %(month)s AND metric = 'UnblendedCost'"
-    )
-    params: dict[str, object] = {"agency": agency_id, "month": month}
-    if account_ids is not None or usage_account_ids is not None:
-        where += sql.SQL(" AND (account_id = ANY(%(ids)s) OR usage_account_id = ANY(%(usage)s))")
-        params.update(ids=list(account_ids or ()), usage=list(usage_account_ids or ()))
-    query = sql.SQL(
+    rows = conn.execute(
         "SELECT usage_account_id, service, currency, sum(amount) FROM cao.cost_rows"
-        " WHERE {} GROUP BY 1, 2, 3"
-    ).format(where)
-    rows = conn.execute(query, params).fetchall()
+        " WHERE agency_id = %s AND month = %s AND metric = 'UnblendedCost' GROUP BY 1, 2, 3",
+        (agency_id, month),
+    ).fetchall()
     return {(r[0], r[1], r[2]): Decimal(r[3]) for r in rows}
 
 

@@ -133,28 +133,12 @@ def series_touched(
     ).fetchall()
 
 
-def of_month(
-    conn: Connection,
-    agency_id: uuid.UUID,
-    month: date,
-    *,
-    account_ids: Sequence[uuid.UUID] | None = None,
-    usage_account_ids: Sequence[str] | None = None,
-) -> list[Snapshot]:
-    """The snapshots of `month` taken during it, optionally of some accounts only (rows pulled
-    through `account_ids`, or attributed to `usage_account_ids`), ordered by series and time."""
-    where: sql.Composable = sql.SQL(
-        "s.agency_id = %(agency)s AND s.month = %(month)s AND s.taken_at >= %(month)s"
-    )
-    params: dict[str, object] = {"agency": agency_id, "month": month}
-    if account_ids is not None or usage_account_ids is not None:
-        where += sql.SQL(
-            " AND (s.account_id = ANY(%(ids)s) OR s.usage_account_id = ANY(%(usage)s))"
-        )
-        params.update(ids=list(account_ids or ()), usage=list(usage_account_ids or ()))
+def of_month(conn: Connection, agency_id: uuid.UUID, month: date) -> list[Snapshot]:
+    """The agency's snapshots of `month` taken during it, ordered by series and time."""
     query = sql.SQL(
-        "SELECT {} FROM cao.cost_snapshots s WHERE {}"
+        "SELECT {} FROM cao.cost_snapshots s"
+        " WHERE s.agency_id = %(agency)s AND s.month = %(month)s AND s.taken_at >= %(month)s"
         " ORDER BY s.usage_account_id, s.service, s.currency, s.taken_at"
-    ).format(_COLUMNS, where)
+    ).format(_COLUMNS)
     cur = conn.cursor(row_factory=class_row(Snapshot))
-    return cur.execute(query, params).fetchall()
+    return cur.execute(query, {"agency": agency_id, "month": month}).fetchall()

@@ -197,12 +197,7 @@ def seed(http: httpx.Client, sim: SimulatedAws) -> dict[str, Any]:
     agency = r.json()
     key, external_id = agency["api_key"], agency["external_id"]
     auth = {"Authorization": f"Bearer {key}"}
-    # 30 days of CloudTrail backfill: the demo anomaly's calls can be two weeks old.
-    http.patch(
-        "/api/agency",
-        headers=auth,
-        json={"default_regions": REGIONS, "cloudtrail_backfill_days": 30},
-    ).raise_for_status()
+    http.patch("/api/agency", headers=auth, json={"default_regions": REGIONS}).raise_for_status()
 
     acme_role = install_role(sim, ACME, external_id, stackset=False)
     globex_role = install_role(sim, GLOBEX, external_id, stackset=False)

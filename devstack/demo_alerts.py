@@ -2,8 +2,8 @@
 
 Before linking (`prepare`): Globex Production's EC2 spend of the last two months is posted to
 the simulated Cost Explorer day by day (`devstack.spend`: about 60 a day with noise) instead of
-as monthly totals, with a jump of 400 a day two days before the detection day, and CloudTrail
-holds `deploy-bot`'s 14 RunInstances calls from 203.0.113.7 that day.
+as monthly totals, with a jump of 800 the day before the detection day, and CloudTrail holds
+`deploy-bot`'s 14 RunInstances calls from 203.0.113.7 early that day.
 
 After the first syncs (`seed`): the daily snapshot history the cost sync would have kept is
 stored (the month-to-date amounts of each past day at 06:00, through the Globex payer that pulls
@@ -55,9 +55,7 @@ def scenario(account: str, today: date) -> SpendScenario:
     return SpendScenario(
         lines=[Line(account, EC2, Decimal(60))],
         lags=(1,),
-        adjustments=[
-            Adjustment(spike - timedelta(days=n), account, EC2, Decimal(400)) for n in (1, 2)
-        ],
+        adjustments=[Adjustment(spike - timedelta(days=1), account, EC2, Decimal(800))],
     )
 
 
@@ -65,8 +63,10 @@ def prepare(sim: SimulatedAws, account: str) -> None:
     """The member's EC2 day by day (its last two months), and the calls behind its jump."""
     today = datetime.now(UTC).date()
     scenario(account, today).post_through(sim, today, first_day(today))
-    day = detection_day(today) - timedelta(days=2)
-    calls = [datetime.combine(day, time(10, 0), UTC) + timedelta(minutes=4 * k) for k in range(14)]
+    # The day before detection: at most 13 days ago, within the CloudTrail sync's 14-day
+    # backfill (detection is at most 12 days back).
+    day = detection_day(today) - timedelta(days=1)
+    calls = [datetime.combine(day, time(1, 0), UTC) + timedelta(minutes=4 * k) for k in range(14)]
     events = run_instances_events(account, principal=PRINCIPAL, source_ip=SOURCE_IP, times=calls)
     sim.put_events(account, "us-east-1", events)
 

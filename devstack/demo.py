@@ -35,7 +35,7 @@ import uvicorn
 from fastapi import APIRouter
 from pydantic import Field
 
-from devstack import pg, trailgen
+from devstack import demo_alerts, pg, trailgen
 from devstack.server import all_routers
 from devstack.simaws import OUR_ACCOUNT_ID, SimulatedAws, delivery_delays
 from functions.jobs import worker
@@ -59,6 +59,7 @@ REGIONS = ["us-east-1", "eu-west-1"]
 ACME = "210987654321"  # a standalone account
 GLOBEX = "310000000001"  # an organization's management account...
 GLOBEX_MEMBERS = {"310000000002": "Globex Production", "310000000003": "Globex Staging"}
+GLOBEX_PRODUCTION = "310000000002"  # its EC2 jumps (demo_alerts)
 SPARE = "410000000004"  # no role installed: for agencies you sign up yourself
 SERVICES = {
     "Amazon Elastic Compute Cloud - Compute": 820,
@@ -78,12 +79,17 @@ def log(message: str) -> None:
 # ---- simulated client accounts -------------------------------------------------------------
 
 
-def seed_costs(sim: SimulatedAws, account_id: str, scale: float, rng: Random) -> None:
-    """14 months of monthly costs per service; the last two months still Estimated."""
+def seed_costs(
+    sim: SimulatedAws, account_id: str, scale: float, rng: Random, *, daily: str | None = None
+) -> None:
+    """14 months of monthly costs per service; the last two months still Estimated. The
+    `daily` service's last two months are posted day by day instead (demo_alerts)."""
     today = datetime.now(UTC).date().replace(day=1)
     for back in range(14):
         year, month = divmod(today.year * 12 + today.month - 1 - back, 12)
         for service, base in SERVICES.items():
+            if service == daily and back < 2:
+                continue
             amount = Decimal(str(round(base * scale * rng.uniform(0.7, 1.3), 2)))
             sim.put_cost(
                 account_id,
@@ -180,7 +186,9 @@ def seed(http: httpx.Client, sim: SimulatedAws) -> dict[str, Any]:
     """Sign up the demo agency and link its simulated client accounts, through the API."""
     rng = Random(7)
     for account, scale in ((ACME, 1.0), (GLOBEX, 0.2), *((m, 1.6) for m in GLOBEX_MEMBERS)):
-        seed_costs(sim, account, scale, rng)
+        daily = demo_alerts.EC2 if account == GLOBEX_PRODUCTION else None
+        seed_costs(sim, account, scale, rng, daily=daily)
+    demo_alerts.prepare(sim, GLOBEX_PRODUCTION)
     for n, account in enumerate((ACME, GLOBEX, *GLOBEX_MEMBERS, SPARE)):
         seed_events(sim, account, n)
     sim.create_organization(GLOBEX, list(GLOBEX_MEMBERS), GLOBEX_MEMBERS)
@@ -269,6 +277,11 @@ Try:
     curl -s "$CAO/api/access/events?limit=5" -H "Authorization: Bearer $KEY"
     curl -s "$CAO/api/access/principals" -H "Authorization: Bearer $KEY"
     curl -s "$CAO/api/onboarding" -H "Authorization: Bearer $KEY"
+    curl -s "$CAO/api/clients" -H "Authorization: Bearer $KEY"
+    curl -s "$CAO/api/forecasts?group_by=client" -H "Authorization: Bearer $KEY"
+    curl -s "$CAO/api/budgets" -H "Authorization: Bearer $KEY"     # Globex: forecast ~95 %
+    curl -s "$CAO/api/anomalies" -H "Authorization: Bearer $KEY"   # Globex Production's EC2
+    curl -s "$CAO/api/anomalies/<id>" -H "Authorization: Bearer $KEY"   # + what changed
     curl -s "$CAO/subprocessors"
     curl -s "$CAO/api/cron/dispatch" -H "Authorization: Bearer {cron_secret}"
 
@@ -337,6 +350,15 @@ def main() -> int:
             info = seed(http, sim)
             log("waiting for the first syncs")
             accounts = wait_for_syncs(http, info["key"])
+            log("seeding snapshot history, clients and a budget")
+            demo_alerts.seed(
+                http,
+                info["key"],
+                info["agency_id"],
+                app_url=app_url,
+                member=GLOBEX_PRODUCTION,
+                acme=ACME,
+            )
         sys.stdout.write(banner(info, accounts, cron_secret))
         sys.stdout.flush()
         try:

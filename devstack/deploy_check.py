@@ -107,6 +107,8 @@ PROBES: dict[str, Probe] = {
     "webhooks": Probe(
         "POST", "/api/webhooks/polar", (400, 401), {"content-type": "application/json"}, "{}"
     ),
+    "clients": _authenticated("/api/clients"),
+    "alerts": _authenticated("/api/anomalies"),
 }
 
 

@@ -98,6 +98,9 @@ WE_STORE_ON_PAGE: tuple[str, ...] = (
     "Your agency's billing details + Polar customer ID",
 )
 
+# Cost snapshots are kept this long (shared/store/snapshots.py purges older ones).
+SNAPSHOT_RETENTION_MONTHS = 13
+
 
 @dataclass(frozen=True)
 class Addition:
@@ -114,6 +117,19 @@ WE_STORE_ADDITIONS: tuple[Addition, ...] = (
         "The people who sign in to your agency's console: name, email, role, passkey public keys "
         "(never anything that can sign in by itself), and session records (hashed session "
         "tokens, sign-in and last-seen times)",
+    ),
+    Addition(
+        "month_to_date_cost_snapshots",
+        "Month-to-date cost snapshots: at each cost sync, per account × per service, the current "
+        "month's amount (and the previous month's, until AWS finalises it) with the time of the "
+        "sync. This is more than one figure per month; budgets, forecasts and spend anomalies "
+        f"are computed from them. Kept {SNAPSHOT_RETENTION_MONTHS} months.",
+    ),
+    Addition(
+        "clients_budgets_anomalies",
+        "Clients, budgets and anomaly notes YOU author, and the budget thresholds raised and "
+        "spend anomalies computed from the stored cost data (deleted with the account or the "
+        "agency).",
     ),
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
@@ -47,6 +48,9 @@ def get_costs(
     conn: Conn,
     now: Now,
     account_id: AccountIds = None,
+    client_id: Annotated[
+        uuid.UUID | None, Query(description="only this client's accounts (with account_id: both)")
+    ] = None,
     aws_account_id: Annotated[
         list[AwsAccountId] | None,
         Query(max_length=100, description="repeatable: costs attributed to these AWS accounts"),
@@ -78,6 +82,7 @@ def get_costs(
         group_by=group_by,
         metric=metric,
         account_ids=account_id,
+        client_id=client_id,
         aws_account_ids=aws_account_id,
         services=service,
     )

@@ -20,7 +20,7 @@ from shared.db import Connection, tenant_tx
 from shared.errors import NotFoundError, UnprocessableError
 from shared.kit.months import MAX_MONTHS, add_months, month_of, month_span, month_text, parse_month
 from shared.kit.params import dec_str, percent_change
-from shared.store import accounts, costs
+from shared.store import accounts, clients, costs
 
 DEFAULT_MONTHS = 6
 
@@ -34,6 +34,7 @@ class CostQuery:
     account_ids: tuple[uuid.UUID, ...] | None = None
     aws_account_ids: tuple[str, ...] | None = None
     services: tuple[str, ...] | None = None
+    client_id: uuid.UUID | None = None
 
 
 def make_query(
@@ -46,6 +47,7 @@ def make_query(
     account_ids: Sequence[uuid.UUID] | None = None,
     aws_account_ids: Sequence[str] | None = None,
     services: Sequence[str] | None = None,
+    client_id: uuid.UUID | None = None,
 ) -> CostQuery:
     """The query, with the month range defaulted (the last six months) and bounded."""
     first_month = parse_month(first) if first else None
@@ -69,17 +71,41 @@ def make_query(
         account_ids=tuple(dict.fromkeys(account_ids)) if account_ids else None,
         aws_account_ids=tuple(dict.fromkeys(aws_account_ids)) if aws_account_ids else None,
         services=tuple(dict.fromkeys(services)) if services else None,
+        client_id=client_id,
     )
+
+
+def _client_filter(
+    conn: Connection, agency_id: uuid.UUID, q: CostQuery
+) -> tuple[tuple[uuid.UUID, ...] | None, tuple[str, ...] | None]:
+    """The account filter with the client's accounts: the client's alone, or (with
+    account_id or aws_account_id) those of the given ones the client holds."""
+    account_ids, aws_ids = q.account_ids, q.aws_account_ids
+    if q.client_id is None:
+        return account_ids, aws_ids
+    scope = clients.scope_of(conn, agency_id, q.client_id)
+    if scope is None:
+        raise NotFoundError(f"client not found: {q.client_id}")
+    if account_ids is None and aws_ids is None:
+        return scope.account_ids, scope.aws_account_ids
+    if account_ids is not None:
+        account_ids = tuple(a for a in account_ids if a in scope.account_ids)
+    if aws_ids is not None:
+        aws_ids = tuple(a for a in aws_ids if a in scope.aws_account_ids)
+    return account_ids or (), aws_ids or ()
 
 
 def report(conn: Connection, agency_id: uuid.UUID, q: CostQuery) -> schemas.CostReport:
     with tenant_tx(conn, agency_id):
-        usage: list[str] | None = list(q.aws_account_ids) if q.aws_account_ids else None
         if q.account_ids:
             found = accounts.aws_ids_of(conn, agency_id, q.account_ids)
             missing = [str(i) for i in q.account_ids if i not in found]
             if missing:
                 raise NotFoundError(f"account not found: {missing[0]}")
+        account_ids, aws_ids = _client_filter(conn, agency_id, q)
+        usage: list[str] | None = list(aws_ids) if aws_ids is not None else None
+        if account_ids:
+            found = accounts.aws_ids_of(conn, agency_id, account_ids)
             usage = (usage or []) + list(found.values())
         cells = costs.aggregate(
             conn,
@@ -88,7 +114,7 @@ def report(conn: Connection, agency_id: uuid.UUID, q: CostQuery) -> schemas.Cost
             first=q.first,
             last=q.last,
             group_by=q.group_by,
-            account_ids=q.account_ids,
+            account_ids=account_ids,
             usage_account_ids=usage,
             services=q.services,
         )

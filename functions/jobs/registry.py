@@ -24,15 +24,28 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from functions.alerts import service as alerts
 from functions.jobs.schemas import JobContext
 from functions.sync_cloudtrail import service as cloudtrail
 from functions.sync_costs import service as costs
 
 JobHandler = Callable[[JobContext], None]
 
+
+def costs_then_alerts(ctx: JobContext) -> None:
+    """The costs job: the sync, then the evaluation of what it snapshotted (budgets and
+    anomalies: functions/alerts), never on a read request."""
+    started = ctx.clock()
+    costs.run(ctx)
+    lease = ctx.lease
+    alerts.after_cost_sync(
+        ctx.conn, lease.agency_id, lease.account_id, since=started, now=ctx.clock()
+    )
+
+
 # kind -> its handler. One line per kind of shared.store.jobs.JOB_KINDS.
 HANDLERS: dict[str, JobHandler] = {
-    "costs": costs.run,
+    "costs": costs_then_alerts,
     "cloudtrail": cloudtrail.run,
 }
 

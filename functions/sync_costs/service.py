@@ -15,7 +15,8 @@ job's lease, a run record already open, our AWS clients and the clock. Pure part
    request is the same all month long), following NextPageToken with otherwise identical
    parameters. Every page is a billed request: requests == pages.
 3. Writes as the pages come, each page in its own short transaction (starting with
-   `jobs.fence`): the months it completed, and where the pull stands (`costs.PullState`: the
+   `jobs.fence`): the months it completed (and their month-to-date snapshots:
+   `shared.store.snapshots`), and where the pull stands (`costs.PullState`: the
    request, the page's NextPageToken, the rows of the month still in progress). The last
    transaction also settles the job and the run. A worker whose lease was taken over raises
    LeaseLostError at its next write and writes nothing more; a crash leaves every month either
@@ -85,7 +86,7 @@ from shared.errors import (
 )
 from shared.kit.months import add_months, month_start
 from shared.logs import get_logger
-from shared.store import costs, jobs
+from shared.store import costs, jobs, snapshots
 from shared.store.costs import CostRow
 
 if TYPE_CHECKING:
@@ -530,6 +531,9 @@ def _write(
         scope=scope,
         record=record,
     )
+    # The month-to-date snapshots (functions/alerts reads their growth): from the rows just
+    # bought, in the same transaction; no request of their own.
+    snapshots.record(conn, lease.agency_id, lease.account_id, data.months, data.rows, taken_at=now)
     pull.stored.update(data.months)
     pull.usage_accounts |= data.usage_accounts
 

@@ -42,12 +42,20 @@ class VulnerabilityReporting(BaseModel):
     security_txt: str
 
 
+class StoreAdditionEntry(BaseModel):
+    name: str
+    text: str
+
+
 class SecurityDocument(BaseModel):
     role_policy: dict[str, Any] = Field(description="attach verbatim to the role")
     role_actions: list[str]
     trust_policy_template: dict[str, Any] = Field(description="fill in the two placeholders")
     trust_policy_placeholders: dict[str, str]
     we_store: list[str]
+    we_store_additions: list[StoreAdditionEntry] = Field(
+        description="what we store beyond the page's list, each named"
+    )
     we_never_store: list[str]
     stored_cloudtrail_fields: list[StoredFieldEntry] = Field(
         description="the only CloudTrail event fields we keep; everything else is dropped"

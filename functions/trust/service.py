@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from functions.trust.schemas import (
     ProcessorEntry,
     SecurityDocument,
+    StoreAdditionEntry,
     StoredFieldEntry,
     SubprocessorsDocument,
     VulnerabilityReporting,
@@ -59,6 +60,9 @@ def security_document(base_url: str) -> SecurityDocument:
             "shown on the onboarding screen",
         },
         we_store=list(policy.WE_STORE),
+        we_store_additions=[
+            StoreAdditionEntry(name=a.name, text=a.text) for a in policy.WE_STORE_ADDITIONS
+        ],
         we_never_store=list(policy.WE_NEVER_STORE),
         stored_cloudtrail_fields=[
             StoredFieldEntry(

@@ -44,6 +44,7 @@ CursorKind = Literal[
     "runbooks",
     "versions",
     "notices",
+    "anomalies",
 ]
 
 

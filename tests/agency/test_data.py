@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from functions.agency import service
 from shared.db import Connection
 from tests.support import seed
+from tests.support.alerts import add_alert_rows
 from tests.support.factories import AgencyFixture, make_account, make_api_key
 
 Conn = psycopg.Connection[Any]
@@ -70,6 +71,7 @@ def populate(conn: Conn, agency: AgencyFixture, marker: str) -> dict[str, Any]:
         body="a",
     )
     seed.insert(conn, agency.id, "audit_log", actor="test", action=f"{marker}.done")
+    add_alert_rows(conn, agency.id, account, "210987654321", marker)
     people = seed.add_people(conn, agency.id, marker)
     return {"account": account, "job": job, **people}
 
@@ -120,6 +122,7 @@ def test_the_export_holds_every_table_of_the_agency_and_nothing_of_another(
     # Passkeys are exported with their public keys; token hashes never.
     assert tables["passkeys"][0]["public_key"].startswith("\\x")
     assert "token_hash" not in r.text
+    assert {"clients", "cost_snapshots", "budgets", "budget_events", "anomalies"} <= nonempty
     assert "THEIRS" not in r.text and str(other_agency.id) not in r.text
     assert "ours-runbook" in r.text and "ours-principal" in r.text
     # Credential material and fencing tokens stay out.

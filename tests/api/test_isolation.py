@@ -26,6 +26,7 @@ from hypothesis.errors import NonInteractiveExampleWarning
 
 from shared import auth
 from tests.support import seed
+from tests.support.alerts import add_alert_rows
 from tests.support.factories import AgencyFixture, make_account, make_agency, make_api_key
 
 Conn = psycopg.Connection[Any]
@@ -131,18 +132,23 @@ def build_tenant(conn: Conn, marker: str) -> Tenant:
     ).fetchone()
     assert key_id is not None
     people = seed.add_people(conn, agency.id, marker)
+    alert_ids = add_alert_rows(conn, agency.id, account, aws_id, marker)
     ids = {
         "agency": agency.id,
         "account": account,
         "runbook": runbook,
         "key": key_id[0],
         **{k: people[k] for k in ("user", "passkey", "session", "invitation")},
+        **alert_ids,
     }
     return Tenant(agency, ids, aws_id, marker, spare, people["session_token"])
 
 
 # Path/query/body names -> which of a tenant's ids they hold.
 _ID_KINDS = {
+    "client_id": "client",
+    "budget_id": "budget",
+    "anomaly_id": "anomaly",
     "runbook_id": "runbook",
     "key_id": "key",
     "agency_id": "agency",

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from functions.jobs import registry
 from functions.sync_cloudtrail import service as cloudtrail
-from functions.sync_costs import service as costs
 from shared.store import jobs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,7 +21,7 @@ def test_every_job_kind_has_a_handler_and_nothing_else_does() -> None:
 
 
 def test_the_kinds_are_run_by_their_domains_handlers() -> None:
-    assert registry.handler_for("costs") is costs.run
+    assert registry.handler_for("costs") is registry.costs_then_alerts
     assert registry.handler_for("cloudtrail") is cloudtrail.run
     assert registry.handler_for("verify") is None  # run by whoever runs it, not by the worker
 

@@ -99,6 +99,13 @@ TENANT_TABLES = [
     "sessions",
     "invitations",
     "enrolments",
+    "clients",
+    "client_accounts",
+    "cost_snapshots",
+    "budgets",
+    "budget_events",
+    "anomalies",
+    "anomaly_settings",
 ]
 
 

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from functions.trust import service as trust
 from shared import policy
 from shared.settings import Settings
+from shared.store import snapshots
 from tests.support.deps import with_settings
 
 HERE = Path(__file__).resolve().parent
@@ -105,9 +106,28 @@ def test_what_we_store_and_never_store_equal_the_page(client: TestClient) -> Non
     # Every line of the page, verbatim and in order, then our named additions only.
     assert doc["we_store"][: len(on_page)] == on_page
     assert doc["we_store"][len(on_page) :] == [a.text for a in policy.WE_STORE_ADDITIONS]
-    assert [a.name for a in policy.WE_STORE_ADDITIONS] == ["people"]
-    people = doc["we_store"][-1]
+    assert [a.name for a in policy.WE_STORE_ADDITIONS] == [
+        "people",
+        "month_to_date_cost_snapshots",
+        "clients_budgets_anomalies",
+    ]
+    people = doc["we_store"][len(on_page)]
     assert all(w in people for w in ("name", "email", "role", "passkey public keys", "session"))
+
+
+def test_the_month_to_date_snapshots_are_a_named_addition_with_their_retention(
+    client: TestClient,
+) -> None:
+    doc = client.get("/api/security").json()
+    additions = {a["name"]: a["text"] for a in doc["we_store_additions"]}
+    assert set(additions) == {"people", "month_to_date_cost_snapshots", "clients_budgets_anomalies"}
+    text = additions["month_to_date_cost_snapshots"]
+    assert "more than one figure per month" in text
+    assert f"Kept {snapshots.RETENTION_MONTHS} months." in text
+    # The page's own lines are untouched (the test above): the addition is not among them.
+    on_page = bullets(blocks()["stores"], "What we DO store")
+    assert not any("snapshot" in line for line in doc["we_store"][: len(on_page)])
+    assert text in doc["we_store"][len(on_page) :]
 
 
 def test_the_stored_cloudtrail_fields_are_the_redaction_allowlist(client: TestClient) -> None:

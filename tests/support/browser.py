@@ -14,14 +14,15 @@
   recorded. The test fails, at teardown, on any CSP violation, any non-loopback request, any
   script from another origin, or any uncaught page error.
 
-`axe_violations(page)` runs axe-core (vendored under tests/vendor/, injected as an init script
-so the page's CSP is not weakened for it); `VirtualAuthenticator.attach(page)` gives the page a
-CDP virtual authenticator (CTAP2, internal transport, resident keys, user verification) for the
-passkey pages.
+`axe_violations(page)` runs axe-core (vendored under tests/vendor/, loaded through the DevTools
+protocol so the page's CSP is not weakened for it); `VirtualAuthenticator.attach(page)` gives
+the page a CDP virtual authenticator (CTAP2, internal transport, resident keys, user
+verification) for the passkey pages.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -229,14 +230,12 @@ class Console:
         return self.page
 
 
-def open_console(browser: Browser, url: str, axe: bool = True, **options: Any) -> Console:
+def open_console(browser: Browser, url: str, **options: Any) -> Console:
     context = browser.new_context(service_workers="block", **options)
     recorder = Recorder(origin=url)
     context.route("**/*", recorder.on_route)
     context.expose_binding("__caoCspViolation", recorder.on_violation)
     context.add_init_script(script=_VIOLATION_LISTENER)
-    if axe:
-        context.add_init_script(path=AXE)
     page = context.new_page()
     page.on("request", recorder.on_request)
     page.on("console", recorder.on_console)
@@ -262,9 +261,22 @@ def console(browser: Browser, console_url: str, deps: Deps) -> Iterator[Console]
 SERIOUS = ("serious", "critical")
 
 
+@functools.cache
+def _axe_source() -> str:
+    return AXE.read_text(encoding="utf-8")
+
+
 def axe_violations(page: Page, impacts: tuple[str, ...] = SERIOUS) -> list[dict[str, Any]]:
     """axe-core's violations of the given impacts on the page as it is now (WCAG 2.x A/AA and
-    best practices)."""
+    best practices). axe is loaded through the DevTools protocol, which the page's CSP does not
+    govern, so the policy under test is not weakened for it."""
+    if not page.evaluate("typeof axe !== 'undefined'"):
+        cdp = page.context.new_cdp_session(page)
+        try:
+            loaded = cdp.send("Runtime.evaluate", {"expression": _axe_source()})
+            assert "exceptionDetails" not in loaded, loaded
+        finally:
+            cdp.detach()
     result: dict[str, Any] = page.evaluate(
         """async () => {
             const r = await axe.run(document, {resultTypes: ["violations"]});

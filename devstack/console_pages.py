@@ -208,15 +208,25 @@ def render(template: str, **context: Any) -> str:
     return _env.get_template(template).render(p=policy, **context)
 
 
+# The static pages: public/ file -> (template in devstack/templates/, title, the navigation link
+# it marks current). A new console page is a template (extending base.html, its script a module
+# under public/assets/js/ in its `scripts` block) and one line here.
+STATIC_PAGES: dict[str, tuple[str, str, str]] = {
+    "index.html": ("index.html", "Cost and access governance", "/"),
+    "404.html": ("404.html", "Page not found", ""),
+}
+
+
 def generated_files() -> dict[str, str]:
     """public/-relative path -> content, for every generated file."""
     spec = openapi_document()
-    return {
+    files = {
         "openapi.json": json.dumps(spec, indent=2, ensure_ascii=False) + "\n",
         "docs.html": render("docs.html", title="API reference", current="/docs", **reference(spec)),
-        "index.html": render("index.html", title="Cost and access governance", current="/"),
-        "404.html": render("404.html", title="Page not found", current=""),
     }
+    for name, (template, title, current) in STATIC_PAGES.items():
+        files[name] = render(template, title=title, current=current)
+    return files
 
 
 def stale(public: Path = PUBLIC) -> list[str]:

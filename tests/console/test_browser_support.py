@@ -109,3 +109,31 @@ def test_the_virtual_authenticator_creates_and_uses_a_resident_passkey(console: 
     )
     assert asserted == {"id": created["id"], "user": [1, 2, 3, 4]}
     authenticator.remove()
+
+
+def test_the_api_module_returns_json_and_throws_the_apis_error(console: Console) -> None:
+    page = console.goto("/")
+    answer = page.evaluate(
+        """async () => {
+            const { api, ApiError } = await import("/assets/js/api.js");
+            const security = await api("/api/security");
+            let refused;
+            try {
+                await api("/api/accounts");
+            } catch (error) {
+                refused = {isApiError: error instanceof ApiError, status: error.status,
+                           code: error.code, message: error.message};
+            }
+            return {actions: security.role_actions, refused};
+        }"""
+    )
+    assert answer["actions"] == [
+        "ce:GetCostAndUsage",
+        "cloudtrail:LookupEvents",
+        "organizations:ListAccounts",
+    ]
+    refused = answer["refused"]
+    assert refused["isApiError"] is True
+    assert refused["status"] == 401
+    assert refused["code"] == "unauthorized"
+    assert refused["message"]

@@ -175,3 +175,17 @@ def test_a_build_that_lost_a_console_page_is_reported() -> None:
     assert dc.static_problems(static, BUILT_STATIC) == [
         "static output lacks 1 file(s) of public/: docs.html"
     ]
+
+
+def test_passthrough_prefixes_reach_the_app_unrouted(settings: Settings) -> None:
+    # make demo's own routes (/demo/...) are no part of vercel.json: they pass straight through.
+    demo = FastAPI()
+
+    @demo.get("/demo/ping")
+    def ping() -> dict[str, bool]:
+        return {"ok": True}
+
+    with TestClient(ConsoleServer(demo, passthrough=("/demo/",))) as client:
+        assert client.get("/demo/ping").json() == {"ok": True}
+    with TestClient(ConsoleServer(demo)) as client:
+        assert client.get("/demo/ping").status_code == 404

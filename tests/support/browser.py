@@ -4,15 +4,16 @@
   public/ and every function, routed by vercel.json) served by uvicorn on a loopback port, with
   the test database; its address is `http://localhost:<port>` (a passkey's relying party is a
   domain: WebAuthn refuses an IP address).
-- `browser` (session): one headless Chromium for the whole run (/usr/bin/chromium, Debian's
-  package; Playwright's own download cannot work here), launched with the flags this machine
-  needs (no sandbox as root; no background networking, which a closed network refuses).
+- `browser` (package: tests/console and below): one headless Chromium for the browser tests
+  (/usr/bin/chromium, Debian's package; Playwright's own download cannot work here), launched
+  with the flags this machine needs (no sandbox as root; no background networking, which a
+  closed network refuses).
 - `console` (per test): a fresh browser context and page on that server, with a `Recorder`
   that sees every request, console message, uncaught error and Content-Security-Policy
   violation (the `securitypolicyviolation` event, reported through a binding, and Chromium's
   console messages). Requests to anything but the console's own origin are aborted and
-  recorded. The test fails, at teardown, on any CSP violation, any non-loopback request, any
-  script from another origin, or any uncaught page error.
+  recorded. The test fails, at teardown, on any CSP violation, any request outside the
+  console's origin, any script from another origin, or any uncaught page error.
 
 `axe_violations(page)` runs axe-core (vendored under tests/vendor/, loaded through the DevTools
 protocol so the page's CSP is not weakened for it); `VirtualAuthenticator.attach(page)` gives
@@ -130,15 +131,19 @@ def console_url(database: TestDatabase, local_app: FastAPI) -> Iterator[str]:
 # --- the browser ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+# Package scope, not session: Playwright's sync API keeps an asyncio loop marked as running in
+# the main thread while it is open, which later tests' own `asyncio.run`/`anyio.run` refuse
+# ("Already running asyncio in this thread"). Imported by tests/console/conftest.py, these live
+# for tests/console and everything under it: one browser for all the browser tests.
+@pytest.fixture(scope="package")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Iterator[Browser]:
-    """One headless Chromium for the session."""
+    """One headless Chromium for the browser tests."""
     executable = chromium_path()
     if executable is None:
         pytest.fail(

@@ -13,7 +13,7 @@ VERCEL_VERSION := 60.1.3
 VERCEL_DIR := .local/vercel-$(VERCEL_VERSION)
 VERCEL := $(VERCEL_DIR)/node_modules/.bin/vercel
 
-.PHONY: demo test lint typecheck pytest unit bench lock deploy-check clean
+.PHONY: demo test lint typecheck pytest unit bench lock deploy-check clean chromium
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,9 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# The tools too: tests/devstack/test_deploy_build.py builds with them.
-pytest: $(STAMP) $(UV) $(VERCEL)
+# The tools too: tests/devstack/test_deploy_build.py builds with them; the browser tests
+# (tests/console/) drive Chromium.
+pytest: $(STAMP) $(UV) $(VERCEL) chromium
 	$(BIN)/python -m pytest
 
 # The tests that need no database and no simulated AWS (marked in tests/conftest.py): the quick
@@ -69,3 +70,21 @@ deploy-check: $(STAMP) $(UV) $(VERCEL)
 
 clean:
 	rm -rf $(VENV) .local
+
+# The browser tests drive Debian's Chromium (Playwright's own browser download cannot work on
+# these machines): installed with apt when missing (as root, or through sudo), unless
+# CAO_CHROMIUM names another Chromium. Fails, saying so, when it cannot be installed.
+chromium:
+	@if [ -n "$$CAO_CHROMIUM" ]; then \
+	  [ -x "$$CAO_CHROMIUM" ] || { echo "CAO_CHROMIUM=$$CAO_CHROMIUM is not an executable" >&2; exit 1; }; \
+	elif ! command -v chromium >/dev/null 2>&1; then \
+	  echo "Installing Debian's chromium for the browser tests (apt-get)"; \
+	  if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO="sudo -n"; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { $$SUDO apt-get install -y -qq chromium >/dev/null 2>&1 || \
+	    { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium; }; } \
+	  && command -v chromium >/dev/null 2>&1 || { \
+	    echo "make test needs Chromium for the browser tests and could not install it:" >&2; \
+	    echo "  run 'apt-get install -y chromium' as root, or set CAO_CHROMIUM=/path/to/chromium" >&2; \
+	    exit 1; }; \
+	fi

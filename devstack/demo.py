@@ -7,7 +7,9 @@ What it starts (all stopped by Ctrl-C):
 - the simulated AWS on loopback (moto, extended), with our own `cao-service` user and fictional
   client accounts holding 14 months of costs and two weeks of CloudTrail events;
 - the embedded Vercel Queues service, which delivers sync jobs to the same consumer as on Vercel;
-- every api function composed into one local server (uvicorn).
+- every api function composed into one local server (uvicorn), behind the console's static files
+  (public/), routed by vercel.json as Vercel routes them (devstack.server.ConsoleServer): the
+  console at http://localhost:3000/.
 
 Then it seeds the way a customer would, through the HTTP API: it signs up a demo agency,
 "installs" our CloudFormation template in the simulated client accounts with that agency's
@@ -36,7 +38,7 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from devstack import demo_alerts, pg, trailgen
-from devstack.server import all_routers
+from devstack.server import all_routers, create_console_server
 from devstack.simaws import OUR_ACCOUNT_ID, SimulatedAws, delivery_delays
 from functions.jobs import worker
 from functions.onboard import templates
@@ -50,6 +52,7 @@ BASE = f"http://{HOST}:{PORT}"
 # The console's address: WebAuthn refuses IP addresses as relying party IDs, so people sign in
 # at localhost (CAO_PUBLIC_URL; browsers keep Secure cookies on http://localhost).
 CONSOLE = f"http://localhost:{PORT}"
+CONSOLE_URL = f"{CONSOLE}/"
 ROOT = Path(__file__).resolve().parent.parent
 LOCAL = ROOT / ".local"
 DB_NAME = "cao_demo"
@@ -256,7 +259,9 @@ def banner(info: dict[str, Any], accounts: list[dict[str, Any]], cron_secret: st
         f"    {a.get('alias') or '-':<22} {a['aws_account_id']}  {a['status']}" for a in accounts
     )
     return f"""
-CloudAgencyOps is running at {BASE}   (OpenAPI: {BASE}/api/docs; Ctrl-C stops everything)
+CloudAgencyOps is running (Ctrl-C stops everything):
+    console        {CONSOLE_URL}
+    API reference  {CONSOLE_URL}docs   (OpenAPI document: {CONSOLE_URL}openapi.json)
 
 Open the console at {CONSOLE}, not at 127.0.0.1: passkeys (WebAuthn) refuse IP addresses.
 The demo admin (admin@demo-partners.example) registers a passkey with this enrolment within
@@ -343,8 +348,8 @@ def main() -> int:
             )
         )
         routers = [*all_routers(), demo_router(sim)]
-        app = create_app(*routers, title="CloudAgencyOps (demo)", openapi=True)
-        server = stack.enter_context(serve(app))
+        api = create_app(*routers, title="CloudAgencyOps (demo)", openapi=True)
+        server = stack.enter_context(serve(create_console_server(api, passthrough=("/demo/",))))
         with httpx.Client(base_url=BASE, timeout=60) as http:
             log("seeding the demo agency through the API")
             info = seed(http, sim)

@@ -10,8 +10,14 @@ tests/bench/devstack, no development-only package), import its entry point with 
 (`PYTHONPATH=_vendor:.`, no database configured) and send one request through the built
 handler (`vc__handler__python.vc_handler`, the one Vercel invokes). Finally, every rewrite and
 cron path in vercel.json must land on a function whose app routes that path (the app in its
-bundle is asked), or on a static file that exists; the static output must hold nothing but
-`public/` (without an output folder Vercel serves the whole repository as static files).
+bundle is asked), or on a static file that exists; the static output must hold exactly
+`public/`'s files (without an output folder Vercel serves the whole repository as static files).
+
+The console: the build's own routing table (`.vercel/output/config.json`: cleanUrls, headers,
+rewrites, in Vercel's order) is evaluated for every console page and every file of public/: each
+page must reach a file or a function of the build output with the pages' CSP, and the local
+server (devstack/server.py, which reads vercel.json) must route every such path, plus the
+rewrites, the crons and paths that exist nowhere, exactly as the build does.
 
 A failure prints what failed and the command exits 1. Nothing here is imported by product code;
 devstack/ is excluded from every bundle.
@@ -33,7 +39,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devstack import lockfile
+from devstack import lockfile, server
+from devstack.server import Resolution, path_pattern
+from shared.web import PAGE_CSP
 
 ROOT = Path(__file__).resolve().parent.parent
 # Where the Makefile installs the pinned tools (a test holds these equal to its versions).
@@ -71,6 +79,8 @@ class Probe:
     expect: tuple[int, ...]
     headers: Mapping[str, str] = field(default_factory=dict)
     body: str = ""
+    # Response headers the answer must carry (name -> exact value).
+    expect_headers: Mapping[str, str] = field(default_factory=dict)
 
 
 # A key that is not one of ours: authenticated routes refuse it before opening a connection.
@@ -103,7 +113,17 @@ PROBES: dict[str, Probe] = {
     "sync_worker": Probe(
         "POST", "/api/sync_worker", (400, 401), {"content-type": "application/json"}, "garbage"
     ),
-    "trust": Probe("GET", "/api/security", (200,)),
+    # The security page as a browser asks for it: its templates are in the bundle, its CSP set.
+    "trust": Probe(
+        "GET",
+        "/security",
+        (200,),
+        {"accept": "text/html"},
+        expect_headers={
+            "content-type": "text/html; charset=utf-8",
+            "content-security-policy": PAGE_CSP,
+        },
+    ),
     "webhooks": Probe(
         "POST", "/api/webhooks/polar", (400, 401), {"content-type": "application/json"}, "{}"
     ),
@@ -113,30 +133,6 @@ PROBES: dict[str, Probe] = {
 
 
 # --- routing (pure) -----------------------------------------------------------------------------
-
-
-def path_pattern(source: str) -> re.Pattern[str]:
-    """A rewrite source as Vercel matches it (path-to-regexp: :name, :name*, :name+, :name?,
-    and (regex) groups)."""
-    out = ""
-    for part in re.split(r"(/:\w+[*+?]?|:\w+[*+?]?|\(.*?\))", source):
-        if not part:
-            continue
-        if part.startswith("/:") or part.startswith(":"):
-            slash = "/" if part.startswith("/") else ""
-            suffix = part[-1] if part[-1] in "*+?" else ""
-            segment = "[^/]+"
-            out += {
-                "*": f"(?:{re.escape(slash)}{segment}(?:/{segment})*)?",
-                "+": f"{re.escape(slash)}{segment}(?:/{segment})*",
-                "?": f"(?:{re.escape(slash)}{segment})?",
-                "": f"{re.escape(slash)}{segment}",
-            }[suffix]
-        elif part.startswith("("):
-            out += part
-        else:
-            out += re.escape(part)
-    return re.compile(f"^{out}/?$")
 
 
 def is_literal(source: str) -> bool:
@@ -238,12 +234,153 @@ def bundle_problems(
 
 def static_problems(static_files: Iterable[str], public_files: Iterable[str]) -> list[str]:
     """The static output must be exactly `public/`: with no output folder, Vercel would serve
-    the whole repository (source, tests, schema) as static files."""
-    extra = sorted({f.lstrip("/") for f in static_files} - {f.lstrip("/") for f in public_files})
-    if not extra:
-        return []
-    shown = ", ".join(extra[:5]) + (" ..." if len(extra) > 5 else "")
-    return [f"static output serves {len(extra)} file(s) that are not in {STATIC_SOURCE}/: {shown}"]
+    the whole repository (source, tests, schema) as static files; a file of public/ missing
+    from it would be a console page or asset that 404s."""
+    static = {f.lstrip("/") for f in static_files}
+    public = {f.lstrip("/") for f in public_files}
+    problems = []
+    if extra := sorted(static - public):
+        shown = ", ".join(extra[:5]) + (" ..." if len(extra) > 5 else "")
+        problems.append(
+            f"static output serves {len(extra)} file(s) that are not in {STATIC_SOURCE}/: {shown}"
+        )
+    if missing := sorted(public - static):
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        problems.append(f"static output lacks {len(missing)} file(s) of {STATIC_SOURCE}/: {shown}")
+    return problems
+
+
+# --- the console's routes (pure) ----------------------------------------------------------------
+
+
+def _substitute(template: str, match: re.Match[str]) -> str:
+    return re.sub(r"\$(\d+)", lambda m: match.group(int(m.group(1))) or "", template)
+
+
+def build_resolution(  # noqa: PLR0911 - one return per outcome
+    output_config: Mapping[str, Any], static_files: set[str], functions: set[str], path: str
+) -> Resolution:
+    """Where the build's routing table (Build Output API v3 `routes`: redirects and headers,
+    then `handle: filesystem`, then rewrites with `check`, then `handle: error`) sends `path`;
+    the same shape as the local server's `VercelRoutes.resolve`."""
+    overrides = {v["path"]: k for k, v in output_config.get("overrides", {}).items()}
+
+    def filesystem(p: str) -> tuple[str, str] | None:
+        rel = p.lstrip("/") or "index"
+        if rel in overrides:
+            return "static", overrides[rel]
+        if rel in static_files:
+            return "static", rel
+        if rel in functions:
+            return "function", rel
+        return None
+
+    headers: dict[str, str] = {}
+    phase = ""
+    for route in output_config.get("routes", []):
+        if "handle" in route:
+            phase = route["handle"]
+            if phase == "filesystem" and (hit := filesystem(path)):
+                return Resolution(hit[0], hit[1], 200, headers)
+            continue
+        match = re.match(route["src"], path)
+        if not match:
+            continue
+        status = route.get("status")
+        if phase == "error":
+            page = overrides.get(str(route.get("dest", "")).lstrip("/"), "")
+            return Resolution("not_found", page, int(status or 404), headers)
+        if status in {301, 302, 307, 308}:
+            location = _substitute(route.get("headers", {}).get("Location", ""), match)
+            return Resolution("redirect", location, int(status), {})
+        if "headers" in route:
+            headers.update(route["headers"])
+        if "dest" in route:
+            destination = _substitute(route["dest"], match).split("?", 1)[0]
+            if route.get("check"):
+                hit = filesystem(destination)
+                if hit is None:
+                    return Resolution("not_found", "", 404, headers)
+                return Resolution(hit[0], hit[1], 200, headers)
+            path = destination
+        if status == 404:
+            return Resolution("not_found", "", 404, headers)
+    return Resolution("not_found", "", 404, headers)
+
+
+def console_pages(public_files: Iterable[str]) -> list[str]:
+    """The console's page URLs: public/'s .html files by their clean URL, and the pages a
+    function renders (devstack.server.FUNCTION_PAGES)."""
+    pages = [
+        "/" + f.removesuffix(".html").removesuffix("index")
+        for f in public_files
+        if f.endswith(".html") and f != "404.html"
+    ]
+    return sorted({*pages, *server.FUNCTION_PAGES})
+
+
+def sample_paths(config: Mapping[str, Any], public_files: Iterable[str]) -> list[str]:
+    """Paths whose routing the local server and the build must agree on."""
+    files = sorted(public_files)
+    paths = {"/", "/index", "/index.html", "/no-such-page", "/api/no-such", "/api/trust.py"}
+    paths |= {"/" + f for f in files}
+    paths |= set(console_pages(files))
+    paths |= set(probe_paths(config))
+    for rule in config.get("rewrites", []):
+        source = rule["source"]
+        if not is_literal(source):
+            base = re.split(r"/:|\(", source, maxsplit=1)[0]
+            paths |= {base, base + "/x", base + "/x/y"}
+    return sorted(paths)
+
+
+def _lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {k.lower(): v for k, v in headers.items()}
+
+
+def console_problems(
+    config: Mapping[str, Any],
+    output_config: Mapping[str, Any],
+    static_files: Iterable[str],
+    functions: Iterable[str],
+    public_files: Iterable[str],
+) -> list[str]:
+    """Every console page reaches a file or function of the build with the pages' CSP, and
+    the local server routes every sample path as the build does."""
+    static, funcs, public = set(static_files), set(functions), set(public_files)
+    problems = []
+    for page in console_pages(public):
+        found = build_resolution(output_config, static, funcs, page)
+        if found.kind not in {"static", "function"}:
+            problems.append(f"console page {page} reaches no file or function ({found.kind})")
+        elif _lower(found.headers).get("content-security-policy") != PAGE_CSP:
+            problems.append(f"console page {page} is served without the pages' CSP")
+    local = server.VercelRoutes(config, public, funcs)
+    for path in sample_paths(config, public):
+        built = build_resolution(output_config, static, funcs, path)
+        mine = local.resolve(path)
+        if (built.kind, built.target, built.status, _lower(built.headers)) != (
+            mine.kind,
+            mine.target,
+            mine.status,
+            _lower(mine.headers),
+        ):
+            problems.append(
+                f"the local server routes {path} to {mine.kind} {mine.target!r} "
+                f"({mine.status}); the build to {built.kind} {built.target!r} ({built.status})"
+            )
+    return problems
+
+
+def header_problems(name: str, probe: Probe, headers: Mapping[str, Any]) -> list[str]:
+    """The probe's expected response headers (the handler gives name -> list of values)."""
+    got = {str(k).lower(): v if isinstance(v, list) else [v] for k, v in headers.items()}
+    return [
+        f"api/{name}: {probe.method} {probe.path} answered {key}: {got.get(key.lower())}, "
+        f"expected {value!r}"
+        for key, value in probe.expect_headers.items()
+        if value not in got.get(key.lower(), [])
+    ]
 
 
 def unexpected_status(name: str, probe: Probe, status: int, body: str) -> str | None:
@@ -516,17 +653,23 @@ def check_output(project: Path, bundles: Path, python: Path, only: Sequence[str]
         )
         if problem := unexpected_status(name, probe, status, str(response.get("body", ""))):
             problems.append(problem + ("\n" + log[-2000:] if status >= 500 else ""))
+        problems += header_problems(name, probe, response.get("headers") or {})
     static = [
         str(p.relative_to(output / "static")) for p in (output / "static").rglob("*") if p.is_file()
     ]
     public = (
-        [str(p.relative_to(project / STATIC_SOURCE)) for p in (project / STATIC_SOURCE).rglob("*")]
+        sorted(server.public_files(project / STATIC_SOURCE))
         if (project / STATIC_SOURCE).is_dir()
         else []
     )
     problems += static_problems(static, public)
     if not only:
         problems += routing_problems(config, routes, static)
+        functions_built = {
+            str(f.relative_to(output / "functions").with_suffix("")) for f in functions
+        }
+        output_config = json.loads((output / "config.json").read_text())
+        problems += console_problems(config, output_config, static, functions_built, public)
     return problems
 
 

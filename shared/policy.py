@@ -184,3 +184,105 @@ INCIDENT_NOTICE_TARGET_HOURS = 24
 
 def as_dicts(items: tuple[Processor, ...]) -> list[dict[str, str]]:
     return [asdict(p) for p in items]
+
+
+# ---- The security page's prose ----------------------------------------------------------------
+# The rest of the public security page, so that the whole page (`/security` in a browser) is
+# generated from this module; the numbers in it are the constants above. tests/trust holds the
+# rendered page to the seed page line by line.
+
+PAGE_AS_OF = "2026-05-31"
+PAGE_TITLE = "Security"
+PAGE_TAGLINE = "How we connect to your clients' AWS — and what we don't store."
+PAGE_INTRO: tuple[str, ...] = (
+    "CloudAgencyOps reads your client AWS accounts via short-lived, read-only cross-account IAM "
+    "roles. Customer credentials are never stored at rest. This page lays out the architecture, "
+    "the exact policies, our sub-processors, and how to report a vulnerability.",
+    f"Controls described on this page reflect the current architecture as of {PAGE_AS_OF}. This "
+    "page describes our current architecture and operational commitments for transparency; the "
+    "binding terms governing the Service are the Terms of Service and the Data Processing "
+    "Addendum.",
+)
+HOSTING = (
+    "Hosting is in the United States (Vercel iad1, Neon US-East). The operator administers and "
+    "can access the Service from Pakistan; this cross-border access is covered by the transfer "
+    "terms in the Data Processing Addendum."
+)
+IAM_MODEL_TITLE = "IAM cross-account read-only model"
+IAM_MODEL: tuple[str, ...] = (
+    "Each client account installs a CloudFormation template that creates a single IAM role with "
+    "a trust policy locked to our AWS account ID + your agency-scoped ExternalId. When we sync, "
+    f"our IAM principal (user/{SERVICE_USER}) calls sts:AssumeRole against that role and "
+    "receives short-lived (1h default) credentials. Those credentials are used for the duration "
+    "of the sync and then dropped.",
+    "The role grants three read-only AWS API permissions, nothing else. No write permissions. "
+    "No console access. No ability to modify resources. The exact role policy (paste-ready) + "
+    "trust relationship (two placeholders to swap in) are below.",
+    "Read-only does not mean low-sensitivity: cloudtrail:LookupEvents can return operational "
+    "metadata that includes personal data, such as IAM user names, role-session names, source "
+    "IP addresses, event names, and timestamps. We store a bounded summary of those fields for "
+    "the access-governance view (see “What we DO store” below) and process them as a processor "
+    "under the Data Processing Addendum. We do not retrieve payload contents, S3 object "
+    "contents, database contents, secret values, or workload data.",
+)
+ROLE_POLICY_TITLE = "Role policy (paste as-is)"
+ROLE_POLICY_NOTE = "Attach this policy verbatim to the role. No placeholders."
+TRUST_POLICY_TITLE = "Trust policy (replace two placeholders)"
+TRUST_POLICY_NOTE = "Two values to fill in before applying:"
+TRUST_POLICY_PLACEHOLDER_HELP: tuple[tuple[str, str], ...] = (
+    (
+        ACCOUNT_PLACEHOLDER,
+        "the 12-digit AWS account ID for CloudAgencyOps's SaaS account. We surface this on your "
+        "dashboard onboarding screen + in your welcome email; or contact "
+        "founder@cloudagencyops.com.",
+    ),
+    (
+        EXTERNAL_ID_PLACEHOLDER,
+        "a per-agency secret we generate for you during onboarding. Surfaced on the same "
+        "dashboard screen.",
+    ),
+)
+EXTERNAL_ID_NOTE = (
+    "The ExternalId is a per-agency value used to mitigate the “confused deputy” pattern: even "
+    "if another CloudAgencyOps customer somehow learned your role ARN, they could not assume it "
+    "without your specific ExternalId. Treat it as sensitive configuration. It is not a password "
+    "and does not by itself grant access without the trusted CloudAgencyOps AWS principal and "
+    "your customer-created IAM role."
+)
+WE_NEVER_STORE_TITLE = "What we do NOT store"
+WE_STORE_TITLE = "What we DO store"
+SUBPROCESSORS_TITLE = "Sub-processors"
+SUBPROCESSORS_NOTE = (
+    "The canonical, authoritative subprocessor list lives at /subprocessors and is referenced "
+    "by the Terms, Privacy Policy, and Data Processing Addendum so the list cannot drift between "
+    "pages. The two tables below distinguish the subprocessors we appoint from the "
+    "customer-controlled services we merely access. We notify agencies at least "
+    f"{SUBPROCESSOR_NOTICE_DAYS} days before adding or replacing a subprocessor that processes "
+    "Customer Personal Data (shorter where urgent security, availability, or legal reasons "
+    "require), and agencies may object on reasonable data-protection grounds."
+)
+SUBPROCESSORS_TABLE_TITLE = "CloudAgencyOps subprocessors"
+SUBPROCESSORS_COLUMNS: tuple[str, ...] = ("Provider", "Purpose", "Region", "Privacy")
+CUSTOMER_SERVICES_TABLE_TITLE = "Customer-controlled services we access"
+CUSTOMER_SERVICES_NOTE = (
+    "These are not subprocessors we appoint. They are the agency's own services that we read "
+    "from on the agency's instruction."
+)
+CUSTOMER_SERVICES_COLUMNS: tuple[str, ...] = ("Service", "How we use it", "Region", "Privacy")
+PRIVACY_LINK_TEXT = "Link →"
+INCIDENT_RESPONSE_TITLE = "Incident response"
+INCIDENT_RESPONSE = (
+    "We will notify affected agencies without undue delay and, where feasible, within "
+    f"{INCIDENT_NOTICE_TARGET_HOURS} hours after confirming a security incident affecting "
+    "Customer Data. The notice will include the known facts, the affected data categories, "
+    "mitigation steps, and a point of contact, with additional information provided as it "
+    "becomes available. During a material service disruption, we provide updates through your "
+    "dashboard, by email, or through another appropriate channel."
+)
+VULNERABILITY_TITLE = "Reporting a vulnerability"
+VULNERABILITY_REPORTING = (
+    f"Email {SECURITY_CONTACT}. We commit to a {DISCLOSURE_WINDOW_DAYS}-day coordinated "
+    "disclosure window from the date of initial report. We acknowledge within "
+    f"{ACKNOWLEDGE_WITHIN_HOURS} hours and provide a remediation timeline within "
+    f"{REMEDIATION_TIMELINE_BUSINESS_DAYS} business days. No bug bounty program at launch."
+)

@@ -49,6 +49,13 @@ SECURITY_HEADERS = [
     (b"x-frame-options", b"DENY"),
     (b"cache-control", b"no-store"),
 ]
+# The policy of an HTML page (the trust pages a function renders; vercel.json sets the same on
+# the static console in public/, tests/console holds the two equal): our own origin only, no
+# inline script or style, no eval, no framing, no <base>, forms post to us.
+PAGE_CSP = (
+    "default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'; "
+    "object-src 'none'"
+)
 
 
 class Body(BaseModel):
@@ -214,7 +221,7 @@ class EdgeMiddleware:
                     for k, v in message.get("headers", [])
                     if k.lower() not in {h for h, _ in SECURITY_HEADERS}
                 ]
-                headers.extend(SECURITY_HEADERS)
+                headers.extend(_security_headers(headers))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
@@ -293,6 +300,20 @@ def cross_origin_refusal(scope: Scope) -> str | None:
     if site is not None and site not in {"same-origin", "none"}:
         return "cross-site request refused: changes are accepted from the console's origin only"
     return None
+
+
+def _security_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """SECURITY_HEADERS; an HTML page gets PAGE_CSP (its stylesheet is ours) instead of the
+    API's `default-src 'none'`."""
+    html = any(
+        k.lower() == b"content-type" and v.lower().startswith(b"text/html") for k, v in headers
+    )
+    if not html:
+        return SECURITY_HEADERS
+    return [
+        (k, PAGE_CSP.encode() if k == b"content-security-policy" else v)
+        for k, v in SECURITY_HEADERS
+    ]
 
 
 def _replay(body: bytes) -> Receive:

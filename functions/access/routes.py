@@ -33,6 +33,10 @@ Principal = Annotated[
         description="a principal ARN (arn:...), or a principal/session name",
     ),
 ]
+ClientId = Annotated[
+    uuid.UUID | None,
+    Query(description="only this client's accounts (with account_id: those of them it holds)"),
+]
 EventName = Annotated[SafeText | None, Query(max_length=128, pattern=PRINTABLE)]
 SourceIp = Annotated[
     SafeText | None,
@@ -61,6 +65,7 @@ def list_events(
     caller: CallerDep,
     conn: Conn,
     account_id: AccountIds = None,
+    client_id: ClientId = None,
     principal: Principal = None,
     event_name: EventName = None,
     source_ip: SourceIp = None,
@@ -80,7 +85,9 @@ def list_events(
         source_ip=source_ip,
     )
     return json_response(
-        access.events_page(conn, caller.agency_id, f, limit=clamp_limit(limit), cursor=cursor)
+        access.events_page(
+            conn, caller.agency_id, f, limit=clamp_limit(limit), cursor=cursor, client_id=client_id
+        )
     )
 
 
@@ -92,6 +99,7 @@ def list_principals(
     caller: CallerDep,
     conn: Conn,
     account_id: AccountIds = None,
+    client_id: ClientId = None,
     since: Since = None,
     until: Until = None,
     limit: Limit = DEFAULT_LIMIT,
@@ -101,7 +109,9 @@ def list_principals(
     active first."""
     f = _event_filter(account_id, since, until)
     return json_response(
-        access.principals_page(conn, caller.agency_id, f, limit=clamp_limit(limit), cursor=cursor)
+        access.principals_page(
+            conn, caller.agency_id, f, limit=clamp_limit(limit), cursor=cursor, client_id=client_id
+        )
     )
 
 
@@ -119,6 +129,7 @@ def list_new_principals(
         int, Query(ge=1, le=access.MAX_NEW_PRINCIPAL_DAYS, description="the recent window")
     ] = 7,
     account_id: AccountIds = None,
+    client_id: ClientId = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
@@ -131,6 +142,7 @@ def list_new_principals(
         now=now,
         limit=clamp_limit(limit),
         cursor=cursor,
+        client_id=client_id,
     )
     return json_response(page)
 
@@ -143,6 +155,7 @@ def list_vendor_sessions(
     caller: CallerDep,
     conn: Conn,
     account_id: AccountIds = None,
+    client_id: ClientId = None,
     since: Since = None,
     until: Until = None,
     limit: Limit = DEFAULT_LIMIT,
@@ -151,5 +164,7 @@ def list_vendor_sessions(
     """The vendor-access ledger: every session of ours in each client account, latest first."""
     f = _event_filter(account_id, since, until)
     return json_response(
-        access.vendor_page(conn, caller.agency_id, f, limit=clamp_limit(limit), cursor=cursor)
+        access.vendor_page(
+            conn, caller.agency_id, f, limit=clamp_limit(limit), cursor=cursor, client_id=client_id
+        )
     )

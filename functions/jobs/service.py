@@ -26,6 +26,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -52,6 +53,12 @@ if TYPE_CHECKING:
 # next run): the cron function may run 60 s (vercel.json), so the budget leaves 15 s to spare.
 MAX_PER_KIND = 5000
 DISPATCH_BUDGET_S = 45.0
+# A batch is published in up to PUBLISH_WAYS parts at once (threads), each sending its messages
+# SEND_CONCURRENCY at a time (shared.queue): one send is an HTTPS call of tens of milliseconds,
+# so 16 in flight cap a run near 500 messages/s (bench/dispatch_jobs.py); parts of at least
+# MIN_PART messages.
+PUBLISH_WAYS = 8
+MIN_PART = 250
 DISPATCH_PERIOD = timedelta(hours=1)  # the dispatcher's cron (vercel.json): hourly
 SYNC_NOW_WINDOW_S = 3600
 SYNC_NOW_LIMIT = 4  # per account per hour: each sync costs the client Cost Explorer requests
@@ -84,12 +91,13 @@ def dispatch(
     limit: int = MAX_PER_KIND,
     budget_s: float = DISPATCH_BUDGET_S,
     monotonic: Callable[[], float] = time.monotonic,
+    ways: int = PUBLISH_WAYS,
 ) -> DispatchReport:
     """Publish one message per due job of entitled agencies, for each kind (default: every
     job kind), in batches of `limit`, the kinds in turn, until none is due, the queue refuses
     a message (the refused jobs are due again: the next run retries them), or `budget_s` has
-    passed (on `monotonic`). What is due, and who is entitled, is decided on the database's
-    clock."""
+    passed (on `monotonic`). Each batch is published in up to `ways` parts at once
+    (`_publish`). What is due, and who is entitled, is decided on the database's clock."""
     report = DispatchReport()
     started = monotonic()
     active = list(kinds if kinds is not None else JOB_KINDS)
@@ -99,7 +107,7 @@ def dispatch(
         for kind in list(active):
             with system_tx(conn):
                 due = jobs.dispatch_due(conn, kind, limit)
-            failed = publisher.publish([JobMessage.for_job(j) for j in due]) if due else []
+            failed = _publish(publisher, [JobMessage.for_job(j) for j in due], ways)
             _unqueue(conn, failed)
             report.published[kind] += len(due) - len(failed)
             report.failed += len(failed)
@@ -120,6 +128,32 @@ def dispatch(
         },
     )
     return report
+
+
+def _publish(
+    publisher: Publisher[JobMessage], messages: list[JobMessage], ways: int
+) -> list[JobMessage]:
+    """Publish `messages` in up to `ways` parts at once; returns the ones not sent. A part
+    that raises counts as not sent (its jobs are due again)."""
+    if not messages:
+        return []
+    parts = max(1, min(ways, len(messages) // MIN_PART))
+    if parts == 1:
+        return publisher.publish(messages)
+    size = math.ceil(len(messages) / parts)
+    chunks = [messages[i : i + size] for i in range(0, len(messages), size)]
+    failed: list[JobMessage] = []
+    with ThreadPoolExecutor(len(chunks), thread_name_prefix="dispatch") as pool:
+        futures = [(chunk, pool.submit(publisher.publish, chunk)) for chunk in chunks]
+        for chunk, future in futures:
+            try:
+                failed.extend(future.result())
+            except Exception as exc:  # noqa: BLE001 - those jobs are due again; reported
+                get_logger().warning(
+                    "queue publish failed", extra={"error_class": type(exc).__name__}
+                )
+                failed.extend(chunk)
+    return failed
 
 
 def enqueue_first_sync(

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+import pytest
 
 from functions.jobs import service
 from functions.jobs.schemas import JobMessage
@@ -83,3 +85,38 @@ def test_a_refused_batch_ends_the_run_and_its_jobs_are_due_again(
     # No loop re-taking the refused jobs: one good batch, one refused, then the run ends.
     assert queue.calls == 2 and report.published == {"costs": 5} and report.failed == 5
     assert service.dispatch(app_conn, Recorder(), ["costs"], limit=5).published == {"costs": 7}
+
+
+class _Together:
+    """A queue whose publish calls wait for each other: they must be in flight at once."""
+
+    def __init__(self, parts: int, broken: int | None = None) -> None:
+        self.barrier = threading.Barrier(parts, timeout=10)
+        self.sent: list[JobMessage] = []
+        self.broken = broken
+        self.lock = threading.Lock()
+
+    def publish(self, messages: Sequence[JobMessage]) -> list[JobMessage]:
+        index = self.barrier.wait()
+        if index == self.broken:
+            raise ConnectionError("the queue service went away")
+        with self.lock:
+            self.sent.extend(messages)
+        return []
+
+
+def test_a_batch_is_published_in_parts_at_once_and_a_failed_part_is_due_again(
+    clean_db: TestDatabase, app_conn: psycopg.Connection[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "MIN_PART", 5)
+    _due(app_conn, 20)
+    together = _Together(4)
+    report = service.dispatch(app_conn, together, ["costs"], limit=100, ways=4)
+    assert report.published == {"costs": 20} and report.failed == 0
+    assert len({m.job_id for m in together.sent}) == 20
+
+    _due(app_conn, 20)
+    flaky = _Together(4, broken=0)  # one of the four parts raises
+    report = service.dispatch(app_conn, flaky, ["costs"], limit=100, ways=4)
+    assert report.published == {"costs": 15} and report.failed == 5
+    assert service.dispatch(app_conn, Recorder(), ["costs"]).published == {"costs": 5}

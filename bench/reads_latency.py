@@ -622,6 +622,35 @@ def _measure(base: str, local: pg.LocalDatabase, built: Built, requests: int) ->
     return cases
 
 
+def _footprint(admin_url: str, events: int) -> None:
+    """Rows and bytes of each table (partitions summed), per row and per account-month at this
+    data's density (the capacity plan's source)."""
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT c.relname,"
+            " (SELECT sum(greatest(l.reltuples, 0)) FROM pg_partition_tree(c.oid) t"
+            "   JOIN pg_class l ON l.oid = t.relid)::bigint,"
+            " (SELECT sum(pg_total_relation_size(t.relid)) FROM pg_partition_tree(c.oid) t)"
+            "   ::bigint"
+            " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'cao' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+            " ORDER BY 3 DESC LIMIT 12"
+        ).fetchall()
+    accounts = ACCOUNTS + 10
+    months = DAYS / 30
+    print(
+        f"  footprint ({accounts} accounts; events over {months:.0f} months, costs over"
+        f" {MONTHS}): table, rows, MB, bytes/row, rows and KB per account-month"
+    )
+    for name, count, size in rows:
+        span = MONTHS if name.startswith("cost") else months
+        per = accounts * span
+        print(
+            f"    {name:32} {count:>10,} {size / 2**20:9.1f} {size / max(count, 1):8.0f}"
+            f" {count / per:>10,.0f} {size / per / 1024:9.1f}"
+        )
+
+
 def _load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"load average {one:.1f} / {five:.1f} / {fifteen:.1f}"
@@ -644,6 +673,7 @@ def main(argv: list[str]) -> int:
             template, built = _template(admin_url, label, events, rebuild)
             with _copy_of(admin_url, template) as local, _server(local.app_url) as base:
                 cases = _measure(base, local, built, requests)
+                _footprint(local.admin_url, events)
             results[label] = cases
             print(f"  measured, {requests} requests per case ({_load()})")
             print(f"  {'case':42} {'endpoint p50':>12} {'p95':>7} {'SQL p50':>8} {'p95':>7}  (ms)")

@@ -17,7 +17,8 @@ Each read (a "stream": a region, or a region's sign-in events) has its own curso
 region, or `<region>/signin` for a sign-in read (`Stream.key`).
 
 Concurrency: one thread per region reads AWS (paced per account and region by
-`shared.pacing`), and the calling thread is the only one that touches the database connection:
+`shared.pacing`; under slow AWS, that region's slice threads too: "Slow AWS" below), and the
+calling thread is the only one that touches the database connection:
 region threads hand it batches through a bounded queue, and it writes each batch in its own
 short transaction. So there is one connection (serverless: one per invocation), no transaction
 is ever open across an AWS call, and writes are serialised, which costs nothing here: a batch
@@ -46,19 +47,21 @@ jittered delay and suggests that delay as `retry_after_s`. An expired session mi
 assumed again once (`reassume`) and the same page is asked again with the same token.
 
 Slow AWS: parallel slices. One sequential reader gets at most 1/latency pages per second, below
-the 2/s quota once a call takes more than half a second. So while reading a window, when two
-pages in a row came back later than the bucket would have let them go (the calls, not the
-quota, are the bottleneck), the rest of the window below what was read, [start, oldest read],
-is cut into slices of about SLICE_PAGES pages (sized from the event density read so far) and
-read by SLICE_WORKERS threads, newest slice first, every request still through the same
-account-region bucket. The slices share their boundary seconds (deduplicated like the
-overlap). Rows of a slice are committed as it goes, with no cursor change; the window's cursor
-moves only when every slice is read. Since slices are taken newest first, everything above
-the newest unfinished slice is read: a run that stops (budget, throttle, error) records the
-window as partly read down to that slice's oldest read event (or its top), exactly like a
-sequential partial read, and the next run reads the rest; what other unfinished slices
-below it had read is read again then, stored once. Quiet windows (one page) and windows read at
-the quota's pace never slice.
+the 2/s quota once a call takes more than half a second. So while reading a window, when AWS
+took longer to answer two pages in a row than the bucket's spacing of requests (from the
+request's slot to its answer: a bucket shared with another run only delays slots, and then
+the quota, not the calls, is the bottleneck), the rest of the window below what was read,
+[start, oldest read], is cut into slices of about SLICE_PAGES pages (sized from the event
+density read so far) and read by SLICE_WORKERS threads, newest slice first, every request
+still through the same account-region bucket. The slices share their boundary seconds
+(deduplicated like the overlap). The window is first recorded as read down to where the
+slices start; rows of a slice are committed as it goes, with no cursor change; the window's
+cursor moves only when every slice is read. Since slices are taken newest first, everything
+above the newest unfinished slice is read: a run that stops (budget, throttle, error) records
+the window as partly read down to that slice's oldest read event (or its top), exactly like a
+sequential partial read, and the next run reads the rest; what other unfinished slices below
+it had read is read again then, stored once. Quiet windows (one page) and windows AWS answers
+faster than the quota allows never slice.
 
 Nothing of an event but the redacted row outlives the page it came in: pages are dropped as
 soon as they are redacted, and logs carry counts, never event content.
@@ -113,8 +116,8 @@ THROTTLE_BACKOFF_S = 30.0
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 10.0
 MAX_ATTEMPTS = 4  # per call, each through the pacer
-# Parallel slices (see "Slow AWS" in the module docstring): a window whose pages come back
-# slower than its bucket hands out slots (SLOW_FACTOR x the spacing, twice in a row) reads the
+# Parallel slices (see "Slow AWS" in the module docstring): a window whose pages AWS answers
+# slower than its bucket spaces requests (SLOW_FACTOR x the spacing, twice in a row) reads the
 # rest of itself as slices, SLICE_WORKERS at a time, each sized for about SLICE_PAGES pages.
 # 3 workers keep 2 requests/s in flight up to 1.5 s per call.
 SLICE_WORKERS = 3
@@ -301,6 +304,7 @@ class _RegionReader:
         self.sweep = sweep  # the sweep's cursor, moved along in memory while the live pass reads
         self.out = RegionOutcome(stream.key)
         self._lock = threading.Lock()  # the outcome's counters, shared with slice threads
+        self._idle: list[_ClientState] = []  # slice threads' clients, between windows
 
     def _emit(self, batch: _Batch) -> None:
         while True:
@@ -384,8 +388,7 @@ class _RegionReader:
         token: str | None = None
         oldest: list[datetime] = []  # the oldest event time read in this window, if any
         read = 0  # events of this window read so far
-        returned: float | None = None  # when the previous page came back (pacer clock)
-        slow = 0  # pages in a row that came back slower than the bucket's spacing
+        slow = 0  # pages in a row that AWS answered slower than the bucket spaces requests
         while True:
             page, why, error = self._fetch(state, bucket, self._params(window, token))
             if page is None:
@@ -398,12 +401,12 @@ class _RegionReader:
             if token is None:
                 self._done(pass_, window, rows)
                 return True
-            at = self.s.pacer.clock()
-            if returned is not None and at - returned > bucket.spacing() * SLOW_FACTOR:
+            started = bucket.last_start()
+            answered_in = None if started is None else self.s.pacer.clock() - started
+            if answered_in is not None and answered_in > bucket.interval * SLOW_FACTOR:
                 slow += 1
             else:
                 slow = 0
-            returned = at
             if slow >= 2 and self.s.slice_workers > 1 and oldest and oldest[0] > window.start:
                 return self._sliced(pass_, window, rows, oldest[0], read, bucket)
             if len(rows) >= self.s.batch_rows:
@@ -444,14 +447,21 @@ class _RegionReader:
         stops: list[tuple[str, AwsError | None]] = []
 
         def work() -> None:
-            state = _ClientState(*self.s.source.client(self.region, self.s.limits, bucket))
-            while not halt.is_set():
-                with self._lock:
-                    if not todo:
+            with self._lock:  # a client (and its open connection) kept from an earlier window
+                state = self._idle.pop() if self._idle else None
+            if state is None:
+                state = _ClientState(*self.s.source.client(self.region, self.s.limits, bucket))
+            try:
+                while not halt.is_set():
+                    with self._lock:
+                        if not todo:
+                            return
+                        piece = todo.popleft()
+                    if not self._read_slice(piece, state, bucket, pass_, halt, stops):
                         return
-                    piece = todo.popleft()
-                if not self._read_slice(piece, state, bucket, pass_, halt, stops):
-                    return
+            finally:
+                with self._lock:
+                    self._idle.append(state)
 
         workers = min(self.s.slice_workers, len(slices))
         with ThreadPoolExecutor(workers, thread_name_prefix=f"cloudtrail-{self.key}") as pool:

@@ -645,10 +645,11 @@ def _footprint(admin_url: str, events: int) -> None:
     with psycopg.connect(admin_url, autocommit=True) as admin:
         rows = admin.execute(
             "SELECT c.relname,"
-            " (SELECT sum(greatest(l.reltuples, 0)) FROM pg_partition_tree(c.oid) t"
-            "   JOIN pg_class l ON l.oid = t.relid)::bigint,"
-            " (SELECT sum(pg_total_relation_size(t.relid)) FROM pg_partition_tree(c.oid) t)"
-            "   ::bigint"
+            " coalesce((SELECT sum(greatest(l.reltuples, 0)) FROM pg_partition_tree(c.oid) t"
+            "   JOIN pg_class l ON l.oid = t.relid), c.reltuples, 0)::bigint,"
+            " coalesce((SELECT sum(pg_total_relation_size(t.relid))"
+            "   FROM pg_partition_tree(c.oid) t),"
+            "   pg_total_relation_size(c.oid))::bigint"
             " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             " WHERE n.nspname = 'cao' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
             " ORDER BY 3 DESC LIMIT 12"

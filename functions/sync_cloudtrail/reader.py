@@ -48,12 +48,12 @@ assumed again once (`reassume`) and the same page is asked again with the same t
 
 Slow AWS: parallel slices. One sequential reader gets at most 1/latency pages per second, below
 the 2/s quota once a call takes more than half a second. So while reading a window, when AWS
-took longer to answer two pages in a row than the bucket's spacing of requests (from the
-request's slot to its answer: a bucket shared with another run only delays slots, and then
-the quota, not the calls, is the bottleneck), the rest of the window below what was read,
-[start, oldest read], is cut into slices of about SLICE_PAGES pages (sized from the event
-density read so far) and read by SLICE_WORKERS threads, newest slice first, every request
-still through the same account-region bucket. The slices share their boundary seconds
+took longer to answer its last three pages (their median) than the bucket's spacing of
+requests (from the request's slot to its answer: a bucket shared with another run only delays
+slots, and then the quota, not the calls, is the bottleneck), the rest of the window below
+what was read, [start, oldest read], is cut into slices of about SLICE_PAGES pages (sized
+from the event density read so far) and read by SLICE_WORKERS threads, newest slice first,
+every request still through the same account-region bucket. The slices share their boundary seconds
 (deduplicated like the overlap). The window is first recorded as read down to where the
 slices start; rows of a slice are committed as it goes, with no cursor change; the window's
 cursor moves only when every slice is read. Since slices are taken newest first, everything
@@ -73,6 +73,7 @@ import itertools
 import math
 import queue
 import random
+import statistics
 import threading
 import uuid
 from collections import deque
@@ -117,13 +118,15 @@ CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 10.0
 MAX_ATTEMPTS = 4  # per call, each through the pacer
 # Parallel slices (see "Slow AWS" in the module docstring): a window whose pages AWS answers
-# slower than its bucket spaces requests (SLOW_FACTOR x the spacing, twice in a row) reads the
+# slower than its bucket spaces requests (the median of SLOW_PAGES answers above SLOW_FACTOR x
+# the spacing) reads the
 # rest of itself as slices, SLICE_WORKERS at a time, each sized for about SLICE_PAGES pages.
 # 3 workers keep 2 requests/s in flight up to 1.5 s per call.
 SLICE_WORKERS = 3
 SLICE_PAGES = 8
 MAX_SLICES = 64  # per window and run: each slice costs at least one request
 SLOW_FACTOR = 1.1
+SLOW_PAGES = 3  # the median of the last pages' answer times decides (one slow answer does not)
 
 # Error classes (as the cost sync names them in run records), most severe first: the run's
 # error class is the most severe of its regions'.
@@ -388,7 +391,7 @@ class _RegionReader:
         token: str | None = None
         oldest: list[datetime] = []  # the oldest event time read in this window, if any
         read = 0  # events of this window read so far
-        slow = 0  # pages in a row that AWS answered slower than the bucket spaces requests
+        answered: deque[float] = deque(maxlen=SLOW_PAGES)  # AWS's answer times, last pages
         while True:
             page, why, error = self._fetch(state, bucket, self._params(window, token))
             if page is None:
@@ -402,12 +405,13 @@ class _RegionReader:
                 self._done(pass_, window, rows)
                 return True
             started = bucket.last_start()
-            answered_in = None if started is None else self.s.pacer.clock() - started
-            if answered_in is not None and answered_in > bucket.interval * SLOW_FACTOR:
-                slow += 1
-            else:
-                slow = 0
-            if slow >= 2 and self.s.slice_workers > 1 and oldest and oldest[0] > window.start:
+            if started is not None:
+                answered.append(self.s.pacer.clock() - started)
+            slow = (
+                len(answered) == SLOW_PAGES
+                and statistics.median(answered) > bucket.interval * SLOW_FACTOR
+            )
+            if slow and self.s.slice_workers > 1 and oldest and oldest[0] > window.start:
                 return self._sliced(pass_, window, rows, oldest[0], read, bucket)
             if len(rows) >= self.s.batch_rows:
                 self._emit(self._partial(pass_, window, rows, oldest))

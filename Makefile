@@ -42,8 +42,10 @@ pytest: $(STAMP) $(UV) $(VERCEL) chromium
 unit: $(STAMP)
 	$(BIN)/python -m pytest -m "unit and not slow"
 
+# Every benchmark, each in its own process; one alone with its arguments:
+# make bench BENCH=reads_latency ARGS="1M 5M" (sizes), make bench BENCH="cold_import dispatch_jobs"
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH) $(if $(ARGS),-- $(ARGS))
 
 $(UV):
 	$(PYTHON) -m pip install --quiet --disable-pip-version-check \

@@ -1,10 +1,13 @@
-"""Benchmark: cold import time of each read function's module over a bare `import fastapi`.
+"""Benchmark: cold import time of every function's module (each `api/*.py`) over a bare
+`import fastapi`.
 
     python -m bench.cold_import [runs]       # default 10
 
-Target (design.md): each read function adds at most 150 ms over `import fastapi`, and loads no
-boto3 and no botocore.session (the bare `botocore` package, which Powertools' Logger imports to
-register a user-agent hook, is allowed: no botocore module beyond it may load).
+Every file of `api/` is measured (read from the directory: a new function is covered without
+editing this list). Target (design.md) for the read functions: each adds at most 150 ms over
+`import fastapi`, and loads no boto3 and no botocore.session (the bare `botocore` package,
+which Powertools' Logger imports to register a user-agent hook, is allowed: no botocore module
+beyond it may load).
 
 Each run is a fresh interpreter (bytecode caches warm, as on a deployed function) that imports
 fastapi, then shared.logs (the logger: Powertools' Logger), then shared.web (the web factory
@@ -24,6 +27,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# The functions the budget applies to (what a user waits on when reading); the others (sign-up,
+# onboarding, billing, webhooks, the crons, the worker) are measured and shown against it too.
 READ_FUNCTIONS = [
     "api.costs",
     "api.access",
@@ -32,6 +37,11 @@ READ_FUNCTIONS = [
     "api.accounts",
     "api.agency",
 ]
+FUNCTIONS = READ_FUNCTIONS + sorted(
+    f"api.{p.stem}"
+    for p in (ROOT / "api").glob("*.py")
+    if p.stem != "__init__" and f"api.{p.stem}" not in READ_FUNCTIONS
+)
 BUDGET_MS = 150.0
 PROBE = """
 import json, sys, time
@@ -85,15 +95,18 @@ def main(argv: list[str]) -> int:
         f" {'of which shared.logs':>21}  boto3/botocore modules loaded"
     )
     failed = False
-    for module in READ_FUNCTIONS:
+    for module in FUNCTIONS:
         base, extra, web, logs, aws = measure(module, runs)
-        failed |= extra > BUDGET_MS or bool(aws)
+        over = extra > BUDGET_MS or bool(aws)
+        read = module in READ_FUNCTIONS
+        failed |= over and read
+        mark = "" if read else "  (not a read function)"
         print(
             f"{module:16} {base:15.0f} {extra:9.0f} {web:20.0f} {logs:21.0f}"
-            f"  {', '.join(aws) or 'none'}"
+            f"  {', '.join(aws) or 'none'}{' OVER' if over else ''}{mark}"
         )
     print(
-        f"\ntarget: + at most {BUDGET_MS:.0f} ms and none loaded -> "
+        f"\ntarget (read functions): + at most {BUDGET_MS:.0f} ms and none loaded -> "
         f"{'OVER BUDGET' if failed else 'OK'}"
     )
     return 0

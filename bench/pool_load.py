@@ -28,12 +28,12 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import UTC, datetime
 
 import httpx
 import psycopg
 
 from bench import reads_latency
+from bench._cloudtrail import database
 from shared import db
 
 PATHS = ("/api/agency", "/api/accounts", "/api/access/events?limit=20", "/api/costs")
@@ -149,13 +149,14 @@ def main(argv: list[str]) -> int:
     clients = int(argv[0]) if argv else 150
     per_client = int(argv[1]) if len(argv) > 1 else 20
     workers = int(argv[2]) if len(argv) > 2 else 2
-    with reads_latency._database() as local:
-        with psycopg.connect(local.app_url, autocommit=True) as conn, conn.transaction():
-            agency_id, api_key = reads_latency._agency(conn)
-            conn.execute("SELECT set_config('app.agency_id', %s, true)", (str(agency_id),))
-            accounts = reads_latency._accounts(conn, agency_id, 10)
-        reads_latency._load(local.admin_url, agency_id, accounts, 20_000, datetime.now(UTC))
-        headers = {"Authorization": f"Bearer {api_key}"}
+    with database() as local:
+        with psycopg.connect(local.app_url, autocommit=True) as conn:
+            agency = reads_latency._make_agency(conn, 10, "pool")
+        with psycopg.connect(local.admin_url, autocommit=True) as admin:
+            reads_latency._copy_events(admin, agency, 20_000, 1)
+            reads_latency._copy_costs(admin, agency, 2)
+            admin.execute("VACUUM (ANALYZE)")
+        headers = {"Authorization": f"Bearer {agency.key}"}
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         server = _serve(local.app_url, port, workers)

@@ -139,6 +139,7 @@ class TokenBucket:
         self._slowdown = 1.0  # the interval's multiplier after throttles, as of _slowdown_at
         self._slowdown_at = 0.0
         self._recent: deque[Slot] = deque(maxlen=max(1, math.floor(rate)))
+        self._mine = threading.local()  # the start of the last slot each thread took
 
     def _factor(self, at: float) -> float:
         """The slowdown at `at`: halved every SLOWDOWN_HALF_LIFE_S since the last throttle."""
@@ -185,7 +186,14 @@ class TokenBucket:
                 if slot > taken.at or now > taken.at:  # later than planned: so are the next
                     taken.at = max(taken.at, slot)
                     self._next_free = max(self._next_free or 0.0, taken.at + spacing)
+        self._mine.started = now
         return taken
+
+    def last_start(self) -> float | None:
+        """When the calling thread's last slot let its request go (None: it took none): a
+        caller measures how long AWS took to answer, apart from the wait for the slot."""
+        started: float | None = getattr(self._mine, "started", None)
+        return started
 
     def idle(self) -> bool:
         """Whether forgetting this bucket would change nothing (its last slot has passed)."""

@@ -17,7 +17,8 @@ Each read (a "stream": a region, or a region's sign-in events) has its own curso
 region, or `<region>/signin` for a sign-in read (`Stream.key`).
 
 Concurrency: one thread per region reads AWS (paced per account and region by
-`shared.pacing`), and the calling thread is the only one that touches the database connection:
+`shared.pacing`; under slow AWS, that region's slice threads too: "Slow AWS" below), and the
+calling thread is the only one that touches the database connection:
 region threads hand it batches through a bounded queue, and it writes each batch in its own
 short transaction. So there is one connection (serverless: one per invocation), no transaction
 is ever open across an AWS call, and writes are serialised, which costs nothing here: a batch
@@ -45,16 +46,37 @@ the retries stops that region with its cursor where it was, pushes its bucket ba
 jittered delay and suggests that delay as `retry_after_s`. An expired session mid-pagination is
 assumed again once (`reassume`) and the same page is asked again with the same token.
 
+Slow AWS: parallel slices. One sequential reader gets at most 1/latency pages per second, below
+the 2/s quota once a call takes more than half a second. So while reading a window, when AWS
+took longer to answer its last three pages (their median) than the bucket's spacing of
+requests (from the request's slot to its answer: a bucket shared with another run only delays
+slots, and then the quota, not the calls, is the bottleneck), the rest of the window below
+what was read, [start, oldest read], is cut into slices of about SLICE_PAGES pages (sized
+from the event density read so far) and read by SLICE_WORKERS threads, newest slice first,
+every request still through the same account-region bucket. The slices share their boundary seconds
+(deduplicated like the overlap). The window is first recorded as read down to where the
+slices start; rows of a slice are committed as it goes, with no cursor change; the window's
+cursor moves only when every slice is read. Since slices are taken newest first, everything
+above the newest unfinished slice is read: a run that stops (budget, throttle, error) records
+the window as partly read down to that slice's oldest read event (or its top), exactly like a
+sequential partial read, and the next run reads the rest; what other unfinished slices below
+it had read is read again then, stored once. Quiet windows (one page) and windows AWS answers
+faster than the quota allows never slice.
+
 Nothing of an event but the redacted row outlives the page it came in: pages are dropped as
 soon as they are redacted, and logs carry counts, never event content.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import queue
 import random
+import statistics
 import threading
 import uuid
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -95,6 +117,16 @@ THROTTLE_BACKOFF_S = 30.0
 CONNECT_TIMEOUT_S = 3.0
 READ_TIMEOUT_S = 10.0
 MAX_ATTEMPTS = 4  # per call, each through the pacer
+# Parallel slices (see "Slow AWS" in the module docstring): a window whose pages AWS answers
+# slower than its bucket spaces requests (the median of SLOW_PAGES answers above SLOW_FACTOR x
+# the spacing) reads the
+# rest of itself as slices, SLICE_WORKERS at a time, each sized for about SLICE_PAGES pages.
+# 3 workers keep 2 requests/s in flight up to 1.5 s per call.
+SLICE_WORKERS = 3
+SLICE_PAGES = 8
+MAX_SLICES = 64  # per window and run: each slice costs at least one request
+SLOW_FACTOR = 1.1
+SLOW_PAGES = 3  # the median of the last pages' answer times decides (one slow answer does not)
 
 # Error classes (as the cost sync names them in run records), most severe first: the run's
 # error class is the most severe of its regions'.
@@ -175,7 +207,7 @@ class _Batch:
     key: str  # the stream's cursor
     pass_: str
     rows: list[Row]
-    cursor: windows.Position
+    cursor: windows.Position | None  # None: rows of a slice only, the cursor stays as it is
     window_done: bool
     sweep_to: datetime | None = None  # live batches: where the sweep may move (never back)
 
@@ -232,6 +264,7 @@ class _Shared:
     window_size: timedelta
     late: timedelta
     sweep_every: timedelta
+    slice_workers: int = SLICE_WORKERS
     retry_after: list[float] = field(default_factory=list)
 
 
@@ -241,6 +274,17 @@ class _ClientState:
 
     client: Client
     generation: int
+
+
+@dataclass
+class _Slice:
+    """A part [start, end] of a window read by one slice thread (`_RegionReader._sliced`)."""
+
+    start: datetime
+    end: datetime
+    rows: list[Row] = field(default_factory=list)  # read, not yet handed to the writer
+    oldest: datetime | None = None  # the oldest event time read in it
+    done: bool = False
 
 
 class _RegionReader:
@@ -262,6 +306,8 @@ class _RegionReader:
         self.position = base  # the live cursor as committed (or to be created at the first write)
         self.sweep = sweep  # the sweep's cursor, moved along in memory while the live pass reads
         self.out = RegionOutcome(stream.key)
+        self._lock = threading.Lock()  # the outcome's counters, shared with slice threads
+        self._idle: list[_ClientState] = []  # slice threads' clients, between windows
 
     def _emit(self, batch: _Batch) -> None:
         while True:
@@ -303,49 +349,181 @@ class _RegionReader:
         self, pass_: str, plan: list[windows.Window], state: _ClientState, bucket: TokenBucket
     ) -> bool:
         """Read the windows of one pass; False when the region stopped before their end."""
-        for window in plan:
-            rows: list[Row] = []
-            token: str | None = None
-            oldest: list[datetime] = []  # the oldest event time read in this window, if any
-            while True:
-                if self.s.stop.is_set():
-                    raise _Stopped
+        return all(self._window(pass_, window, state, bucket) for window in plan)
+
+    def _fetch(
+        self, state: _ClientState, bucket: TokenBucket, params: dict[str, Any]
+    ) -> tuple[dict[str, Any] | None, str | None, AwsError | None]:
+        """One page (None, with why and the error, when the region must stop here). An
+        expired session is assumed again (once per run) and the same page asked again."""
+        while True:
+            if self.s.stop.is_set():
+                raise _Stopped
+            try:
+                return self._lookup(state.client, params), None, None
+            except OutOfTimeError:
+                return None, "budget", None
+            except ExpiredCredentialsError as exc:
                 try:
-                    page = self._lookup(state.client, self._params(window, token))
-                except OutOfTimeError:
-                    self._stop_in(pass_, window, rows, oldest, "budget")
-                    return False
-                except ExpiredCredentialsError as exc:
-                    try:
-                        renewed = self.s.source.renew(state.generation)
-                    except AwsError as again:  # e.g. the role was removed meanwhile
-                        self._stop_in(pass_, window, rows, oldest, "error", again)
-                        return False
-                    if renewed:
-                        state.client, state.generation = self.s.source.client(
-                            self.region, self.s.limits, bucket
-                        )
-                        continue  # the same page again, same token
-                    self._stop_in(pass_, window, rows, oldest, "error", exc)
-                    return False
-                except ThrottledError as exc:
-                    delay = self.s.throttle_backoff_s * (0.5 + self.s.rng.random() / 2)
-                    bucket.penalize(delay)
+                    renewed = self.s.source.renew(state.generation)
+                except AwsError as again:  # e.g. the role was removed meanwhile
+                    return None, "error", again
+                if not renewed:
+                    return None, "error", exc
+                state.client, state.generation = self.s.source.client(
+                    self.region, self.s.limits, bucket
+                )
+            except ThrottledError as exc:
+                delay = self.s.throttle_backoff_s * (0.5 + self.s.rng.random() / 2)
+                bucket.penalize(delay)
+                with self._lock:
                     self.s.retry_after.append(delay)
-                    self._stop_in(pass_, window, rows, oldest, "throttled", exc)
-                    return False
-                except AwsError as exc:
-                    self._stop_in(pass_, window, rows, oldest, "error", exc)
-                    return False
-                token = self._take(page, rows, oldest)
-                del page  # the raw events are not kept past their page
-                if token is None:
-                    self._done(pass_, window, rows)
-                    break
-                if len(rows) >= self.s.batch_rows:
-                    self._emit(self._partial(pass_, window, rows, oldest))
-                    rows = []
-        return True
+                return None, "throttled", exc
+            except AwsError as exc:
+                return None, "error", exc
+
+    def _window(
+        self, pass_: str, window: windows.Window, state: _ClientState, bucket: TokenBucket
+    ) -> bool:
+        """Read one window to its end (False: the region stopped in it). Sequential, unless its
+        pages come slower than the bucket allows: then the rest is read in slices."""
+        rows: list[Row] = []
+        token: str | None = None
+        oldest: list[datetime] = []  # the oldest event time read in this window, if any
+        read = 0  # events of this window read so far
+        answered: deque[float] = deque(maxlen=SLOW_PAGES)  # AWS's answer times, last pages
+        while True:
+            page, why, error = self._fetch(state, bucket, self._params(window, token))
+            if page is None:
+                self._stop_in(pass_, window, rows, oldest, why or "error", error)
+                return False
+            before = len(rows)
+            token = self._take(page, rows, oldest)
+            read += len(rows) - before
+            del page  # the raw events are not kept past their page
+            if token is None:
+                self._done(pass_, window, rows)
+                return True
+            started = bucket.last_start()
+            if started is not None:
+                answered.append(self.s.pacer.clock() - started)
+            slow = (
+                len(answered) == SLOW_PAGES
+                and statistics.median(answered) > bucket.interval * SLOW_FACTOR
+            )
+            if slow and self.s.slice_workers > 1 and oldest and oldest[0] > window.start:
+                return self._sliced(pass_, window, rows, oldest[0], read, bucket)
+            if len(rows) >= self.s.batch_rows:
+                self._emit(self._partial(pass_, window, rows, oldest))
+                rows = []
+
+    def _slices(self, window: windows.Window, below: datetime, read: int) -> list[_Slice]:
+        """[window.start, below] cut into slices of about SLICE_PAGES pages (from the density
+        of [below, window.end], read so far), oldest first; at least one per worker."""
+        span = (below - window.start).total_seconds()
+        seen = max(1.0, (window.end - below).total_seconds())
+        pages = read / PAGE_SIZE * span / seen
+        count = max(self.s.slice_workers, math.ceil(pages / SLICE_PAGES))
+        count = max(1, min(count, MAX_SLICES, int(span)))
+        bounds = [
+            windows.whole_seconds(window.start + (below - window.start) * i / count)
+            for i in range(count)
+        ] + [below]
+        return [_Slice(a, b) for a, b in itertools.pairwise(bounds) if b > a]
+
+    def _sliced(  # noqa: PLR0917 - private; the window and what it gave travel together
+        self,
+        pass_: str,
+        window: windows.Window,
+        rows: list[Row],
+        below: datetime,
+        read: int,
+        bucket: TokenBucket,
+    ) -> bool:
+        """The rest of `window`, [start, below], read as parallel slices (module docstring)."""
+        slices = self._slices(window, below, read)
+        # What the head pages read, and the window as read down to `below`, first: a run that
+        # dies while the slices read resumes below it (and a first sync has its cursor).
+        self._emit(self._partial(pass_, window, rows, [below]))
+        rows = []
+        todo = deque(reversed(slices))  # newest first
+        halt = threading.Event()
+        stops: list[tuple[str, AwsError | None]] = []
+
+        def work() -> None:
+            with self._lock:  # a client (and its open connection) kept from an earlier window
+                state = self._idle.pop() if self._idle else None
+            if state is None:
+                state = _ClientState(*self.s.source.client(self.region, self.s.limits, bucket))
+            try:
+                while not halt.is_set():
+                    with self._lock:
+                        if not todo:
+                            return
+                        piece = todo.popleft()
+                    if not self._read_slice(piece, state, bucket, pass_, halt, stops):
+                        return
+            finally:
+                with self._lock:
+                    self._idle.append(state)
+
+        workers = min(self.s.slice_workers, len(slices))
+        with ThreadPoolExecutor(workers, thread_name_prefix=f"cloudtrail-{self.key}") as pool:
+            futures = [pool.submit(work) for _ in range(workers)]
+            try:
+                for future in futures:
+                    future.result()
+            finally:
+                halt.set()
+        unfinished = [piece for piece in slices if not piece.done]
+        if not unfinished:
+            self._done(pass_, window, rows)
+            return True
+        for piece in unfinished:  # stored now; read again by the next run, stored once
+            if piece.rows:
+                self._emit(_Batch(self.key, pass_, piece.rows, None, False))
+        top = unfinished[-1]  # everything above it is read
+        read_to = top.oldest if top.oldest is not None else top.end
+        self._emit(self._partial(pass_, window, rows, [read_to]))
+        why, error = stops[0] if stops else ("stopped", None)
+        self.out.stopped_by = why
+        if error is not None:
+            self.out.error_class = error_class(error)
+        return False
+
+    def _read_slice(  # noqa: PLR0917 - private
+        self,
+        piece: _Slice,
+        state: _ClientState,
+        bucket: TokenBucket,
+        pass_: str,
+        halt: threading.Event,
+        stops: list[tuple[str, AwsError | None]],
+    ) -> bool:
+        """Read one slice to its end (True), or stop every slice of the window (False)."""
+        window = windows.Window(piece.start, piece.end, piece.end, piece.end)
+        token: str | None = None
+        oldest: list[datetime] = []
+        while True:
+            if halt.is_set():
+                return False
+            page, why, error = self._fetch(state, bucket, self._params(window, token))
+            if page is None:
+                with self._lock:
+                    stops.append((why or "error", error))
+                halt.set()
+                return False
+            token = self._take(page, piece.rows, oldest)
+            del page
+            if oldest:
+                piece.oldest = oldest[0]
+            if token is None:
+                piece.done = True
+            if len(piece.rows) >= self.s.batch_rows or (piece.done and piece.rows):
+                self._emit(_Batch(self.key, pass_, piece.rows, None, False))
+                piece.rows = []
+            if piece.done:
+                return True
 
     def _params(self, window: windows.Window, token: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {
@@ -365,7 +543,8 @@ class _RegionReader:
         try:
             page: dict[str, Any] = client.lookup_events(**params)
         finally:
-            self.out.api_calls += client.calls - sent
+            with self._lock:
+                self.out.api_calls += client.calls - sent
         return page
 
     def _done(self, pass_: str, window: windows.Window, rows: list[Row]) -> None:
@@ -386,6 +565,7 @@ class _RegionReader:
         self.out.windows_completed += 1
 
     def _take(self, page: dict[str, Any], rows: list[Row], oldest: list[datetime]) -> str | None:
+        skipped = taken = 0
         for item in page.get("Events") or ():
             at = item.get("EventTime")
             if isinstance(at, datetime) and at.tzinfo is not None:
@@ -394,10 +574,13 @@ class _RegionReader:
                     oldest[:] = [at]
             row = redact(item, self.s.aws_account_id, self.region)
             if row is None:
-                self.out.events_skipped += 1
+                skipped += 1
             else:
                 rows.append(row)
-                self.out.events_read += 1
+                taken += 1
+        with self._lock:
+            self.out.events_skipped += skipped
+            self.out.events_read += taken
         token = page.get("NextToken")
         return token if isinstance(token, str) and token else None
 
@@ -479,6 +662,7 @@ class ReadOptions:
     read_timeout_s: float = READ_TIMEOUT_S
     max_attempts: int = MAX_ATTEMPTS
     signin_regions: Sequence[str] = SIGNIN_REGIONS
+    slice_workers: int = SLICE_WORKERS  # 1: never read a window in parallel slices
 
 
 def _position(cursor: store.Cursor | None) -> windows.Position | None:
@@ -533,7 +717,34 @@ def _limits(o: ReadOptions, rng: random.Random) -> CallLimits:
     )
 
 
-def run(conn: Connection, options: ReadOptions) -> Outcome:  # noqa: PLR0915 - closures share it
+def _move_cursors(conn: Connection, o: ReadOptions, batch: _Batch, c: windows.Position) -> None:
+    """The batch's pass cursor (and, for a live window, the sweep's when it moves along)."""
+    at = o.clock()
+    store.set_cursor(
+        conn,
+        o.agency_id,
+        o.account_id,
+        batch.key,
+        pass_=batch.pass_,
+        position=c.position,
+        partial_end=c.partial_end,
+        partial_from=c.partial_from,
+        partial_since=c.partial_since,
+        now=at,
+    )
+    if batch.sweep_to is not None:
+        store.advance_cursor(
+            conn,
+            o.agency_id,
+            o.account_id,
+            batch.key,
+            pass_=SWEEP,
+            position=batch.sweep_to,
+            now=at,
+        )
+
+
+def run(conn: Connection, options: ReadOptions) -> Outcome:
     """Sync one account's CloudTrail events; see the module docstring and `ReadOptions`."""
     o = options
     reads = streams(o.regions, o.signin_regions)
@@ -547,7 +758,7 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:  # noqa: PLR0915 - c
         source=_ClientSource(o.clients, o.reassume),
         pacer=o.pacer,
         limits=limits,
-        batches=queue.Queue(maxsize=2 * len(reads)),
+        batches=queue.Queue(maxsize=2 * len(reads) * max(1, o.slice_workers)),
         stop=threading.Event(),
         batch_rows=max(1, min(o.batch_rows, store.MAX_BATCH_ROWS)),
         rng=rng,
@@ -556,6 +767,7 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:  # noqa: PLR0915 - c
         window_size=o.window_size,
         late=o.late,
         sweep_every=o.sweep_every,
+        slice_workers=max(1, o.slice_workers),
     )
     with tenant_tx(conn, o.agency_id):
         cursors = store.get_cursors(conn, o.account_id)
@@ -571,36 +783,15 @@ def run(conn: Connection, options: ReadOptions) -> Outcome:  # noqa: PLR0915 - c
     }
 
     def write(batch: _Batch) -> None:
+        c = batch.cursor  # None: a slice's rows; the cursor moves when its window is read
         with tenant_tx(conn, o.agency_id):
             o.fence(conn)
             store.defer_commit_flush(conn)  # safe: rows and cursor are lost together or not
             new = store.insert_events(conn, o.agency_id, o.account_id, batch.rows)
-            at = o.clock()
-            c = batch.cursor
-            store.set_cursor(
-                conn,
-                o.agency_id,
-                o.account_id,
-                batch.key,
-                pass_=batch.pass_,
-                position=c.position,
-                partial_end=c.partial_end,
-                partial_from=c.partial_from,
-                partial_since=c.partial_since,
-                now=at,
-            )
-            if batch.sweep_to is not None:
-                store.advance_cursor(
-                    conn,
-                    o.agency_id,
-                    o.account_id,
-                    batch.key,
-                    pass_=SWEEP,
-                    position=batch.sweep_to,
-                    now=at,
-                )
+            if c is not None:
+                _move_cursors(conn, o, batch, c)
         written[batch.key] += new
-        if batch.pass_ == LIVE:
+        if c is not None and batch.pass_ == LIVE:
             positions[batch.key] = c.position
             committed[batch.key] = c
 

@@ -10,7 +10,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -93,3 +93,14 @@ def lookup_items(
             }
         )
     return items
+
+
+def ensure_partitions(admin: psycopg.Connection[Any], start: datetime, end: datetime) -> None:
+    """The month partitions of cao.access_events from `start` to `end` (as the owner; no move
+    limit), before a bulk load that does not go through the sync's insert path."""
+    months: list[datetime] = []
+    month = start.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    while month <= end:
+        months.append(month)
+        month = (month + timedelta(days=32)).replace(day=1)
+    admin.execute("SELECT cao.ensure_event_partitions(%s::timestamptz[], NULL)", (months,))

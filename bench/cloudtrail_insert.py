@@ -44,7 +44,14 @@ from typing import Any
 
 import psycopg
 
-from bench._cloudtrail import connect, database, lookup_items, make_account, make_agency
+from bench._cloudtrail import (
+    connect,
+    database,
+    ensure_partitions,
+    lookup_items,
+    make_account,
+    make_agency,
+)
 from functions.sync_cloudtrail.reader import BATCH_ROWS, PAGE_SIZE
 from functions.sync_cloudtrail.redact import redact
 from shared.db import tenant_tx
@@ -95,7 +102,7 @@ def unnest(conn: psycopg.Connection[Any], agency: uuid.UUID, acct: uuid.UUID, ro
     conn.execute(
         f"INSERT INTO cao.access_events (agency_id, account_id, {COLUMNS})"
         f" SELECT %s, %s, {COLUMNS} FROM unnest({arrays}) AS r({COLUMNS})"
-        " ON CONFLICT (account_id, event_id) DO NOTHING",
+        " ON CONFLICT (account_id, event_id, event_time) DO NOTHING",
         (agency, acct, *[list(c) for c in zip(*rows, strict=True)]),
     )
 
@@ -107,7 +114,7 @@ def executemany(
     with conn.cursor() as cur:
         cur.executemany(
             f"INSERT INTO cao.access_events (agency_id, account_id, {COLUMNS})"
-            f" VALUES ({marks}) ON CONFLICT (account_id, event_id) DO NOTHING",
+            f" VALUES ({marks}) ON CONFLICT (account_id, event_id, event_time) DO NOTHING",
             [(agency, acct, *row) for row in rows],
         )
 
@@ -121,7 +128,9 @@ def prefill(
 ) -> None:
     """`stored` events already there: half the measured account's (accounts[0]), the rest
     spread over the others, in the 60 days before the measured day (one statement: the
-    summary triggers run once, as for a COPY)."""
+    summary triggers run once, as for a COPY). The months' partitions first, as the sync's
+    insert path asks for them (shared.store.access.insert_events)."""
+    ensure_partitions(admin, now - timedelta(days=62), now)
     admin.execute(
         "INSERT INTO cao.access_events (agency_id, account_id, aws_account_id, region, event_id,"
         " event_time, event_name, principal_arn, principal_name, source_ip, is_vendor)"

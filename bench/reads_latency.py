@@ -54,6 +54,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
+from bench._cloudtrail import ensure_partitions
 from devstack import pg
 from functions.access import service as access_service
 from functions.costs import service as costs_service
@@ -167,6 +168,8 @@ def _copy_events(admin: psycopg.Connection[Any], agency: Agency, events: int, se
     region_w = list(itertools.accumulate(w for _, w in REGIONS))
     ips = [f"198.{18 + i // 65000}.{(i // 250) % 256}.{i % 250}" for i in range(IPS)]
     start = now - timedelta(seconds=horizon)
+    # The months' partitions first (a bulk load would otherwise fill the default partition).
+    ensure_partitions(admin, start, now)
     with (
         admin.cursor() as cur,
         cur.copy(

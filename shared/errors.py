@@ -136,6 +136,20 @@ class RateLimitedError(AppError):
         self.retry_after = retry_after
 
 
+class OutboundError(CaoError):
+    """An outbound HTTP call (an alert delivery) failed; the message never names the URL."""
+
+    status = 502
+    code = "delivery_failed"
+
+
+class OutboundRefusedError(OutboundError):
+    """The destination is not allowed: not https on 443, or an address that is not global."""
+
+    status = 422
+    code = "destination_refused"
+
+
 class UnavailableError(CaoError):
     """A dependency failed transiently; the caller may retry later (after `retry_after` s)."""
 

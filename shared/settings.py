@@ -116,6 +116,13 @@ VARS: dict[str, Var] = {
             default="development",
         ),
         Var("LOG_LEVEL", "Log level of the JSON logs.", default="INFO"),
+        Var("VERCEL", "Set to 1 by Vercel on its builds and functions.", default=""),
+        Var(
+            "CAO_OUTBOUND_ALLOW_LOOPBACK",
+            "Local demo and tests only: 1 lets alert deliveries reach a loopback receiver "
+            "(any port). Refused when VERCEL is set.",
+            default="",
+        ),
     )
 }
 
@@ -197,6 +204,20 @@ class Settings:
         if not host:
             raise ConfigError("CAO_PUBLIC_URL must be an http(s) URL such as https://example.com")
         return host
+
+    @property
+    def outbound_allows_loopback(self) -> bool:
+        """Whether outbound deliveries may reach loopback (the local demo and tests only)."""
+        value = self.get("CAO_OUTBOUND_ALLOW_LOOPBACK").strip().lower()
+        if value in ("", "0", "false", "no"):
+            return False
+        if value not in ("1", "true", "yes"):
+            raise ConfigError("CAO_OUTBOUND_ALLOW_LOOPBACK must be 1 or unset")
+        if self.is_set("VERCEL"):
+            raise ConfigError(
+                "CAO_OUTBOUND_ALLOW_LOOPBACK is for local use only and cannot be set on Vercel"
+            )
+        return True
 
     @property
     def is_production(self) -> bool:

@@ -214,6 +214,9 @@ def render(template: str, **context: Any) -> str:
 STATIC_PAGES: dict[str, tuple[str, str, str]] = {
     "index.html": ("index.html", "Cost and access governance", "/"),
     "404.html": ("404.html", "Page not found", ""),
+    "signup.html": ("signup.html", "Create agency", ""),
+    "login.html": ("login.html", "Sign in", ""),
+    "app/onboarding.html": ("onboarding.html", "Onboarding", "/app/onboarding"),
 }
 
 

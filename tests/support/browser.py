@@ -337,6 +337,15 @@ class VirtualAuthenticator:
         )
         return list(answer["credentials"])
 
+    def add_credential(self, credential: dict[str, Any]) -> None:
+        """Puts a credential read from `credentials()` (private key included) in this
+        authenticator: a page that navigated gets a new one (the virtual environment is the
+        document's), holding the passkey created earlier."""
+        self.cdp.send(
+            "WebAuthn.addCredential",
+            {"authenticatorId": self.authenticator_id, "credential": credential},
+        )
+
     def remove(self) -> None:
         self.cdp.send(
             "WebAuthn.removeVirtualAuthenticator", {"authenticatorId": self.authenticator_id}

@@ -18,6 +18,14 @@ export class ApiError extends Error {
   }
 }
 
+// The signed-in session's CSRF token (GET /api/session gives it): every change (any method but
+// GET/HEAD) sends it as X-CSRF-Token once the shell has set it.
+let csrfToken = "";
+
+export function setCsrfToken(token) {
+  csrfToken = token || "";
+}
+
 export async function api(path, { method = "GET", body, headers = {}, signal } = {}) {
   if (!path.startsWith("/api/")) {
     throw new ApiError(0, "bad_path", `not an API path: ${path}`);
@@ -28,6 +36,9 @@ export async function api(path, { method = "GET", body, headers = {}, signal } =
     headers: { accept: "application/json", ...headers },
     signal,
   };
+  if (csrfToken && method !== "GET" && method !== "HEAD") {
+    init.headers["x-csrf-token"] = csrfToken;
+  }
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
